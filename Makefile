@@ -1,0 +1,43 @@
+# aimdb-flow — build, test, bench.
+#   make test        everything CI runs: installs test deps (mosquitto, TinyGo) when missing, vet, gofmt, race tests
+#   make demo        the demo pipeline on embedded defaults (no broker needed)
+#   make bench       full benchmark run;  make bench-quick  short version
+GO      ?= go
+PKGS    ?= ./...
+export GOFLAGS ?= -mod=mod
+
+.PHONY: all build test test-go lint vet fmt-check deps demo bench bench-quick fuzz tinygo-test clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+deps:
+	bash scripts/ensure-deps.sh
+
+lint: vet fmt-check
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps lint test-go
+
+test-go:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+demo:
+	$(GO) run ./cmd/aimdb-flow run pipelines/demo.flow
+
+bench:
+	$(GO) run ./bench/cmd/bench
+
+bench-quick:
+	$(GO) run ./bench/cmd/bench -quick
+
+clean:
+	rm -rf bench/results/tmp

@@ -1,0 +1,74 @@
+// Package registry maps endpoint URL schemes to connector factories, so the
+// DSL can build a connector from `connector NAME "scheme://..."`. There is
+// no global registry: callers build one with Default and may add their own
+// schemes.
+package registry
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aimdb-dev/aimdb-flow/connectors/file"
+	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
+	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+// Registry maps a scheme ("mqtt", "kafka", "file") to its factory.
+type Registry map[string]pipeline.Factory
+
+// Default returns a registry with every built-in connector.
+func Default() Registry {
+	r := Registry{
+		"mem": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
+			if len(p) > 0 {
+				return nil, fmt.Errorf("mem takes no settings")
+			}
+			return mem.New(nil), nil
+		},
+		"file": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
+			if len(p) > 0 {
+				return nil, fmt.Errorf("file takes no settings")
+			}
+			return file.New(), nil
+		},
+		"stdio": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
+			if len(p) > 0 {
+				return nil, fmt.Errorf("stdio takes no settings")
+			}
+			return file.NewStdio(nil, nil, nil), nil
+		},
+		"gen": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
+			if len(p) > 0 {
+				return nil, fmt.Errorf("gen takes no connector settings (set rate/count/template on the link)")
+			}
+			return gen.New(), nil
+		},
+	}
+	// Connector packages with network I/O register here.
+	return r
+}
+
+// Build creates the builder for an endpoint URL.
+func (r Registry) Build(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
+	scheme, _, ok := strings.Cut(endpoint, "://")
+	if !ok || scheme == "" {
+		scheme = endpoint // "stdio", "gen", "mem" may be written bare
+	}
+	f, ok := r[scheme]
+	if !ok {
+		return nil, fmt.Errorf("unknown connector scheme %q (known: %s)", scheme, strings.Join(r.Schemes(), ", "))
+	}
+	return f(endpoint, p)
+}
+
+// Schemes lists the registered schemes, sorted.
+func (r Registry) Schemes() []string {
+	out := make([]string, 0, len(r))
+	for s := range r {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,127 @@
+package buffer
+
+import (
+	"context"
+	"sync"
+)
+
+type mailbox[T any] struct {
+	mu        sync.Mutex
+	val       T
+	full      bool
+	closed    bool
+	pushed    uint64
+	delivered uint64
+	dropped   uint64
+	readers   []*mailboxReader[T]
+}
+
+func newMailbox[T any]() *mailbox[T] { return &mailbox[T]{} }
+
+func (m *mailbox[T]) Config() Config { return Config{Kind: Mailbox} }
+
+func (m *mailbox[T]) Push(_ context.Context, v T) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	if m.full {
+		m.dropped++
+	}
+	m.val = v
+	m.full = true
+	m.pushed++
+	// Readers compete for the slot: waking one is enough, but a woken reader
+	// may have been cancelled meanwhile, so wake all and let them race.
+	for _, rd := range m.readers {
+		rd.w.wake()
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *mailbox[T]) Subscribe() Reader[T] {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rd := &mailboxReader[T]{m: m, w: newWaiter()}
+	m.readers = append(m.readers, rd)
+	return rd
+}
+
+func (m *mailbox[T]) Close() {
+	m.mu.Lock()
+	m.closed = true
+	for _, rd := range m.readers {
+		rd.w.wake()
+	}
+	m.mu.Unlock()
+}
+
+func (m *mailbox[T]) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Stats{Kind: Mailbox, Capacity: 1, Pushed: m.pushed, Delivered: m.delivered,
+		Dropped: m.dropped, Readers: len(m.readers)}
+	if m.full {
+		s.Occupancy = 1
+	}
+	return s
+}
+
+type mailboxReader[T any] struct {
+	m      *mailbox[T]
+	w      waiter
+	closed bool
+}
+
+func (rd *mailboxReader[T]) next() (v T, ok bool, err error) {
+	m := rd.m
+	if m.full && !rd.closed {
+		v = m.val
+		var zero T
+		m.val = zero
+		m.full = false
+		m.delivered++
+		return v, true, nil
+	}
+	if m.closed || rd.closed {
+		return v, false, ErrClosed
+	}
+	return v, false, nil
+}
+
+func (rd *mailboxReader[T]) TryRecv() (T, bool, error) {
+	rd.m.mu.Lock()
+	defer rd.m.mu.Unlock()
+	return rd.next()
+}
+
+func (rd *mailboxReader[T]) Recv(ctx context.Context) (T, error) {
+	for {
+		rd.m.mu.Lock()
+		v, ok, err := rd.next()
+		if ok || err != nil {
+			rd.m.mu.Unlock()
+			return v, err
+		}
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.m.mu); err != nil {
+			return v, err
+		}
+	}
+}
+
+func (rd *mailboxReader[T]) Close() {
+	m := rd.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rd.closed = true
+	rd.w.wake()
+	for i, x := range m.readers {
+		if x == rd {
+			m.readers = append(m.readers[:i], m.readers[i+1:]...)
+			break
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package buffer
+
+import (
+	"context"
+	"sync"
+)
+
+type queue[T any] struct {
+	mu        sync.Mutex
+	size      int
+	closed    bool
+	pushed    uint64
+	delivered uint64
+	readers   []*queueReader[T]
+	writer    waiter // the writer parks here while some reader is full
+}
+
+func newQueue[T any](n int) *queue[T] {
+	return &queue[T]{size: n, writer: newWaiter()}
+}
+
+func (q *queue[T]) Config() Config { return Config{Kind: Queue, Size: q.size} }
+
+func (q *queue[T]) full() bool {
+	for _, rd := range q.readers {
+		if rd.n == len(rd.items) {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *queue[T]) Push(ctx context.Context, v T) error {
+	q.mu.Lock()
+	for {
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		if !q.full() {
+			break
+		}
+		q.writer.waiting = true
+		if err := q.writer.park(ctx, &q.mu); err != nil {
+			return err
+		}
+		q.mu.Lock()
+	}
+	for _, rd := range q.readers {
+		rd.items[(rd.start+rd.n)%len(rd.items)] = v
+		rd.n++
+		rd.w.wake()
+	}
+	q.pushed++
+	q.mu.Unlock()
+	return nil
+}
+
+func (q *queue[T]) Subscribe() Reader[T] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	rd := &queueReader[T]{q: q, items: make([]T, q.size), w: newWaiter()}
+	q.readers = append(q.readers, rd)
+	return rd
+}
+
+func (q *queue[T]) Close() {
+	q.mu.Lock()
+	q.closed = true
+	for _, rd := range q.readers {
+		rd.w.wake()
+	}
+	q.writer.wake()
+	q.mu.Unlock()
+}
+
+func (q *queue[T]) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := Stats{Kind: Queue, Capacity: q.size, Pushed: q.pushed, Delivered: q.delivered, Readers: len(q.readers)}
+	for _, rd := range q.readers {
+		s.Occupancy = max(s.Occupancy, rd.n)
+	}
+	return s
+}
+
+type queueReader[T any] struct {
+	q      *queue[T]
+	items  []T
+	start  int
+	n      int
+	w      waiter
+	closed bool
+}
+
+func (rd *queueReader[T]) next() (v T, ok bool, err error) {
+	q := rd.q
+	if rd.n > 0 && !rd.closed {
+		var zero T
+		v = rd.items[rd.start]
+		rd.items[rd.start] = zero
+		rd.start = (rd.start + 1) % len(rd.items)
+		rd.n--
+		q.delivered++
+		q.writer.wake()
+		return v, true, nil
+	}
+	if q.closed || rd.closed {
+		return v, false, ErrClosed
+	}
+	return v, false, nil
+}
+
+func (rd *queueReader[T]) TryRecv() (T, bool, error) {
+	rd.q.mu.Lock()
+	defer rd.q.mu.Unlock()
+	return rd.next()
+}
+
+func (rd *queueReader[T]) Recv(ctx context.Context) (T, error) {
+	for {
+		rd.q.mu.Lock()
+		v, ok, err := rd.next()
+		if ok || err != nil {
+			rd.q.mu.Unlock()
+			return v, err
+		}
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.q.mu); err != nil {
+			return v, err
+		}
+	}
+}
+
+// Close unsubscribes; values still queued for this reader are discarded and
+// the writer no longer waits for it. A reader that must not lose values
+// drains with TryRecv before closing.
+func (rd *queueReader[T]) Close() {
+	q := rd.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	rd.closed = true
+	rd.w.wake()
+	for i, x := range q.readers {
+		if x == rd {
+			q.readers = append(q.readers[:i], q.readers[i+1:]...)
+			break
+		}
+	}
+	q.writer.wake()
+}

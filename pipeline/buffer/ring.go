@@ -1,0 +1,131 @@
+package buffer
+
+import (
+	"context"
+	"sync"
+)
+
+type ring[T any] struct {
+	mu        sync.Mutex
+	slots     []T
+	head      uint64 // sequence number of the next write
+	closed    bool
+	readers   []*ringReader[T]
+	delivered uint64
+	lagged    uint64
+}
+
+func newRing[T any](n int) *ring[T] {
+	return &ring[T]{slots: make([]T, n)}
+}
+
+func (r *ring[T]) Config() Config { return Config{Kind: Ring, Size: len(r.slots)} }
+
+func (r *ring[T]) Push(_ context.Context, v T) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.slots[r.head%uint64(len(r.slots))] = v
+	r.head++
+	for _, rd := range r.readers {
+		rd.w.wake()
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *ring[T]) Subscribe() Reader[T] {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rd := &ringReader[T]{r: r, pos: r.head, w: newWaiter()}
+	r.readers = append(r.readers, rd)
+	return rd
+}
+
+func (r *ring[T]) Close() {
+	r.mu.Lock()
+	r.closed = true
+	for _, rd := range r.readers {
+		rd.w.wake()
+	}
+	r.mu.Unlock()
+}
+
+func (r *ring[T]) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Stats{Kind: Ring, Capacity: len(r.slots), Pushed: r.head, Delivered: r.delivered,
+		Lagged: r.lagged, Readers: len(r.readers)}
+	for _, rd := range r.readers {
+		if occ := int(min(r.head-rd.pos, uint64(len(r.slots)))); occ > s.Occupancy {
+			s.Occupancy = occ
+		}
+	}
+	return s
+}
+
+type ringReader[T any] struct {
+	r      *ring[T]
+	pos    uint64
+	w      waiter
+	closed bool
+}
+
+// next must be called with the lock held.
+func (rd *ringReader[T]) next() (v T, ok bool, err error) {
+	r := rd.r
+	n := uint64(len(r.slots))
+	if r.head > n && rd.pos < r.head-n {
+		missed := r.head - n - rd.pos
+		rd.pos = r.head - n
+		r.lagged += missed
+		return v, false, &LagError{Missed: missed}
+	}
+	if rd.pos < r.head {
+		v = r.slots[rd.pos%n]
+		rd.pos++
+		r.delivered++
+		return v, true, nil
+	}
+	if r.closed || rd.closed {
+		return v, false, ErrClosed
+	}
+	return v, false, nil
+}
+
+func (rd *ringReader[T]) TryRecv() (T, bool, error) {
+	rd.r.mu.Lock()
+	defer rd.r.mu.Unlock()
+	return rd.next()
+}
+
+func (rd *ringReader[T]) Recv(ctx context.Context) (T, error) {
+	for {
+		rd.r.mu.Lock()
+		v, ok, err := rd.next()
+		if ok || err != nil {
+			rd.r.mu.Unlock()
+			return v, err
+		}
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.r.mu); err != nil {
+			return v, err
+		}
+	}
+}
+
+func (rd *ringReader[T]) Close() {
+	r := rd.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rd.closed = true
+	rd.w.wake()
+	for i, x := range r.readers {
+		if x == rd {
+			r.readers = append(r.readers[:i], r.readers[i+1:]...)
+			break
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Link is a parsed link address: the name of the connector that serves it
+// and the connector-specific address, e.g. "mqtt://sensors/+/temp" is
+// {Connector: "mqtt", Address: "sensors/+/temp"}. A link address is not an
+// endpoint URL: the endpoint (broker host, credentials) belongs to the
+// connector, the link names a topic, path or stream on it.
+type Link struct {
+	Connector string
+	Address   string
+}
+
+// String renders the link as "connector://address".
+func (l Link) String() string { return l.Connector + "://" + l.Address }
+
+// ParseLink splits "name://address". The address may be empty for
+// connectors that need none (e.g. "stdio://").
+func ParseLink(s string) (Link, error) {
+	name, addr, ok := strings.Cut(s, "://")
+	if !ok || name == "" {
+		return Link{}, fmt.Errorf("link %q: want connector://address", s)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '+') {
+			return Link{}, fmt.Errorf("link %q: invalid connector name %q", s, name)
+		}
+	}
+	return Link{Connector: name, Address: addr}, nil
+}
+
+// Endpoint is a connector's endpoint URL ("mqtt://user@127.0.0.1:1883",
+// "kafka://h1:9092,h2:9092"). It is kept as a parsed URL; secrets in it must
+// never be logged: use Redacted.
+type Endpoint struct{ *url.URL }
+
+// ParseEndpoint parses an endpoint URL.
+func ParseEndpoint(s string) (Endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint: %w", err)
+	}
+	if u.Scheme == "" {
+		return Endpoint{}, fmt.Errorf("endpoint %q: missing scheme", s)
+	}
+	return Endpoint{u}, nil
+}
+
+// Redacted returns the URL with any password replaced.
+func (e Endpoint) Redacted() string {
+	if e.URL == nil {
+		return ""
+	}
+	return e.URL.Redacted()
+}
+
+// Params are untyped key/value settings as written in a .flow file
+// (`client_id "edge-1"`, `qos 1`). Connectors parse them into their own
+// typed options once, at build time.
+type Params map[string]string
+
+// Direction tells whether a link is inbound (source) or outbound (sink).
+type Direction uint8
+
+// Link directions.
+const (
+	Inbound Direction = iota + 1
+	Outbound
+)
+
+func (d Direction) String() string {
+	if d == Inbound {
+		return "inbound"
+	}
+	return "outbound"
+}
+
+// Builder creates a connector. One Builder value is configured per
+// connector instance (it carries the endpoint and typed options) and named
+// in a Graph; links whose connector name matches are served by it.
+type Builder interface {
+	// Scheme is the connector type ("mqtt", "kafka", "file").
+	Scheme() string
+	// Build creates the connector. It should not block on the network:
+	// connection management belongs in the background so that a broker that
+	// is down at start is retried rather than fatal.
+	Build(ctx context.Context, env BuildEnv) (Connector, error)
+}
+
+// LinkOptionParser is optionally implemented by a Builder to validate and
+// type the options of its links once, before anything starts. The returned
+// value is what Publish and Serve receive as opts.
+type LinkOptionParser interface {
+	ParseLinkOptions(dir Direction, address string, params Params) (any, error)
+}
+
+// BuildEnv is what a Builder receives.
+type BuildEnv struct {
+	// Name is the connector's name in the graph (the link scheme).
+	Name   string
+	Logger *slog.Logger
+	Tracer Tracer // may be nil
+	// Inbound lists the inbound links this connector will serve (the same
+	// subscriptions Serve receives), so a connector can subscribe on
+	// connect and report readiness accordingly.
+	Inbound []Subscription
+}
+
+// Connector is a built connector: it owns its connection(s), reconnects in
+// the background with backoff, and publishes.
+type Connector interface {
+	// Publish sends env.Payload (with env.Key and env.Headers where the
+	// protocol has them) to dest and returns when the destination confirmed
+	// it (or, for fire-and-forget protocols, when it was written). opts is
+	// the value returned by ParseLinkOptions, or nil. Publish must return by
+	// ctx's deadline. Publish may be called concurrently.
+	Publish(ctx context.Context, dest string, opts any, env *Envelope) error
+	// Close releases resources after the runner has drained: flush pending
+	// publishes and commit acknowledged offsets within ctx's deadline.
+	Close(ctx context.Context) error
+}
+
+// AsyncPublisher is optionally implemented by connectors that confirm
+// publishes asynchronously (pipelining many in flight). PublishAsync hands
+// env off and returns; the connector must copy what it needs from env
+// before returning (the envelope is reused) and later call env.Ack.Finish
+// exactly once with the outcome. The runner takes that ack share before the
+// call. A non-nil return means the hand-off failed and the share was not
+// consumed.
+type AsyncPublisher interface {
+	PublishAsync(ctx context.Context, dest string, opts any, env *Envelope) error
+}
+
+// Subscription is one inbound link as the connector sees it.
+type Subscription struct {
+	// Filter is the link address (topic filter, path, file name).
+	Filter string
+	// Options is the value returned by ParseLinkOptions, or nil.
+	Options any
+	// Record is the record the link feeds (for logs and gen templates).
+	Record string
+}
+
+// Source is implemented by connectors with inbound links.
+type Source interface {
+	// Serve subscribes to every subscription (re-subscribing after each
+	// reconnect) and hands each inbound message to d until ctx is done, then
+	// stops consuming and returns nil. It returns a non-nil error only when
+	// it cannot continue at all. Serve sets env.Topic to the concrete topic,
+	// env.Ack to an ack whose callback acknowledges the message to the
+	// broker (nil for fire-and-forget sources), and calls d.Dispatch.
+	Serve(ctx context.Context, subs []Subscription, d Dispatcher) error
+}
+
+// FiniteSource is optionally implemented by a Source whose inbound data
+// ends by itself (a file, a generator with a count). When every source of a
+// graph is finite for its subscriptions and all have returned, the runner
+// drains and stops without waiting for cancellation.
+type FiniteSource interface {
+	Finite(subs []Subscription) bool
+}
+
+// Dispatcher is handed to a Source: it routes a message to every record
+// whose inbound link matches env.Topic, decoding with each link's decoder.
+type Dispatcher interface {
+	// Dispatch consumes env's ack share. It blocks while a lossless buffer
+	// is full (backpressure) and returns ctx.Err() if ctx ends first. A
+	// payload that fails to decode is dead-lettered and counted, not
+	// returned as an error.
+	Dispatch(ctx context.Context, env *Envelope) error
+}
+
+// Readiness is optionally implemented by connectors that can tell whether
+// they are connected. A nil error means ready.
+type Readiness interface {
+	Ready() error
+}
+
+// Backoff computes exponential retry delays with full jitter, for
+// reconnection loops.
+type Backoff struct {
+	Min, Max time.Duration // defaults 100ms and 30s
+	Factor   float64       // default 2
+	attempt  int
+}
+
+// Next returns the delay before the next attempt and advances the counter.
+func (b *Backoff) Next() time.Duration {
+	lo, hi, f := b.Min, b.Max, b.Factor
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	if hi <= 0 {
+		hi = 30 * time.Second
+	}
+	if f <= 1 {
+		f = 2
+	}
+	d := float64(lo)
+	for i := 0; i < b.attempt && d < float64(hi); i++ {
+		d *= f
+	}
+	if d > float64(hi) {
+		d = float64(hi)
+	}
+	b.attempt++
+	// Full jitter in [d/2, d): keeps a floor so retries never hammer.
+	return time.Duration(d/2 + rand.Float64()*d/2)
+}
+
+// Reset starts the sequence again after a success.
+func (b *Backoff) Reset() { b.attempt = 0 }
+
+// Sleep waits for the next delay or ctx; it reports false if ctx ended.
+func (b *Backoff) Sleep(ctx context.Context) bool {
+	t := time.NewTimer(b.Next())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Factory builds a connector Builder from a DSL declaration: the endpoint
+// URL and the connector's settings (`connector NAME "URL" key value ...`).
+// Each connector package exports one; package connectors/registry maps
+// schemes to them.
+type Factory func(endpoint string, params Params) (Builder, error)

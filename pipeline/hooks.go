@@ -1,0 +1,80 @@
+package pipeline
+
+import "context"
+
+// Hop identifies the kind of step a record is taking, for tracing.
+type Hop uint8
+
+// The hops of a record's journey.
+const (
+	HopReceive Hop = iota + 1 // a source received a message
+	HopRoute                  // the router dispatched it to a record
+	HopDecode                 // a decoder turned the payload into a value
+	HopStage                  // a pipeline stage processed it
+	HopBuffer                 // it waited in a record's buffer
+	HopEncode                 // an encoder turned the value into a payload
+	HopPublish                // a publisher sent it to a destination
+)
+
+var hopNames = [...]string{"", "receive", "route", "decode", "stage", "buffer", "encode", "publish"}
+
+// String returns the lower-case hop name.
+func (h Hop) String() string {
+	if int(h) < len(hopNames) {
+		return hopNames[h]
+	}
+	return "hop"
+}
+
+// HopInfo describes where a hop happens. The runner builds these once per
+// stage and link and passes the same pointer for every record, so tracers
+// must not modify them.
+type HopInfo struct {
+	Hop         Hop
+	Pipeline    string
+	Stage       string
+	Record      string
+	Link        string // "mqtt://alerts/{device}"
+	Connector   string // connector name
+	Scheme      string // "mqtt", "kafka"
+	Destination string // static part of the destination, if any
+}
+
+// Tracer is the tracing hook. StartHop is called at every hop of every
+// record when a Tracer is installed; it may store state in env.Trace (for
+// example the current span context) and inject propagation headers into
+// env.Headers before a publish. The returned Span may be nil.
+//
+// The core depends only on this interface; the OpenTelemetry implementation
+// lives in its own package so that device builds never import it.
+type Tracer interface {
+	StartHop(ctx context.Context, env *Envelope, info *HopInfo) Span
+}
+
+// Span ends a hop. err is the hop's outcome.
+type Span interface {
+	End(err error)
+}
+
+// BatchTracer is optionally implemented by a Tracer that links a batch's
+// span to the spans of its input records.
+type BatchTracer interface {
+	StartBatch(ctx context.Context, out *Envelope, inputs []*Envelope, info *HopInfo) Span
+}
+
+type hookSet struct {
+	tracer Tracer
+}
+
+func (h *hookSet) start(ctx context.Context, env *Envelope, info *HopInfo) Span {
+	if h == nil || h.tracer == nil {
+		return nil
+	}
+	return h.tracer.StartHop(ctx, env, info)
+}
+
+func endSpan(s Span, err error) {
+	if s != nil {
+		s.End(err)
+	}
+}

@@ -1,0 +1,852 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
+	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
+)
+
+// RunOptions configure a Runner.
+type RunOptions struct {
+	// Logger receives lifecycle and error logs (default slog.Default()).
+	Logger *slog.Logger
+	// Tracer is the tracing hook (nil: tracing off, at no cost).
+	Tracer Tracer
+	// DrainTimeout bounds the shutdown: after the sources stopped, in-flight
+	// records have this long to reach their sinks (default 10s).
+	DrainTimeout time.Duration
+}
+
+// ErrDrainTimeout is returned by Run when in-flight records did not drain
+// within RunOptions.DrainTimeout.
+var ErrDrainTimeout = errors.New("drain timed out with records in flight")
+
+// Runner runs a validated Graph. It owns every goroutine it starts: Run
+// returns only after all of them have returned.
+type Runner struct {
+	g     *Graph
+	opts  RunOptions
+	log   *slog.Logger
+	hooks *hookSet
+
+	records  map[string]*record
+	recOrder []*record
+	conns    map[string]*connRun
+	connList []*connRun
+	pipes    []*pipeRun
+	pubs     []*publisherRun
+	graphDL  *outRun
+
+	unrouted    atomic.Uint64
+	deadLetters atomic.Uint64
+	dlLogged    atomic.Uint64
+	started     atomic.Bool
+	running     atomic.Bool
+}
+
+type connRun struct {
+	name   string
+	spec   *connSpec
+	conn   Connector
+	subs   []Subscription
+	router *topic.Router[*route]
+	disp   *dispatcher
+	topics bool
+}
+
+type route struct {
+	rec    *record
+	link   *InLink
+	stats  *LinkStats
+	decode *HopInfo
+}
+
+// NewRunner validates g and prepares it to run. No goroutine is started and
+// no connection is opened until Run.
+func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	r := &Runner{g: g, opts: opts, log: opts.Logger, hooks: &hookSet{tracer: opts.Tracer},
+		records: map[string]*record{}, conns: map[string]*connRun{}}
+	for _, c := range g.conns {
+		cr := &connRun{name: c.name, spec: c, router: topic.NewRouter[*route](), topics: isTopicScheme(c.b.Scheme())}
+		cr.disp = &dispatcher{r: r, c: cr, info: &HopInfo{Hop: HopReceive, Connector: c.name, Scheme: c.b.Scheme()}}
+		r.conns[c.name] = cr
+		r.connList = append(r.connList, cr)
+	}
+	for _, spec := range g.records {
+		rec := newRecord(spec)
+		r.records[spec.Name] = rec
+		r.recOrder = append(r.recOrder, rec)
+		if len(spec.Inbound) > 0 {
+			rec.writer = writerSource
+		}
+		for _, l := range spec.Inbound {
+			cr := r.conns[l.Link.Connector]
+			rt := &route{rec: rec, link: l, stats: &LinkStats{},
+				decode: &HopInfo{Hop: HopDecode, Record: rec.name, Link: l.Raw, Connector: cr.name, Scheme: cr.spec.b.Scheme()}}
+			if cr.topics {
+				if err := cr.router.Add(l.Link.Address, rt); err != nil {
+					return nil, fmt.Errorf("record %s: %w", spec.Name, err)
+				}
+			} else {
+				cr.router.AddExact(l.Link.Address, rt)
+			}
+			cr.subs = append(cr.subs, Subscription{Filter: l.Link.Address, Options: l.Options, Record: spec.Name})
+		}
+	}
+	if g.deadLetter != nil {
+		r.graphDL = r.newOut(g.deadLetter, "", "")
+	}
+	for _, spec := range g.pipes {
+		pr, err := r.newPipe(spec)
+		if err != nil {
+			return nil, err
+		}
+		r.pipes = append(r.pipes, pr)
+	}
+	for _, spec := range g.records {
+		rec := r.records[spec.Name]
+		for _, l := range spec.Outbound {
+			r.pubs = append(r.pubs, &publisherRun{r: r, rec: rec, in: rec.subscribe(), out: r.newOut(l, "", rec.name)})
+		}
+	}
+	return r, nil
+}
+
+// Run builds the connectors, starts every pipeline, publisher and source,
+// and blocks until ctx is cancelled (or every source is finite and done).
+// It then stops the sources, drains in-flight records to their sinks within
+// the drain timeout, closes the connectors (committing what completed) and
+// returns. The error is nil on a clean stop.
+func (r *Runner) Run(ctx context.Context) (err error) {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("pipeline: runner already started")
+	}
+	for _, c := range r.connList {
+		conn, berr := c.spec.b.Build(ctx, BuildEnv{Name: c.name, Logger: r.log.With("connector", c.name), Tracer: r.opts.Tracer, Inbound: c.subs})
+		if berr != nil {
+			r.closeConns(ctx)
+			return fmt.Errorf("connector %s: %w", c.name, berr)
+		}
+		c.conn = conn
+		if len(c.subs) > 0 {
+			if _, ok := conn.(Source); !ok {
+				r.closeConns(ctx)
+				return fmt.Errorf("connector %s (%s) cannot serve inbound links", c.name, c.spec.b.Scheme())
+			}
+		}
+	}
+	r.bindOutputs()
+
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	srcCtx, cancelSrc := context.WithCancel(ctx)
+	defer cancelSrc()
+
+	var failOnce sync.Once
+	var fatal error
+	fail := func(e error) {
+		failOnce.Do(func() { fatal = e })
+		cancelSrc()
+	}
+
+	var workWG sync.WaitGroup
+	for _, p := range r.pipes {
+		workWG.Add(1)
+		go func() {
+			defer workWG.Done()
+			if e := p.run(workCtx); e != nil && workCtx.Err() == nil {
+				fail(fmt.Errorf("pipeline %s: %w", p.name, e))
+			}
+		}()
+	}
+	for _, p := range r.pubs {
+		workWG.Add(1)
+		go func() {
+			defer workWG.Done()
+			if e := p.run(workCtx); e != nil && workCtx.Err() == nil {
+				fail(fmt.Errorf("record %s publisher %s: %w", p.rec.name, p.out.link.Raw, e))
+			}
+		}()
+	}
+
+	var srcWG sync.WaitGroup
+	finite := true
+	nsrc := 0
+	for _, c := range r.connList {
+		if len(c.subs) == 0 {
+			continue
+		}
+		nsrc++
+		if f, ok := c.conn.(FiniteSource); !ok || !f.Finite(c.subs) {
+			finite = false
+		}
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			if e := c.conn.(Source).Serve(srcCtx, c.subs, c.disp); e != nil && srcCtx.Err() == nil {
+				fail(fmt.Errorf("connector %s: %w", c.name, e))
+			}
+		}()
+	}
+	srcDone := make(chan struct{})
+	go func() { srcWG.Wait(); close(srcDone) }()
+	var finished <-chan struct{} // stays nil (never ready) unless every source is finite
+	if nsrc > 0 && finite {
+		finished = srcDone
+	}
+	r.running.Store(true)
+	r.log.Debug("pipeline graph running", "records", len(r.records), "pipelines", len(r.pipes), "sources", nsrc)
+
+	select {
+	case <-srcCtx.Done():
+	case <-finished:
+	}
+	r.running.Store(false)
+	drainDeadline := time.NewTimer(r.opts.DrainTimeout)
+	defer drainDeadline.Stop()
+	cancelSrc()
+	srcWG.Wait()
+	for _, rec := range r.recOrder {
+		if rec.writer != writerPipeline {
+			rec.close()
+		}
+	}
+	drained := make(chan struct{})
+	go func() { workWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-drainDeadline.C:
+		r.log.Warn("drain timed out; abandoning in-flight records", "timeout", r.opts.DrainTimeout)
+		cancelWork()
+		<-drained
+		failOnce.Do(func() { fatal = ErrDrainTimeout })
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.DrainTimeout)
+	defer cancel()
+	if cerr := r.closeConns(cctx); cerr != nil {
+		failOnce.Do(func() { fatal = cerr })
+	}
+	return fatal
+}
+
+func (r *Runner) closeConns(ctx context.Context) error {
+	var errs []error
+	for _, c := range r.connList {
+		if c.conn == nil {
+			continue
+		}
+		if err := c.conn.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("connector %s: close: %w", c.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runner) bindOutputs() {
+	bind := func(o *outRun) {
+		if o == nil {
+			return
+		}
+		o.conn = r.conns[o.link.Link.Connector].conn
+		o.async, _ = o.conn.(AsyncPublisher)
+	}
+	bind(r.graphDL)
+	for _, p := range r.pipes {
+		for _, o := range p.outs {
+			bind(o)
+		}
+		if p.dl != r.graphDL {
+			bind(p.dl)
+		}
+	}
+	for _, p := range r.pubs {
+		bind(p.out)
+	}
+}
+
+// Ready reports nil when the graph is running and every connector that can
+// tell is connected.
+func (r *Runner) Ready() error {
+	if !r.running.Load() {
+		return errors.New("not running")
+	}
+	for _, c := range r.connList {
+		if rd, ok := c.conn.(Readiness); ok {
+			if err := rd.Ready(); err != nil {
+				return fmt.Errorf("connector %s: %w", c.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Latest returns the latest value written to a record.
+func (r *Runner) Latest(name string) (Envelope, bool) {
+	rec := r.records[name]
+	if rec == nil {
+		return Envelope{}, false
+	}
+	return rec.get()
+}
+
+// Subscribe adds a reader to a record, for Go code consuming it. It must be
+// called before Run. Envelopes read from a lossless record carry an ack
+// share the caller must release with env.Ack.Done().
+func (r *Runner) Subscribe(name string) (buffer.Reader[Envelope], error) {
+	if r.started.Load() {
+		return nil, errors.New("pipeline: Subscribe after Run")
+	}
+	rec := r.records[name]
+	if rec == nil {
+		return nil, fmt.Errorf("pipeline: unknown record %q", name)
+	}
+	return rec.subscribe(), nil
+}
+
+// Writer returns a producer for a record that has no other writer (no
+// inbound link, no pipeline writing into it).
+func (r *Runner) Writer(name string) (*Writer, error) {
+	rec := r.records[name]
+	if rec == nil {
+		return nil, fmt.Errorf("pipeline: unknown record %q", name)
+	}
+	if rec.writer != writerNone {
+		return nil, fmt.Errorf("pipeline: record %q already has a writer", name)
+	}
+	return &Writer{rec: rec}, nil
+}
+
+// Writer produces values into a record from Go code.
+type Writer struct{ rec *record }
+
+// Write writes env into the record (blocking on a full queue buffer). The
+// caller keeps its ack share and must release it.
+func (w *Writer) Write(ctx context.Context, env *Envelope) error {
+	if w.rec.closed.Load() {
+		return buffer.ErrClosed
+	}
+	return w.rec.write(ctx, env)
+}
+
+// WriteValue writes a value with the current time.
+func (w *Writer) WriteValue(ctx context.Context, v any) error {
+	return w.Write(ctx, &Envelope{Value: v, Time: time.Now()})
+}
+
+// Stats returns a snapshot of every counter.
+func (r *Runner) Stats() Snapshot {
+	s := Snapshot{Records: map[string]RecordSnapshot{}, Pipelines: map[string]PipelineSnapshot{},
+		Links: map[string]LinkSnapshot{}, Unrouted: r.unrouted.Load(), DeadLetters: r.deadLetters.Load()}
+	for _, rec := range r.recOrder {
+		s.Records[rec.name] = RecordSnapshot{Writes: rec.writes.Load(), Buffer: rec.buf.Stats()}
+	}
+	for _, p := range r.pipes {
+		ps := PipelineSnapshot{In: p.inN.Load(), Out: p.out.Load(), Errors: p.errors.Load()}
+		for i, st := range p.stageStats {
+			ps.Stages = append(ps.Stages, StageSnapshot{Name: p.stageNames[i], In: st.In.Load(), Errors: st.Errors.Load()})
+		}
+		s.Pipelines[p.name] = ps
+		for _, o := range p.outs {
+			s.Links[p.name+"|"+o.link.Raw] = o.snapshot()
+		}
+	}
+	for _, p := range r.pubs {
+		s.Links[p.rec.name+"|"+p.out.link.Raw] = p.out.snapshot()
+	}
+	for _, c := range r.connList {
+		for _, rec := range r.g.records {
+			for _, l := range rec.Inbound {
+				if l.Link.Connector != c.name {
+					continue
+				}
+				for _, rt := range c.router.Lookup(nil, l.Link.Address) {
+					if rt.link == l {
+						s.Links[rec.Name+"|"+l.Raw] = LinkSnapshot{Direction: Inbound, Link: l.Raw,
+							Messages: rt.stats.Messages.Load(), Errors: rt.stats.Errors.Load(), DeadLettered: rt.stats.DeadLettered.Load()}
+					}
+				}
+			}
+		}
+	}
+	return s
+}
+
+// ---- inbound ----
+
+type dispatcher struct {
+	r    *Runner
+	c    *connRun
+	info *HopInfo
+}
+
+func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
+	r := d.r
+	span := r.hooks.start(ctx, env, d.info)
+	var arr [4]*route
+	routes := d.c.router.Lookup(arr[:0], env.Topic)
+	if len(routes) == 0 {
+		r.unrouted.Add(1)
+		endSpan(span, nil)
+		env.Ack.Done()
+		return nil
+	}
+	if env.Time.IsZero() {
+		env.Time = time.Now()
+	}
+	var werr error
+	for _, rt := range routes {
+		rt.stats.Messages.Add(1)
+		e := *env
+		dspan := r.hooks.start(ctx, &e, rt.decode)
+		v, err := rt.link.Decoder.Decode(env.Payload)
+		endSpan(dspan, err)
+		if err != nil {
+			rt.stats.Errors.Add(1)
+			rt.stats.DeadLettered.Add(1)
+			if dlErr := r.deadLetter(ctx, r.graphDL, &e, "", "decode", rt.rec.name, rt.link.Raw, err); dlErr != nil {
+				werr = errors.Join(werr, dlErr)
+			}
+			continue
+		}
+		e.Value = v
+		if err := rt.rec.write(ctx, &e); err != nil {
+			werr = errors.Join(werr, err)
+		}
+	}
+	endSpan(span, werr)
+	env.Ack.Finish(werr)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// ---- dead letters ----
+
+func (r *Runner) deadLetter(ctx context.Context, dl *outRun, env *Envelope, pipeline, stage, rec, link string, cause error) error {
+	r.deadLetters.Add(1)
+	d := NewDeadLetter(env, pipeline, stage, rec, link, cause)
+	if dl == nil {
+		// No destination: count and log (the first 10, then every 1000th).
+		if n := r.dlLogged.Add(1); n <= 10 || n%1000 == 0 {
+			r.log.Warn("record dropped (no dead-letter destination)", "pipeline", pipeline, "stage", stage,
+				"record", rec, "link", link, "topic", env.Topic, "error", cause, "count", n)
+		}
+		return nil
+	}
+	dest, err := dl.link.Dest.Render(env)
+	if err != nil {
+		dest = dl.link.Dest.String()
+	}
+	e := Envelope{Payload: d.Marshal(), Topic: dest, Key: env.Key, Headers: env.Headers, Time: time.Now(), Trace: env.Trace}
+	if err := dl.publish(ctx, &e, false); err != nil {
+		r.log.Error("dead-letter publish failed", "destination", dl.link.Raw, "error", err)
+		return err
+	}
+	return nil
+}
+
+// ---- outbound ----
+
+type outRun struct {
+	r        *Runner
+	link     *OutLink
+	conn     Connector
+	async    AsyncPublisher
+	stats    LinkStats
+	pipeline string
+	record   string
+	encInfo  *HopInfo
+	pubInfo  *HopInfo
+}
+
+func (r *Runner) newOut(l *OutLink, pipeline, rec string) *outRun {
+	scheme := ""
+	if c := r.conns[l.Link.Connector]; c != nil {
+		scheme = c.spec.b.Scheme()
+	}
+	dest := ""
+	if l.Dest != nil && l.Dest.Static() {
+		dest = l.Dest.String()
+	}
+	return &outRun{r: r, link: l, pipeline: pipeline, record: rec,
+		encInfo: &HopInfo{Hop: HopEncode, Pipeline: pipeline, Record: rec, Link: l.Raw, Connector: l.Link.Connector, Scheme: scheme},
+		pubInfo: &HopInfo{Hop: HopPublish, Pipeline: pipeline, Record: rec, Link: l.Raw, Connector: l.Link.Connector, Scheme: scheme, Destination: dest}}
+}
+
+func (o *outRun) snapshot() LinkSnapshot {
+	return LinkSnapshot{Direction: Outbound, Link: o.link.Raw, Messages: o.stats.Messages.Load(),
+		Errors: o.stats.Errors.Load(), DeadLettered: o.stats.DeadLettered.Load()}
+}
+
+// outputError marks a failure in the output step (encode, destination,
+// key, publish) so the dead letter names it.
+type outputError struct {
+	stage string
+	err   error
+}
+
+func (e *outputError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+// send encodes env and publishes it. A nil value passes its payload
+// through unchanged.
+func (o *outRun) send(ctx context.Context, env *Envelope) error {
+	out := *env
+	if env.Value != nil {
+		span := o.r.hooks.start(ctx, &out, o.encInfo)
+		p, err := o.link.Encoder.Encode(env.Value)
+		endSpan(span, err)
+		if err != nil {
+			return &outputError{"encode", err}
+		}
+		out.Payload = p
+	}
+	dest, err := o.link.Dest.Render(env)
+	if err != nil {
+		return &outputError{"destination", err}
+	}
+	out.Topic = dest
+	if o.link.Key != nil {
+		k, err := o.link.Key(env)
+		if err != nil {
+			return &outputError{"key", err}
+		}
+		out.Key = k
+	}
+	if err := o.publish(ctx, &out, true); err != nil {
+		return &outputError{"publish", err}
+	}
+	return nil
+}
+
+func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) error {
+	span := o.r.hooks.start(ctx, env, o.pubInfo)
+	var err error
+	if o.async != nil && allowAsync && env.Ack != nil {
+		env.Ack.Add(1)
+		if err = o.async.PublishAsync(ctx, env.Topic, o.link.Options, env); err != nil {
+			env.Ack.Add(-1)
+		}
+	} else {
+		err = o.conn.Publish(ctx, env.Topic, o.link.Options, env)
+	}
+	endSpan(span, err)
+	if err != nil {
+		o.stats.Errors.Add(1)
+		return err
+	}
+	o.stats.Messages.Add(1)
+	return nil
+}
+
+// nackError tells settle to reject the source message (at-least-once:
+// redelivery) rather than dead-letter it again.
+type nackError struct{ err error }
+
+func (e *nackError) Error() string { return e.err.Error() }
+func (e *nackError) Unwrap() error { return e.err }
+
+// deliverOut sends env to o; on failure it dead-letters with provenance.
+// It returns a *nackError when the record could neither be sent nor
+// dead-lettered.
+func (r *Runner) deliverOut(ctx context.Context, o *outRun, dl *outRun, env *Envelope) error {
+	err := o.send(ctx, env)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return &nackError{err}
+	}
+	o.stats.DeadLettered.Add(1)
+	stage := "to " + o.link.Raw
+	var oe *outputError
+	if errors.As(err, &oe) {
+		stage = oe.stage + " " + o.link.Raw
+		err = oe.err
+	}
+	if dl == nil && oe != nil && oe.stage == "publish" {
+		// A rejected publish with nowhere to dead-letter it: reject the
+		// source message so it is redelivered instead of lost.
+		r.deadLetters.Add(1)
+		r.log.Warn("publish failed; rejecting source message", "link", o.link.Raw, "error", err)
+		return &nackError{err}
+	}
+	if dlErr := r.deadLetter(ctx, dl, env, o.pipeline, stage, o.record, o.link.Raw, err); dlErr != nil {
+		return &nackError{dlErr}
+	}
+	return nil
+}
+
+type publisherRun struct {
+	r   *Runner
+	rec *record
+	in  buffer.Reader[Envelope]
+	out *outRun
+}
+
+func (p *publisherRun) run(ctx context.Context) error {
+	for {
+		env, err := p.in.Recv(ctx)
+		if err != nil {
+			var lag *buffer.LagError
+			switch {
+			case errors.As(err, &lag):
+				p.r.log.Warn("publisher lagged", "record", p.rec.name, "link", p.out.link.Raw, "missed", lag.Missed)
+				continue
+			case errors.Is(err, buffer.ErrClosed):
+				return nil
+			}
+			return err
+		}
+		err = p.r.deliverOut(ctx, p.out, p.r.graphDL, &env)
+		var ne *nackError
+		if errors.As(err, &ne) {
+			env.Ack.Nack(ne.err)
+		} else {
+			env.Ack.Done()
+		}
+	}
+}
+
+// ---- pipelines ----
+
+type pipeRun struct {
+	r          *Runner
+	name       string
+	spec       *PipelineSpec
+	in         buffer.Reader[Envelope]
+	inRec      *record
+	into       *record
+	outs       []*outRun
+	dl         *outRun
+	stageNames []string
+	stageStats []*StageStats
+	segments   []segment
+	inN        atomic.Uint64
+	// For Workers > 1: the first segment's processors and what follows them.
+	seg0Procs []Processor
+	seg0Next  Emit
+	out       atomic.Uint64
+	errors    atomic.Uint64
+	lagged    atomic.Uint64
+}
+
+// A segment is a run of processors fused into one Emit, optionally fed by
+// an async stage's goroutine.
+type segment struct {
+	async AsyncStage // nil for the first segment
+	name  string
+	chain Emit
+	in    chan Envelope // input of the async stage (nil for the first segment)
+}
+
+func (r *Runner) newPipe(spec *PipelineSpec) (*pipeRun, error) {
+	p := &pipeRun{r: r, name: spec.Name, spec: spec, inRec: r.records[spec.Input]}
+	p.in = p.inRec.subscribe()
+	if spec.IntoRecord != "" {
+		p.into = r.records[spec.IntoRecord]
+		p.into.writer = writerPipeline
+	}
+	for _, l := range spec.Outputs {
+		p.outs = append(p.outs, r.newOut(l, spec.Name, ""))
+	}
+	p.dl = r.graphDL
+	if spec.DeadLetter != nil {
+		p.dl = r.newOut(spec.DeadLetter, spec.Name, "")
+	}
+	for i, s := range spec.Stages {
+		p.stageNames = append(p.stageNames, strconv.Itoa(i+1)+":"+s.Kind())
+		p.stageStats = append(p.stageStats, &StageStats{})
+	}
+	// Cut the stage list at async stages; build chains back to front.
+	type cut struct {
+		async AsyncStage
+		name  string
+		from  int
+	}
+	cuts := []cut{{from: 0}}
+	for i, s := range spec.Stages {
+		if a, ok := s.(AsyncStage); ok {
+			cuts = append(cuts, cut{async: a, name: p.stageNames[i], from: i + 1})
+		} else if _, ok := s.(Processor); !ok {
+			return nil, fmt.Errorf("pipeline %s: stage %s is neither a Processor nor an AsyncStage", spec.Name, p.stageNames[i])
+		}
+	}
+	p.segments = make([]segment, len(cuts))
+	var next Emit = p.terminal
+	for ci := len(cuts) - 1; ci >= 0; ci-- {
+		end := len(spec.Stages)
+		if ci+1 < len(cuts) {
+			end = cuts[ci+1].from - 1
+		}
+		var procs []Processor
+		for i := cuts[ci].from; i < end; i++ {
+			procs = append(procs, spec.Stages[i].(Processor))
+		}
+		from := cuts[ci].from
+		if ci == 0 {
+			p.seg0Procs, p.seg0Next = procs, next
+		}
+		chain := fuse(spec.Name, procs, p.stageNames[from:from+len(procs)], r.hooks, p.stageStats[from:from+len(procs)], next)
+		seg := segment{async: cuts[ci].async, name: cuts[ci].name, chain: chain}
+		if ci > 0 {
+			// The previous segment ends by handing envelopes to this
+			// segment's async stage through a bounded channel.
+			seg.in = make(chan Envelope, 256)
+			next = feed(seg.in)
+		}
+		p.segments[ci] = seg
+	}
+	return p, nil
+}
+
+func (p *pipeRun) terminal(ctx context.Context, env *Envelope) error {
+	p.out.Add(1)
+	var nack error
+	if p.into != nil {
+		if err := p.into.write(ctx, env); err != nil {
+			nack = err
+		}
+	}
+	for _, o := range p.outs {
+		if err := p.r.deliverOut(ctx, o, p.dl, env); err != nil {
+			nack = errors.Join(nack, err)
+		}
+	}
+	if nack != nil {
+		return &nackError{nack}
+	}
+	return nil
+}
+
+// settle releases the share env carries after its chain ran: success acks;
+// a stage error is dead-lettered (with provenance) and acked; an output
+// that could not deliver nor dead-letter nacks so the source redelivers.
+func (p *pipeRun) settle(ctx context.Context, env *Envelope, err error) {
+	if err == nil {
+		env.Ack.Done()
+		return
+	}
+	var ne *nackError
+	if errors.As(err, &ne) {
+		env.Ack.Nack(ne.err)
+		return
+	}
+	p.errors.Add(1)
+	stage := ""
+	cause := err
+	var se *StageError
+	if errors.As(err, &se) {
+		stage, cause = se.Stage, se.Err
+	}
+	if dlErr := p.r.deadLetter(ctx, p.dl, env, p.name, stage, "", "", cause); dlErr != nil {
+		env.Ack.Nack(dlErr)
+		return
+	}
+	env.Ack.Done()
+}
+
+func (p *pipeRun) run(ctx context.Context) error {
+	defer func() {
+		if p.into != nil {
+			p.into.close()
+		}
+	}()
+	// Segment i>0 runs in its async stage's goroutine, fed by segment i-1.
+	n := len(p.segments)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 1; i < n; i++ {
+		seg := p.segments[i]
+		emit := func(ctx context.Context, env *Envelope) error {
+			p.settle(ctx, env, seg.chain(ctx, env))
+			return nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if i+1 < n {
+					close(p.segments[i+1].in)
+				}
+			}()
+			errs[i] = seg.async.Run(ctx, seg.in, emit)
+		}()
+	}
+	first := p.segments[0].chain
+	var runErr error
+	if p.spec.Workers > 1 {
+		runErr = p.runParallel(ctx, first)
+	} else {
+		runErr = p.runSerial(ctx, first)
+	}
+	if n > 1 {
+		close(p.segments[1].in)
+	}
+	wg.Wait()
+	return errors.Join(append([]error{runErr}, errs...)...)
+}
+
+// feed returns an Emit that hands a copy of env (with its own ack share) to
+// an async stage's input channel.
+func feed(ch chan Envelope) Emit {
+	return func(ctx context.Context, env *Envelope) error {
+		e := *env
+		e.Ack.Add(1)
+		select {
+		case ch <- e:
+			return nil
+		case <-ctx.Done():
+			e.Ack.Nack(ctx.Err())
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *pipeRun) recv(ctx context.Context) (Envelope, bool, error) {
+	for {
+		env, err := p.in.Recv(ctx)
+		if err == nil {
+			p.inN.Add(1)
+			return env, true, nil
+		}
+		var lag *buffer.LagError
+		switch {
+		case errors.As(err, &lag):
+			p.lagged.Add(lag.Missed)
+			p.r.log.Warn("pipeline lagged behind its input record", "pipeline", p.name, "record", p.inRec.name, "missed", lag.Missed)
+			continue
+		case errors.Is(err, buffer.ErrClosed):
+			return env, false, nil
+		}
+		return env, false, err
+	}
+}
+
+func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
+	for {
+		env, ok, err := p.recv(ctx)
+		if !ok {
+			return err
+		}
+		p.settle(ctx, &env, chain(ctx, &env))
+	}
+}

@@ -1,0 +1,87 @@
+// Package codec provides the serializers used by links and encode/decode
+// stages: JSON, raw bytes, and MessagePack (compact binary). Lookup maps a
+// DSL codec name to its implementation.
+package codec
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+// JSON decodes a JSON document into map[string]any / []any / float64 /
+// string / bool / nil and encodes any value encoding/json accepts.
+type JSON struct{}
+
+// Name implements pipeline.Codec.
+func (JSON) Name() string { return "json" }
+
+// Decode implements pipeline.Decoder.
+func (JSON) Decode(p []byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(p, &v); err != nil {
+		return nil, fmt.Errorf("json: %w", err)
+	}
+	return v, nil
+}
+
+// Encode implements pipeline.Encoder.
+func (JSON) Encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("json: %w", err)
+	}
+	return b, nil
+}
+
+// Raw passes bytes through: Decode returns the payload as []byte (a copy);
+// Encode accepts []byte or string.
+type Raw struct{}
+
+// Name implements pipeline.Codec.
+func (Raw) Name() string { return "raw" }
+
+// Decode implements pipeline.Decoder.
+func (Raw) Decode(p []byte) (any, error) { return append([]byte(nil), p...), nil }
+
+// Encode implements pipeline.Encoder.
+func (Raw) Encode(v any) ([]byte, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case string:
+		return []byte(x), nil
+	case nil:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("raw: cannot encode %T (want bytes or string; use encode json)", v)
+}
+
+// Registry maps codec names to codecs.
+type Registry map[string]pipeline.Codec
+
+// Default returns a registry with every built-in codec.
+func Default() Registry {
+	return Registry{"json": JSON{}, "raw": Raw{}}
+}
+
+// Lookup returns the named codec.
+func (r Registry) Lookup(name string) (pipeline.Codec, error) {
+	c, ok := r[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown codec %q (known: %v)", name, r.Names())
+	}
+	return c, nil
+}
+
+// Names lists the registered codec names, sorted.
+func (r Registry) Names() []string {
+	out := make([]string, 0, len(r))
+	for n := range r {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
