@@ -25,7 +25,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps lint test-go
+test: deps lint test-go tinygo-test
+
+# Device subset under TinyGo (script provided by the device work; skipped until it exists).
+tinygo-test:
+	@if [ -f scripts/tinygo-test.sh ]; then bash scripts/tinygo-test.sh; else echo 'tinygo-test: no scripts/tinygo-test.sh yet, skipping'; fi
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
