@@ -115,4 +115,3 @@ func TestTemplate(t *testing.T) {
 		}
 	}
 }
-

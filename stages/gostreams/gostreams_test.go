@@ -114,4 +114,3 @@ func ExampleFlow() {
 	// 30
 	// 27.5
 }
-
