@@ -1,0 +1,176 @@
+package stages_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages"
+)
+
+// run drives a processor with inputs and returns what it emitted.
+func runProc(t *testing.T, p pipeline.Processor, inputs ...any) ([]any, []error) {
+	t.Helper()
+	var outs []any
+	var errs []error
+	for _, v := range inputs {
+		env := pipeline.Envelope{Value: v}
+		err := p.Process(context.Background(), &env, func(_ context.Context, e *pipeline.Envelope) error {
+			outs = append(outs, e.Value)
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return outs, errs
+}
+
+// runAsync feeds an async stage and collects its outputs.
+func runAsync(t *testing.T, s pipeline.AsyncStage, feed func(in chan<- pipeline.Envelope, out <-chan pipeline.Envelope)) []pipeline.Envelope {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in := make(chan pipeline.Envelope)
+	out := make(chan pipeline.Envelope, 100)
+	done := make(chan error)
+	go func() {
+		done <- s.Run(ctx, in, func(_ context.Context, e *pipeline.Envelope) error {
+			out <- *e
+			e.Ack.Done()
+			return nil
+		})
+	}()
+	var outs []pipeline.Envelope
+	feed(in, out)
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	for e := range out {
+		outs = append(outs, e)
+	}
+	return outs
+}
+
+func TestProcessors(t *testing.T) {
+	tests := []struct {
+		name     string
+		p        pipeline.Processor
+		in       []any
+		want     string
+		wantErrs int
+	}{
+		{"filter", stages.FilterValue(func(f float64) bool { return f > 1 }), []any{1.0, 2.0, 3.0}, "[2 3]", 0},
+		{"filter type mismatch", stages.FilterValue(func(f float64) bool { return true }), []any{"x", 1.0}, "[1]", 1},
+		{"map", stages.MapValue(func(f float64) (string, error) { return strconv.Itoa(int(f)), nil }), []any{1.0, 2.0}, "[1 2]", 0},
+		{"map error", stages.MapValue(func(f float64) (float64, error) {
+			if f == 0 {
+				return 0, errors.New("division by zero")
+			}
+			return 1 / f, nil
+		}), []any{0.0, 2.0}, "[0.5]", 1},
+		{"dedupe", stages.Dedupe(func(e *pipeline.Envelope) ([]byte, error) { return []byte(fmt.Sprint(e.Value)), nil }, 2),
+			[]any{"a", "b", "a", "c", "a"}, "[a b c a]", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outs, errs := runProc(t, tt.p, tt.in...)
+			if got := fmt.Sprint(outs); got != tt.want {
+				t.Errorf("got %s want %s", got, tt.want)
+			}
+			if len(errs) != tt.wantErrs {
+				t.Errorf("errors %v, want %d", errs, tt.wantErrs)
+			}
+		})
+	}
+}
+
+func TestEncodeDecodeStages(t *testing.T) {
+	outs, errs := runProc(t, stages.Decode(jsonish{}), nil)
+	if len(errs) != 0 || fmt.Sprint(outs) != "[decoded]" {
+		t.Fatalf("%v %v", outs, errs)
+	}
+}
+
+type jsonish struct{}
+
+func (jsonish) Decode([]byte) (any, error) { return "decoded", nil }
+
+func TestBatchBySizeAndTime(t *testing.T) {
+	var acked int
+	var sizes []int
+	runAsync(t, stages.Batch(3, 20*time.Millisecond), func(in chan<- pipeline.Envelope, out <-chan pipeline.Envelope) {
+		for i := 0; i < 7; i++ {
+			in <- pipeline.Envelope{Value: i, Ack: pipeline.NewAck(func(error) { acked++ })}
+		}
+		for len(sizes) < 3 { // two full batches, then the time trigger flushes the 7th alone
+			sizes = append(sizes, len((<-out).Value.([]any)))
+		}
+		in <- pipeline.Envelope{Value: 7, Ack: pipeline.NewAck(func(error) { acked++ })}
+		sizes = append(sizes, len((<-out).Value.([]any)))
+	})
+	if fmt.Sprint(sizes) != "[3 3 1 1]" {
+		t.Fatalf("batch sizes %v, want [3 3 1 1]", sizes)
+	}
+	if acked != 8 {
+		t.Fatalf("acked %d inputs, want 8 (group acks complete inputs)", acked)
+	}
+}
+
+func TestThrottleDelaysNeverDrops(t *testing.T) {
+	outs := runAsync(t, stages.Throttle(5, 20*time.Millisecond), func(in chan<- pipeline.Envelope, _ <-chan pipeline.Envelope) {
+		for i := 0; i < 12; i++ {
+			in <- pipeline.Envelope{Value: i}
+		}
+	})
+	if len(outs) != 12 {
+		t.Fatalf("got %d, want all 12", len(outs))
+	}
+}
+
+func TestTumblingWindowGroupsAndAcks(t *testing.T) {
+	acked := 0
+	outs := runAsync(t, stages.TumblingWindow(30*time.Millisecond), func(in chan<- pipeline.Envelope, _ <-chan pipeline.Envelope) {
+		for i := 0; i < 4; i++ {
+			in <- pipeline.Envelope{Value: i, Time: time.Now(), Ack: pipeline.NewAck(func(error) { acked++ })}
+		}
+	})
+	total := 0
+	for _, o := range outs {
+		total += len(o.Value.([]any))
+	}
+	if total != 4 || acked != 4 {
+		t.Fatalf("windows held %d values, acked %d; want 4 and 4", total, acked)
+	}
+}
+
+func TestSessionWindow(t *testing.T) {
+	var first pipeline.Envelope
+	outs := runAsync(t, stages.SessionWindow(30*time.Millisecond), func(in chan<- pipeline.Envelope, out <-chan pipeline.Envelope) {
+		in <- pipeline.Envelope{Value: 1}
+		in <- pipeline.Envelope{Value: 2}
+		first = <-out // the gap closes the first session
+		in <- pipeline.Envelope{Value: 3}
+	})
+	if len(first.Value.([]any)) != 2 || len(outs) != 1 || len(outs[0].Value.([]any)) != 1 {
+		t.Fatalf("sessions %v then %v, want [1 2] then [3]", first.Value, outs)
+	}
+}
+
+func ExampleFilterValue() {
+	hot := stages.FilterValue(func(m map[string]any) bool { return m["temp"].(float64) > 25 })
+	for _, temp := range []float64{20, 30} {
+		env := pipeline.Envelope{Value: map[string]any{"temp": temp}}
+		hot.Process(context.Background(), &env, func(_ context.Context, e *pipeline.Envelope) error {
+			fmt.Println("kept", e.Value.(map[string]any)["temp"])
+			return nil
+		})
+	}
+	// Output: kept 30
+}
