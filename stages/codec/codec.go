@@ -4,7 +4,6 @@
 package codec
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -12,7 +11,13 @@ import (
 )
 
 // JSON decodes a JSON document into map[string]any / []any / float64 /
-// string / bool / nil and encodes any value encoding/json accepts.
+// string / bool / nil (exactly the values encoding/json produces for `any`)
+// and encodes any value encoding/json accepts, with identical output.
+//
+// Decoding uses a hand-written single-pass parser (no reflection) with key
+// interning; encoding has fast paths for the decoded shapes, scalars,
+// json.Number, []byte and time.Time and falls back to encoding/json for
+// everything else (structs, pointers, Marshalers).
 type JSON struct{}
 
 // Name implements pipeline.Codec.
@@ -20,8 +25,8 @@ func (JSON) Name() string { return "json" }
 
 // Decode implements pipeline.Decoder.
 func (JSON) Decode(p []byte) (any, error) {
-	var v any
-	if err := json.Unmarshal(p, &v); err != nil {
+	v, err := decodeJSON(p)
+	if err != nil {
 		return nil, fmt.Errorf("json: %w", err)
 	}
 	return v, nil
@@ -29,11 +34,8 @@ func (JSON) Decode(p []byte) (any, error) {
 
 // Encode implements pipeline.Encoder.
 func (JSON) Encode(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("json: %w", err)
-	}
-	return b, nil
+	// Errors already carry the "json: " prefix (ours and encoding/json's).
+	return encodeJSON(v)
 }
 
 // Raw passes bytes through: Decode returns the payload as []byte (a copy);
