@@ -11,6 +11,7 @@ import (
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/file"
 	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
+	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
@@ -47,6 +48,7 @@ func Default() Registry {
 		},
 	}
 	// Connector packages with network I/O register here.
+	r["http"], r["https"] = httpconn.Factory, httpconn.Factory
 	return r
 }
 

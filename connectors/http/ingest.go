@@ -1,0 +1,297 @@
+package httpconn
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+type ingestRoute struct {
+	topic   string // the link address: what the dispatcher routes on
+	methods []string
+}
+
+// listen binds the ingest server's socket and prepares the routes.
+func (c *conn) listen(subs []pipeline.Subscription) error {
+	c.wantIn = true
+	c.routes = map[string]*ingestRoute{}
+	for _, s := range subs {
+		o, ok := s.Options.(*IngestOptions)
+		if !ok || o == nil {
+			var err error
+			if o, err = parseIngestOptions(s.Filter, nil); err != nil {
+				return fmt.Errorf("record %s: %w", s.Record, err)
+			}
+		}
+		rt := c.routes[o.Path]
+		if rt == nil {
+			rt = &ingestRoute{topic: s.Filter}
+			c.routes[o.Path] = rt
+		} else if rt.topic != s.Filter {
+			return fmt.Errorf("path %s is written both as %q and %q; use one spelling", o.Path, rt.topic, s.Filter)
+		}
+		for _, m := range o.Methods {
+			if !slices.Contains(rt.methods, m) {
+				rt.methods = append(rt.methods, m)
+			}
+		}
+	}
+	var tlsCfg *tls.Config
+	if c.ep.Scheme == "https" {
+		if c.cfg.CertFile == "" {
+			return errors.New("an https ingest endpoint needs cert_file and key_file")
+		}
+		cert, err := tls.LoadX509KeyPair(c.cfg.CertFile, c.cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("cert_file/key_file: %w", err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	}
+	ln := c.cfg.Listener
+	if ln == nil {
+		host, port := c.ep.Hostname(), c.ep.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[c.ep.Scheme]
+		}
+		var err error
+		if ln, err = net.Listen("tcp", net.JoinHostPort(host, port)); err != nil {
+			return fmt.Errorf("ingest listen: %w", err)
+		}
+		if !isLoopback(host) {
+			c.log.Warn("ingest server listens beyond loopback; protect it with a token and TLS", "address", ln.Addr().String())
+		}
+	}
+	if c.cfg.Token == "" && !isLoopback(c.ep.Hostname()) {
+		c.log.Warn("ingest server has no token: anyone who can reach it can write records", "address", ln.Addr().String())
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	c.ln = ln
+	return nil
+}
+
+// Serve implements pipeline.Source: it serves the ingest paths until ctx
+// is done, then shuts the server down gracefully (requests in progress
+// finish within ShutdownTimeout) and returns nil.
+func (c *conn) Serve(ctx context.Context, _ []pipeline.Subscription, d pipeline.Dispatcher) error {
+	if c.ln == nil {
+		return errors.New("http: Serve without inbound links")
+	}
+	c.served.Store(true)
+	srv := &http.Server{
+		Handler:           &ingestHandler{c: c, d: d, stop: ctx},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slogErrorLog(c.log),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(c.ln) }()
+	c.serving.Store(true)
+	c.log.Info("ingest server listening", "address", c.ln.Addr().String(), "paths", len(c.routes))
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		c.serving.Store(false)
+		return fmt.Errorf("ingest server: %w", err)
+	}
+	c.serving.Store(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		c.log.Warn("ingest server shutdown timed out; closing connections", "error", err)
+		srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+type ingestHandler struct {
+	c    *conn
+	d    pipeline.Dispatcher
+	stop context.Context // the source's context: cancelled on shutdown
+}
+
+type reply struct {
+	Status string `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func writeReply(w http.ResponseWriter, code int, r reply) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(r)
+}
+
+func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := h.c
+	rt := c.routes[r.URL.Path]
+	if rt == nil {
+		writeReply(w, http.StatusNotFound, reply{Error: "no record is fed by this path"})
+		return
+	}
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		writeReply(w, http.StatusMethodNotAllowed, reply{Error: "method not allowed"})
+		return
+	}
+	if c.cfg.Token != "" && !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aimdb-flow ingest"`)
+		writeReply(w, http.StatusUnauthorized, reply{Error: "missing or wrong bearer token"})
+		return
+	}
+	if h.stop.Err() != nil {
+		w.Header().Set("Connection", "close")
+		writeReply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
+		return
+	}
+	if r.ContentLength > c.cfg.MaxBody {
+		writeReply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeReply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
+			return
+		}
+		writeReply(w, http.StatusBadRequest, reply{Error: "reading body failed"})
+		return
+	}
+	if isJSON(r.Header.Get("Content-Type")) && !json.Valid(body) {
+		writeReply(w, http.StatusBadRequest, reply{Error: "body is not valid JSON"})
+		return
+	}
+
+	env := pipeline.Envelope{Payload: body, Topic: rt.topic, Time: time.Now(), Partition: -1, Headers: c.forwardHeaders(r.Header)}
+	if c.cfg.KeyHeader != "" {
+		if k := r.Header.Get(c.cfg.KeyHeader); k != "" {
+			env.Key = []byte(k)
+		}
+	}
+	var acked chan error
+	if c.cfg.Wait == WaitAck {
+		acked = make(chan error, 1)
+		env.Ack = pipeline.NewAck(func(err error) { acked <- err })
+	}
+
+	// Dispatch blocks while a lossless buffer is full: give it
+	// AcceptTimeout, and stop at once if the client leaves or the source
+	// shuts down.
+	dctx, cancel := context.WithTimeout(r.Context(), c.cfg.AcceptTimeout)
+	stopAfter := context.AfterFunc(h.stop, cancel)
+	err = h.d.Dispatch(dctx, &env)
+	stopAfter()
+	cancel()
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		msg := "backpressure: the record's buffer is full"
+		if h.stop.Err() != nil {
+			msg = "shutting down"
+		}
+		writeReply(w, http.StatusServiceUnavailable, reply{Error: msg})
+		return
+	}
+	if acked == nil {
+		writeReply(w, http.StatusAccepted, reply{Status: "accepted"})
+		return
+	}
+	t := time.NewTimer(c.cfg.AckTimeout)
+	defer t.Stop()
+	select {
+	case err := <-acked:
+		if err != nil {
+			c.log.Warn("ingested record was not delivered", "path", r.URL.Path, "error", err)
+			writeReply(w, http.StatusBadGateway, reply{Error: "record accepted but not delivered by every sink"})
+			return
+		}
+		writeReply(w, http.StatusOK, reply{Status: "delivered"})
+	case <-t.C:
+		writeReply(w, http.StatusGatewayTimeout, reply{Error: "record accepted; delivery not confirmed in time"})
+	case <-r.Context().Done():
+		// The client left; the record continues its journey.
+	}
+}
+
+func (h *ingestHandler) authorized(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Compare digests: constant time, and no early exit on length.
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	want := sha256.Sum256([]byte(h.c.cfg.Token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+func isJSON(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// forwardHeaders copies the allowed request headers into envelope headers
+// with lower-case names (the form W3C trace context and MQTT 5 user
+// properties use).
+func (c *conn) forwardHeaders(h http.Header) pipeline.Headers {
+	allow := c.cfg.ForwardHeaders
+	if len(allow) == 0 {
+		return nil
+	}
+	var out pipeline.Headers
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		if neverForward(lk) || !headerAllowed(allow, lk) {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, pipeline.Header{Key: lk, Value: v})
+		}
+	}
+	// Map iteration order is random: sort for stable envelopes.
+	slices.SortStableFunc(out, func(a, b pipeline.Header) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+func headerAllowed(allow []string, lk string) bool {
+	for _, a := range allow {
+		if a == "*" || a == lk {
+			return true
+		}
+		if p, ok := strings.CutSuffix(a, "*"); ok && strings.HasPrefix(lk, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// slogErrorLog routes net/http's server errors (TLS handshake failures,
+// broken connections) to the connector's logger.
+func slogErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
+}
