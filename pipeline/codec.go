@@ -1,10 +1,20 @@
 package pipeline
 
-// Decoder turns a payload into a value. Implementations must not retain
-// payload after returning (the source may reuse it) unless they copy it.
+// Decoder turns a payload into a value. The payload belongs to the
+// envelope (sources never reuse it after dispatch), so a decoder may return
+// values that alias it.
 type Decoder interface {
 	Decode(payload []byte) (any, error)
 }
+
+// PayloadOnly is an inbound decoder that leaves the value nil and keeps the
+// payload, so decoding can happen later in the pipeline: typically in a
+// Decode stage of a parallel pipeline, so that decoding uses every core.
+var PayloadOnly Decoder = payloadOnly{}
+
+type payloadOnly struct{}
+
+func (payloadOnly) Decode([]byte) (any, error) { return nil, nil }
 
 // Encoder turns a value into a payload. The returned slice must be freshly
 // allocated or otherwise owned by the caller: publishers may hold it after

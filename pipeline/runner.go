@@ -410,26 +410,34 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 	if env.Time.IsZero() {
 		env.Time = time.Now()
 	}
+	// Each route decodes into env.Value in turn and the record copies the
+	// envelope into its buffer, so one envelope serves every route with no
+	// per-route copy (and no allocation).
 	var werr error
 	for _, rt := range routes {
 		rt.stats.Messages.Add(1)
-		e := *env
-		dspan := r.hooks.start(ctx, &e, rt.decode)
-		v, err := rt.link.Decoder.Decode(env.Payload)
-		endSpan(dspan, err)
+		var v any
+		var err error
+		if rt.link.Decoder != PayloadOnly {
+			dspan := r.hooks.start(ctx, env, rt.decode)
+			v, err = rt.link.Decoder.Decode(env.Payload)
+			endSpan(dspan, err)
+		}
 		if err != nil {
 			rt.stats.Errors.Add(1)
 			rt.stats.DeadLettered.Add(1)
-			if dlErr := r.deadLetter(ctx, r.graphDL, &e, "", "decode", rt.rec.name, rt.link.Raw, err); dlErr != nil {
+			env.Value = nil
+			if dlErr := r.deadLetter(ctx, r.graphDL, env, "", "decode", rt.rec.name, rt.link.Raw, err); dlErr != nil {
 				werr = errors.Join(werr, dlErr)
 			}
 			continue
 		}
-		e.Value = v
-		if err := rt.rec.write(ctx, &e); err != nil {
+		env.Value = v
+		if err := rt.rec.write(ctx, env); err != nil {
 			werr = errors.Join(werr, err)
 		}
 	}
+	env.Value = nil
 	endSpan(span, werr)
 	env.Ack.Finish(werr)
 	if ctx.Err() != nil {
@@ -475,6 +483,10 @@ type outRun struct {
 	record   string
 	encInfo  *HopInfo
 	pubInfo  *HopInfo
+	// scratch is the outgoing envelope. An outRun is driven by one
+	// goroutine (its pipeline's last segment or its publisher), and
+	// publishers copy what they keep, so one envelope is reused.
+	scratch Envelope
 }
 
 func (r *Runner) newOut(l *OutLink, pipeline, rec string) *outRun {
@@ -509,9 +521,11 @@ func (e *outputError) Unwrap() error { return e.err }
 // send encodes env and publishes it. A nil value passes its payload
 // through unchanged.
 func (o *outRun) send(ctx context.Context, env *Envelope) error {
-	out := *env
+	o.scratch = *env
+	out := &o.scratch
+	defer func() { o.scratch = Envelope{} }()
 	if env.Value != nil {
-		span := o.r.hooks.start(ctx, &out, o.encInfo)
+		span := o.r.hooks.start(ctx, out, o.encInfo)
 		p, err := o.link.Encoder.Encode(env.Value)
 		endSpan(span, err)
 		if err != nil {
@@ -531,7 +545,7 @@ func (o *outRun) send(ctx context.Context, env *Envelope) error {
 		}
 		out.Key = k
 	}
-	if err := o.publish(ctx, &out, true); err != nil {
+	if err := o.publish(ctx, out, true); err != nil {
 		return &outputError{"publish", err}
 	}
 	return nil
@@ -603,8 +617,10 @@ type publisherRun struct {
 }
 
 func (p *publisherRun) run(ctx context.Context) error {
+	var env Envelope // hoisted: escapes once, not once per record
 	for {
-		env, err := p.in.Recv(ctx)
+		e, err := p.in.Recv(ctx)
+		env = e
 		if err != nil {
 			var lag *buffer.LagError
 			switch {
@@ -842,11 +858,14 @@ func (p *pipeRun) recv(ctx context.Context) (Envelope, bool, error) {
 }
 
 func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
+	var env Envelope // hoisted: escapes once, not once per record
 	for {
-		env, ok, err := p.recv(ctx)
+		e, ok, err := p.recv(ctx)
 		if !ok {
 			return err
 		}
+		env = e
 		p.settle(ctx, &env, chain(ctx, &env))
+		env = Envelope{}
 	}
 }

@@ -267,6 +267,7 @@ func ReadLines(ctx context.Context, r io.Reader, topic string, follow bool, d pi
 	br := bufio.NewReaderSize(r, 256<<10)
 	var slab []byte
 	var partial []byte
+	var env pipeline.Envelope // hoisted: escapes once, not once per line
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -304,7 +305,7 @@ func ReadLines(ctx context.Context, r io.Reader, topic string, follow bool, d pi
 			p := slab[:len(body):len(body)]
 			slab = slab[len(body):]
 			copy(p, body)
-			env := pipeline.Envelope{Payload: p, Topic: topic}
+			env = pipeline.Envelope{Payload: p, Topic: topic}
 			if derr := d.Dispatch(ctx, &env); derr != nil {
 				return nil // stopping
 			}

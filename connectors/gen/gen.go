@@ -129,6 +129,7 @@ func Generate(ctx context.Context, topic string, o Options, d pipeline.Dispatche
 	}
 	start := time.Now()
 	var slab []byte
+	var env pipeline.Envelope // hoisted: escapes once, not once per message
 	for seq := int64(1); o.Count == 0 || seq <= o.Count; seq++ {
 		if ctx.Err() != nil {
 			return
@@ -151,7 +152,7 @@ func Generate(ctx context.Context, topic string, o Options, d pipeline.Dispatche
 		n := len(slab)
 		slab = o.Template.Append(slab, rng, seq)
 		p := slab[n:len(slab):len(slab)]
-		env := pipeline.Envelope{Payload: p, Topic: topic, Time: time.Now()}
+		env = pipeline.Envelope{Payload: p, Topic: topic, Time: time.Now()}
 		if d.Dispatch(ctx, &env) != nil {
 			return
 		}

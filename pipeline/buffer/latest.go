@@ -3,10 +3,12 @@ package buffer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 type latest[T any] struct {
 	mu        sync.Mutex
+	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
 	val       T
 	version   uint64 // number of values pushed
 	closed    bool
@@ -30,6 +32,7 @@ func (l *latest[T]) Push(_ context.Context, v T) error {
 	for _, rd := range l.readers {
 		rd.w.wake()
 	}
+	l.events.Add(1)
 	l.mu.Unlock()
 	return nil
 }
@@ -49,6 +52,7 @@ func (l *latest[T]) Subscribe() Reader[T] {
 func (l *latest[T]) Close() {
 	l.mu.Lock()
 	l.closed = true
+	l.events.Add(1)
 	for _, rd := range l.readers {
 		rd.w.wake()
 	}
@@ -96,6 +100,7 @@ func (rd *latestReader[T]) TryRecv() (T, bool, error) {
 }
 
 func (rd *latestReader[T]) Recv(ctx context.Context) (T, error) {
+	spun := false
 	for {
 		rd.l.mu.Lock()
 		v, ok, err := rd.next()
@@ -103,6 +108,14 @@ func (rd *latestReader[T]) Recv(ctx context.Context) (T, error) {
 			rd.l.mu.Unlock()
 			return v, err
 		}
+		if !spun {
+			seen := rd.l.events.Load()
+			rd.l.mu.Unlock()
+			spun = true
+			spin(&rd.l.events, seen)
+			continue
+		}
+		spun = false
 		rd.w.waiting = true
 		if err := rd.w.park(ctx, &rd.l.mu); err != nil {
 			return v, err

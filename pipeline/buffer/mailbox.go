@@ -3,10 +3,12 @@ package buffer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 type mailbox[T any] struct {
 	mu        sync.Mutex
+	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
 	val       T
 	full      bool
 	closed    bool
@@ -37,6 +39,7 @@ func (m *mailbox[T]) Push(_ context.Context, v T) error {
 	for _, rd := range m.readers {
 		rd.w.wake()
 	}
+	m.events.Add(1)
 	m.mu.Unlock()
 	return nil
 }
@@ -52,6 +55,7 @@ func (m *mailbox[T]) Subscribe() Reader[T] {
 func (m *mailbox[T]) Close() {
 	m.mu.Lock()
 	m.closed = true
+	m.events.Add(1)
 	for _, rd := range m.readers {
 		rd.w.wake()
 	}
@@ -98,6 +102,7 @@ func (rd *mailboxReader[T]) TryRecv() (T, bool, error) {
 }
 
 func (rd *mailboxReader[T]) Recv(ctx context.Context) (T, error) {
+	spun := false
 	for {
 		rd.m.mu.Lock()
 		v, ok, err := rd.next()
@@ -105,6 +110,14 @@ func (rd *mailboxReader[T]) Recv(ctx context.Context) (T, error) {
 			rd.m.mu.Unlock()
 			return v, err
 		}
+		if !spun {
+			seen := rd.m.events.Load()
+			rd.m.mu.Unlock()
+			spun = true
+			spin(&rd.m.events, seen)
+			continue
+		}
+		spun = false
 		rd.w.waiting = true
 		if err := rd.w.park(ctx, &rd.m.mu); err != nil {
 			return v, err

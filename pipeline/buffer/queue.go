@@ -3,10 +3,12 @@ package buffer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 type queue[T any] struct {
 	mu        sync.Mutex
+	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
 	size      int
 	closed    bool
 	pushed    uint64
@@ -52,6 +54,7 @@ func (q *queue[T]) Push(ctx context.Context, v T) error {
 		rd.w.wake()
 	}
 	q.pushed++
+	q.events.Add(1)
 	q.mu.Unlock()
 	return nil
 }
@@ -67,6 +70,7 @@ func (q *queue[T]) Subscribe() Reader[T] {
 func (q *queue[T]) Close() {
 	q.mu.Lock()
 	q.closed = true
+	q.events.Add(1)
 	for _, rd := range q.readers {
 		rd.w.wake()
 	}
@@ -118,6 +122,7 @@ func (rd *queueReader[T]) TryRecv() (T, bool, error) {
 }
 
 func (rd *queueReader[T]) Recv(ctx context.Context) (T, error) {
+	spun := false
 	for {
 		rd.q.mu.Lock()
 		v, ok, err := rd.next()
@@ -125,6 +130,14 @@ func (rd *queueReader[T]) Recv(ctx context.Context) (T, error) {
 			rd.q.mu.Unlock()
 			return v, err
 		}
+		if !spun {
+			seen := rd.q.events.Load()
+			rd.q.mu.Unlock()
+			spun = true
+			spin(&rd.q.events, seen)
+			continue
+		}
+		spun = false
 		rd.w.waiting = true
 		if err := rd.w.park(ctx, &rd.q.mu); err != nil {
 			return v, err

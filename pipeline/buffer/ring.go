@@ -3,10 +3,12 @@ package buffer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 type ring[T any] struct {
 	mu        sync.Mutex
+	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
 	slots     []T
 	head      uint64 // sequence number of the next write
 	closed    bool
@@ -32,6 +34,7 @@ func (r *ring[T]) Push(_ context.Context, v T) error {
 	for _, rd := range r.readers {
 		rd.w.wake()
 	}
+	r.events.Add(1)
 	r.mu.Unlock()
 	return nil
 }
@@ -47,6 +50,7 @@ func (r *ring[T]) Subscribe() Reader[T] {
 func (r *ring[T]) Close() {
 	r.mu.Lock()
 	r.closed = true
+	r.events.Add(1)
 	for _, rd := range r.readers {
 		rd.w.wake()
 	}
@@ -102,6 +106,7 @@ func (rd *ringReader[T]) TryRecv() (T, bool, error) {
 }
 
 func (rd *ringReader[T]) Recv(ctx context.Context) (T, error) {
+	spun := false
 	for {
 		rd.r.mu.Lock()
 		v, ok, err := rd.next()
@@ -109,6 +114,14 @@ func (rd *ringReader[T]) Recv(ctx context.Context) (T, error) {
 			rd.r.mu.Unlock()
 			return v, err
 		}
+		if !spun {
+			seen := rd.r.events.Load()
+			rd.r.mu.Unlock()
+			spun = true
+			spin(&rd.r.events, seen)
+			continue
+		}
+		spun = false
 		rd.w.waiting = true
 		if err := rd.w.park(ctx, &rd.r.mu); err != nil {
 			return v, err

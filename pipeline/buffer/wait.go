@@ -2,8 +2,29 @@ package buffer
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
+
+// spinRounds is how many times a reader yields, watching the buffer's
+// push counter, before it parks. A producer on another core usually
+// delivers within a few yields, and a yield is far cheaper than a park and
+// wake-up (which costs a futex round trip and often an idle core spinning
+// up); on a single core the yields hand the CPU to the producer directly.
+const spinRounds = 32
+
+// spin waits briefly for the counter to move from seen; it reports
+// whether it did.
+func spin(counter *atomic.Uint64, seen uint64) bool {
+	for i := 0; i < spinRounds; i++ {
+		if counter.Load() != seen {
+			return true
+		}
+		runtime.Gosched()
+	}
+	return counter.Load() != seen
+}
 
 // waiter is the park/unpark primitive shared by all kinds: a reader (or a
 // blocked writer) sets waiting under the buffer's lock and then blocks on ch;
