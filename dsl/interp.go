@@ -1,0 +1,79 @@
+package dsl
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parseDuration accepts Go durations (500ms, 5s, 1m30s) and days (2d).
+func parseDuration(s string) (time.Duration, error) {
+	if strings.HasSuffix(s, "d") && !strings.HasSuffix(s, "ms") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return d, nil
+}
+
+// expandEnv replaces ${NAME} and ${NAME:-default} in s using lookup.
+// "$${" stands for a literal "${". It returns the byte offset in s of the
+// first problem along with the error.
+func expandEnv(s string, lookup func(string) (string, bool)) (string, int, error) {
+	if !strings.Contains(s, "${") {
+		return s, 0, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], "$${") {
+			b.WriteString("${")
+			i += 3
+			continue
+		}
+		if !strings.HasPrefix(s[i:], "${") {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", i, fmt.Errorf("unterminated ${ (write ${NAME} or ${NAME:-default})")
+		}
+		body := s[i+2 : i+end]
+		name, def, hasDef := strings.Cut(body, ":-")
+		if !validEnvName(name) {
+			return "", i, fmt.Errorf("invalid environment variable name %q in ${%s}", name, body)
+		}
+		v, ok := lookup(name)
+		switch {
+		case ok && v != "":
+		case hasDef:
+			v = def
+		case ok:
+		default:
+			return "", i, fmt.Errorf("environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+		}
+		b.WriteString(v)
+		i += end + 1
+	}
+	return b.String(), 0, nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,322 @@
+// Package expr provides filter, map and key stages driven by expressions,
+// compiled once when a pipeline is loaded: expr-lang
+// (github.com/expr-lang/expr) by default and CEL (github.com/google/cel-go)
+// on request.
+//
+// The environment of an expression is the record's value: when the value
+// is an object (map[string]any) its fields are variables (`temp > 25`).
+// Three helpers are also defined: topic (the inbound topic or destination),
+// key (the record key as a string) and value (the whole value, e.g. the
+// list a batch or window produces). A field of the value shadows a helper
+// of the same name. expr-lang's builtins are available (now(), len, sum,
+// mean, map, filter, ...).
+//
+// A syntax or type error is reported by Compile with its line and column
+// inside the expression. An error while evaluating one record (a missing
+// field compared with a number, a filter that does not yield a bool) is a
+// stage error: the runner dead-letters that record and continues.
+//
+// Compiled programs are safe for concurrent use: expr-lang virtual machines
+// are pooled, so a stage may run on several goroutines (parallel N).
+package expr
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+// Lang selects an expression language.
+type Lang uint8
+
+// Expression languages.
+const (
+	ExprLang Lang = iota // expr-lang, the default
+	CEL                  // Common Expression Language
+)
+
+func (l Lang) String() string {
+	if l == CEL {
+		return "cel"
+	}
+	return "expr"
+}
+
+// Want is the result an expression must produce.
+type Want uint8
+
+// Result kinds.
+const (
+	Any  Want = iota // map and key expressions
+	Bool             // filter expressions
+)
+
+// CompileError is a syntax or type error in an expression. Line and Col
+// are 1-based and relative to the expression text (Col counts characters).
+type CompileError struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg)
+}
+
+// helpers are the variables defined besides the value's fields.
+var helpers = []string{"topic", "key", "value"}
+
+// Program is a compiled expression.
+type Program struct {
+	lang Lang
+	src  string
+	want Want
+
+	// expr-lang
+	prog *vm.Program
+	vms  sync.Pool
+	// helpers reports whether the expression names a helper variable (or
+	// the value is not an object), in which case an environment map is
+	// built per record; otherwise the record's own map is the environment.
+	usesHelpers bool
+
+	// CEL
+	cel cel.Program
+}
+
+// Compile compiles src once. want Bool makes a non-boolean result a
+// compile error where the type is known, and a run-time error otherwise.
+func Compile(lang Lang, src string, want Want) (*Program, error) {
+	p := &Program{lang: lang, src: src, want: want}
+	if strings.TrimSpace(src) == "" {
+		return nil, &CompileError{Line: 1, Col: 1, Msg: "empty expression"}
+	}
+	var err error
+	if lang == CEL {
+		err = p.compileCEL()
+	} else {
+		err = p.compileExpr()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// MustCompile is Compile that panics, for literals in Go code.
+func MustCompile(lang Lang, src string, want Want) *Program {
+	p, err := Compile(lang, src, want)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Source returns the expression text.
+func (p *Program) Source() string { return p.src }
+
+// Lang returns the expression's language.
+func (p *Program) Lang() Lang { return p.lang }
+
+func (p *Program) String() string {
+	if p.lang == CEL {
+		return "cel `" + p.src + "`"
+	}
+	return "`" + p.src + "`"
+}
+
+type identVisitor struct{ names map[string]bool }
+
+func (v *identVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		v.names[id.Value] = true
+	}
+}
+
+func (p *Program) compileExpr() error {
+	opts := []expr.Option{expr.Env(map[string]any{}), expr.AllowUndefinedVariables()}
+	if p.want == Bool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(p.src, opts...)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return &CompileError{Line: max(fe.Line, 1), Col: fe.Column + 1, Msg: fe.Message}
+		}
+		return &CompileError{Line: 1, Col: 1, Msg: err.Error()}
+	}
+	p.prog = prog
+	v := &identVisitor{names: map[string]bool{}}
+	node := prog.Node()
+	ast.Walk(&node, v)
+	for _, h := range helpers {
+		if v.names[h] {
+			p.usesHelpers = true
+		}
+	}
+	p.vms.New = func() any { return new(vm.VM) }
+	return nil
+}
+
+// Eval evaluates the expression for env.
+func (p *Program) Eval(env *pipeline.Envelope) (any, error) {
+	if p.lang == CEL {
+		return p.evalCEL(env)
+	}
+	var vars map[string]any
+	if m, ok := env.Value.(map[string]any); ok && !p.usesHelpers {
+		vars = m
+	} else {
+		vars = helperEnv(env)
+	}
+	machine := p.vms.Get().(*vm.VM)
+	out, err := machine.Run(p.prog, vars)
+	p.vms.Put(machine)
+	if err != nil {
+		return nil, p.runError(err)
+	}
+	return out, nil
+}
+
+func helperEnv(env *pipeline.Envelope) map[string]any {
+	m, _ := env.Value.(map[string]any)
+	vars := make(map[string]any, len(m)+len(helpers))
+	vars["topic"] = env.Topic
+	vars["key"] = string(env.Key)
+	vars["value"] = env.Value
+	for k, v := range m {
+		vars[k] = v
+	}
+	return vars
+}
+
+func (p *Program) runError(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%s: %s", p, fe.Message)
+	}
+	return fmt.Errorf("%s: %w", p, err)
+}
+
+// ---- CEL ----
+
+func (p *Program) compileCEL() error {
+	base, err := cel.NewEnv()
+	if err != nil {
+		return err
+	}
+	parsed, iss := base.Parse(p.src)
+	if iss.Err() != nil {
+		return celError(iss)
+	}
+	names := map[string]bool{}
+	celast.PreOrderVisit(parsed.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.IdentKind {
+			names[e.AsIdent()] = true
+		}
+	}))
+	for _, h := range helpers {
+		names[h] = true
+	}
+	opts := []cel.EnvOption{cel.CrossTypeNumericComparisons(true)}
+	for n := range names {
+		if strings.Contains(n, ".") {
+			continue
+		}
+		opts = append(opts, cel.Variable(n, cel.DynType))
+	}
+	env, err := cel.NewEnv(opts...)
+	if err != nil {
+		return err
+	}
+	checked, iss := env.Check(parsed)
+	if iss.Err() != nil {
+		return celError(iss)
+	}
+	if p.want == Bool {
+		if t := checked.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
+			return &CompileError{Line: 1, Col: 1, Msg: fmt.Sprintf("a filter must be boolean, this expression is %s", t)}
+		}
+	}
+	prg, err := env.Program(checked)
+	if err != nil {
+		return &CompileError{Line: 1, Col: 1, Msg: err.Error()}
+	}
+	p.cel = prg
+	return nil
+}
+
+func celError(iss *cel.Issues) error {
+	errs := iss.Errors()
+	if len(errs) == 0 {
+		return &CompileError{Line: 1, Col: 1, Msg: iss.String()}
+	}
+	e := errs[0]
+	line, col := e.Location.Line(), e.Location.Column()+1
+	if line < 1 {
+		line, col = 1, 1
+	}
+	return &CompileError{Line: line, Col: col, Msg: e.Message}
+}
+
+// activation resolves CEL variables from an envelope without copying the
+// value's fields.
+type activation struct{ env *pipeline.Envelope }
+
+func (a activation) ResolveName(name string) (any, bool) {
+	if m, ok := a.env.Value.(map[string]any); ok {
+		if v, ok := m[name]; ok {
+			return v, true
+		}
+	}
+	switch name {
+	case "topic":
+		return a.env.Topic, true
+	case "key":
+		return string(a.env.Key), true
+	case "value":
+		return a.env.Value, true
+	}
+	return nil, false
+}
+
+func (a activation) Parent() interpreter.Activation { return nil }
+
+var (
+	mapType  = reflect.TypeOf(map[string]any{})
+	listType = reflect.TypeOf([]any{})
+)
+
+func (p *Program) evalCEL(env *pipeline.Envelope) (any, error) {
+	out, _, err := p.cel.Eval(activation{env})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return nativeValue(out)
+}
+
+func nativeValue(v ref.Val) (any, error) {
+	switch v.Type() {
+	case types.MapType:
+		return v.ConvertToNative(mapType)
+	case types.ListType:
+		return v.ConvertToNative(listType)
+	case types.NullType:
+		return nil, nil
+	}
+	return v.Value(), nil
+}

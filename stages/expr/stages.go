@@ -1,0 +1,70 @@
+package expr
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+type filterStage struct{ p *Program }
+
+// Filter returns a stage keeping the records for which p is true. A
+// non-boolean result or an evaluation error is a stage error (the record is
+// dead-lettered).
+func Filter(p *Program) pipeline.Processor { return filterStage{p} }
+
+func (filterStage) Kind() string { return "filter" }
+
+func (f filterStage) String() string { return "filter " + f.p.String() }
+
+func (f filterStage) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
+	out, err := f.p.Eval(env)
+	if err != nil {
+		return err
+	}
+	keep, ok := out.(bool)
+	if !ok {
+		return fmt.Errorf("%s: result is %T, want bool", f.p, out)
+	}
+	if !keep {
+		return nil
+	}
+	return next(ctx, env)
+}
+
+type mapStage struct{ p *Program }
+
+// Map returns a stage replacing each record's value with p's result
+// (typically an object literal: `{"device": device, "alert": true}`). The
+// payload is cleared: outputs encode the new value.
+func Map(p *Program) pipeline.Processor { return mapStage{p} }
+
+func (mapStage) Kind() string { return "map" }
+
+func (m mapStage) String() string { return "map " + m.p.String() }
+
+func (m mapStage) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
+	out, err := m.p.Eval(env)
+	if err != nil {
+		return err
+	}
+	env.Value, env.Payload = out, nil
+	return next(ctx, env)
+}
+
+// Key returns a key function (for outbound keys and dedupe) evaluating p
+// and rendering the scalar result as bytes.
+func Key(p *Program) pipeline.KeyFunc {
+	return func(env *pipeline.Envelope) ([]byte, error) {
+		out, err := p.Eval(env)
+		if err != nil {
+			return nil, err
+		}
+		s, err := pipeline.FormatScalar(out)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", p, err)
+		}
+		return []byte(s), nil
+	}
+}
