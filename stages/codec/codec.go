@@ -66,7 +66,7 @@ type Registry map[string]pipeline.Codec
 
 // Default returns a registry with every built-in codec.
 func Default() Registry {
-	return Registry{"json": JSON{}, "raw": Raw{}}
+	return Registry{"json": JSON{}, "raw": Raw{}, "msgpack": MsgPack{}}
 }
 
 // Lookup returns the named codec.

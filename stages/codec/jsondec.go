@@ -46,7 +46,8 @@ type jsonDecoder struct {
 	pos   int
 	depth int
 	buf   []byte // scratch for unescaping
-	keys  [internSize]string
+	keys  internTable
+	slab  valueSlab
 }
 
 var jsonDecoderPool = sync.Pool{New: func() any { return new(jsonDecoder) }}
@@ -116,11 +117,11 @@ func (d *jsonDecoder) value() (any, error) {
 	case '[':
 		return d.array()
 	case '"':
-		s, err := d.str(false)
+		b, err := d.str()
 		if err != nil {
 			return nil, err
 		}
-		return s, nil
+		return d.slab.boxString(b), nil
 	case 't':
 		return true, d.literal("true")
 	case 'f':
@@ -133,7 +134,7 @@ func (d *jsonDecoder) value() (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			return f, nil
+			return d.slab.boxFloat(f), nil
 		}
 		return nil, d.errorf("invalid character %s looking for beginning of value", quoteChar(c))
 	}
@@ -180,10 +181,11 @@ func (d *jsonDecoder) object() (any, error) {
 		if d.data[d.pos] != '"' {
 			return nil, d.errorf("invalid character %s looking for beginning of object key string", quoteChar(d.data[d.pos]))
 		}
-		k, err := d.str(true)
+		kb, err := d.str()
 		if err != nil {
 			return nil, err
 		}
+		k := d.keys.intern(kb)
 		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return nil, d.unexpectedEnd()
@@ -249,9 +251,12 @@ func (d *jsonDecoder) array() (any, error) {
 	}
 }
 
+// internTable is a small direct-mapped cache of map keys.
+type internTable [internSize]string
+
 // intern returns a string equal to b, reusing a previously allocated one
 // when the same key was seen before.
-func (d *jsonDecoder) intern(b []byte) string {
+func (t *internTable) intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
@@ -264,7 +269,7 @@ func (d *jsonDecoder) intern(b []byte) string {
 		h ^= uint32(c)
 		h *= 16777619
 	}
-	slot := &d.keys[h%internSize]
+	slot := &t[h%internSize]
 	if *slot == string(b) { // comparison does not allocate
 		return *slot
 	}
@@ -273,8 +278,10 @@ func (d *jsonDecoder) intern(b []byte) string {
 	return s
 }
 
-// str parses a string starting at the opening quote.
-func (d *jsonDecoder) str(key bool) (string, error) {
+// str parses a string starting at the opening quote and returns its
+// unescaped bytes, which alias the input or the scratch buffer: callers
+// copy them before the next call.
+func (d *jsonDecoder) str() ([]byte, error) {
 	d.pos++
 	i := d.pos
 	data := d.data
@@ -284,10 +291,7 @@ func (d *jsonDecoder) str(key bool) (string, error) {
 		if c == '"' {
 			b := data[d.pos:i]
 			d.pos = i + 1
-			if key {
-				return d.intern(b), nil
-			}
-			return string(b), nil
+			return b, nil
 		}
 		if c == '\\' || c < 0x20 || c >= 0x80 {
 			break
@@ -296,7 +300,7 @@ func (d *jsonDecoder) str(key bool) (string, error) {
 	}
 	if i >= len(data) {
 		d.pos = len(data)
-		return "", d.unexpectedEnd()
+		return nil, d.unexpectedEnd()
 	}
 	// Slow path: escapes, control characters or non-ASCII bytes.
 	buf := append(d.buf[:0], data[d.pos:i]...)
@@ -304,26 +308,23 @@ func (d *jsonDecoder) str(key bool) (string, error) {
 		if i >= len(data) {
 			d.pos = len(data)
 			d.buf = buf
-			return "", d.unexpectedEnd()
+			return nil, d.unexpectedEnd()
 		}
 		c := data[i]
 		switch {
 		case c == '"':
 			d.pos = i + 1
 			d.buf = buf
-			if key {
-				return d.intern(buf), nil
-			}
-			return string(buf), nil
+			return buf, nil
 		case c < 0x20:
 			d.pos = i
 			d.buf = buf
-			return "", d.errorf("invalid character %s in string literal", quoteChar(c))
+			return nil, d.errorf("invalid character %s in string literal", quoteChar(c))
 		case c == '\\':
 			if i+1 >= len(data) {
 				d.pos = len(data)
 				d.buf = buf
-				return "", d.unexpectedEnd()
+				return nil, d.unexpectedEnd()
 			}
 			e := data[i+1]
 			switch e {
@@ -349,7 +350,7 @@ func (d *jsonDecoder) str(key bool) (string, error) {
 				r, err := d.hex4(i + 2)
 				if err != nil {
 					d.buf = buf
-					return "", err
+					return nil, err
 				}
 				i += 6
 				if utf16.IsSurrogate(r) {
@@ -357,7 +358,7 @@ func (d *jsonDecoder) str(key bool) (string, error) {
 						r2, err := d.hex4(i + 2)
 						if err != nil {
 							d.buf = buf
-							return "", err
+							return nil, err
 						}
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							buf = utf8.AppendRune(buf, dec)
@@ -371,7 +372,7 @@ func (d *jsonDecoder) str(key bool) (string, error) {
 			default:
 				d.pos = i + 1
 				d.buf = buf
-				return "", d.errorf("invalid character %s in string escape code", quoteChar(e))
+				return nil, d.errorf("invalid character %s in string escape code", quoteChar(e))
 			}
 		case c < utf8.RuneSelf:
 			buf = append(buf, c)
