@@ -2,7 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
 )
 
 // Ordered parallel execution of a pipeline's first fused segment.
@@ -111,6 +114,11 @@ func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
 		b.n = 1
 		for b.n < parallelBatch {
 			env, ok, err := p.in.TryRecv()
+			var lag *buffer.LagError
+			if errors.As(err, &lag) {
+				p.lagged.Add(lag.Missed)
+				continue
+			}
 			if err != nil || !ok {
 				break
 			}
