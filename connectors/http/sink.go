@@ -84,8 +84,15 @@ func (c *conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 		if errors.As(err, &se) {
 			se.Attempts = attempt
 		}
+		if ctx.Err() != nil {
+			if last != nil {
+				// Report what kept failing, not only the deadline.
+				return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
+			}
+			return err
+		}
 		last = err
-		if ctx.Err() != nil || !retryable(err) || attempt > c.cfg.Retries {
+		if !retryable(err) || attempt > c.cfg.Retries {
 			return last
 		}
 		delay := bo.Next()
