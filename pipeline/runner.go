@@ -58,6 +58,7 @@ type connRun struct {
 	conn   Connector
 	subs   []Subscription
 	router *topic.Router[*route]
+	routes []*route
 	disp   *dispatcher
 	topics bool
 }
@@ -107,6 +108,7 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 			} else {
 				cr.router.AddExact(l.Link.Address, rt)
 			}
+			cr.routes = append(cr.routes, rt)
 			cr.subs = append(cr.subs, Subscription{Filter: l.Link.Address, Options: l.Options, Record: spec.Name})
 		}
 	}
@@ -371,18 +373,9 @@ func (r *Runner) Stats() Snapshot {
 		s.Links[p.rec.name+"|"+p.out.link.Raw] = p.out.snapshot()
 	}
 	for _, c := range r.connList {
-		for _, rec := range r.g.records {
-			for _, l := range rec.Inbound {
-				if l.Link.Connector != c.name {
-					continue
-				}
-				for _, rt := range c.router.Lookup(nil, l.Link.Address) {
-					if rt.link == l {
-						s.Links[rec.Name+"|"+l.Raw] = LinkSnapshot{Direction: Inbound, Link: l.Raw,
-							Messages: rt.stats.Messages.Load(), Errors: rt.stats.Errors.Load(), DeadLettered: rt.stats.DeadLettered.Load()}
-					}
-				}
-			}
+		for _, rt := range c.routes {
+			s.Links[rt.rec.name+"|"+rt.link.Raw] = LinkSnapshot{Direction: Inbound, Link: rt.link.Raw,
+				Messages: rt.stats.Messages.Load(), Errors: rt.stats.Errors.Load(), DeadLettered: rt.stats.DeadLettered.Load()}
 		}
 	}
 	return s
