@@ -12,6 +12,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/file"
 	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
+	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
@@ -49,6 +50,7 @@ func Default() Registry {
 	}
 	// Connector packages with network I/O register here.
 	r["http"], r["https"] = httpconn.Factory, httpconn.Factory
+	r[kafka.Scheme] = kafka.Factory
 	return r
 }
 

@@ -1,0 +1,296 @@
+// Package kafka is the Kafka connector, built on github.com/segmentio/kafka-go.
+//
+// Endpoint: kafka://host:port[,host:port...]. A link address is a topic
+// name: inbound links (record ... from "kafka://orders") consume it as a
+// member of the connector's consumer group, outbound links (to
+// "kafka://alerts" or "kafka://alerts.{site}") produce to it.
+//
+// # Delivery
+//
+// Inbound is at-least-once. Every record is dispatched with an ack; its
+// offset becomes committable when every sink it reached acknowledged it.
+// Commits advance per partition as a watermark: the lowest offset not yet
+// acknowledged (records may finish out of order, for example when one is
+// fanned out to several sinks), batched every CommitInterval and on
+// rebalance and Close. A nacked record (a sink that could neither deliver
+// nor dead-letter it) stops its partition: the connector waits for the
+// partition's other in-flight records to settle, rewinds the partition's
+// fetcher to the nacked offset after a backoff, and redelivers from there
+// (records after it that had already finished are delivered again: that is
+// the at-least-once duplicate window). Records of one partition are
+// dispatched by one goroutine in offset order, so per-key order is kept.
+//
+// Consumer groups are managed explicitly with kafka-go's ConsumerGroup and
+// Generation API: each generation starts one fetcher per assigned
+// partition; when the generation ends (another member joined or left) the
+// fetchers stop, in-flight records of the revoked partitions get
+// Config.RevokeTimeout to finish, the watermark is committed, and whatever
+// is still in flight is abandoned (its late acks are ignored) and
+// redelivered to the partition's next owner.
+//
+// Outbound uses one asynchronous kafka-go Writer per distinct set of writer
+// options, batching with a linger; records are pipelined (the connector
+// implements pipeline.AsyncPublisher) and each record's ack is finished
+// from the writer's completion callback, so a failed produce reaches the
+// source as a nack (redelivery) instead of being lost.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Scheme is the connector scheme.
+const Scheme = "kafka"
+
+// Builder builds Kafka connectors.
+type Builder struct {
+	cfg Config
+}
+
+var (
+	_ pipeline.Builder          = (*Builder)(nil)
+	_ pipeline.LinkOptionParser = (*Builder)(nil)
+)
+
+// New returns a builder for cfg. It reports every configuration mistake at
+// once.
+func New(cfg Config) (*Builder, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return &Builder{cfg: cfg}, nil
+}
+
+// Factory builds a Kafka connector from a DSL declaration, e.g.
+//
+//	connector kafka "kafka://127.0.0.1:9092" group "alerts" acks all
+//
+// It is registered under the scheme "kafka" in connectors/registry.
+func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
+	cfg, err := ConfigFromParams(endpoint, params)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return New(cfg)
+}
+
+// Scheme implements pipeline.Builder.
+func (*Builder) Scheme() string { return Scheme }
+
+// Config returns the builder's configuration with defaults applied.
+func (b *Builder) Config() Config { return b.cfg }
+
+// ParseLinkOptions implements pipeline.LinkOptionParser: inbound links take
+// start_offset, min_bytes, max_bytes, max_wait; outbound links take acks,
+// compression, batch_size, linger.
+func (b *Builder) ParseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params) (any, error) {
+	if dir == pipeline.Inbound {
+		if err := validTopic(address); err != nil {
+			return nil, err
+		}
+		if b.cfg.Group == "" {
+			return nil, errors.New("inbound kafka links need a consumer group: set group on the connector")
+		}
+		o, err := parseIn(p)
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	if pipeline.MustTemplate(address).Static() {
+		if err := validTopic(address); err != nil {
+			return nil, err
+		}
+	}
+	o, err := parseOut(p)
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Build implements pipeline.Builder. It does not touch the network:
+// connections are made (and retried) in the background.
+func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*kafkago.Writer{}}
+	c.sem = make(chan struct{}, b.cfg.MaxInFlight)
+	c.closed = make(chan struct{})
+	if len(env.Inbound) > 0 {
+		if b.cfg.Group == "" {
+			return nil, errors.New("inbound kafka links need a consumer group: set group on the connector")
+		}
+		c.src = newSource(c)
+	} else {
+		c.setOutReady(errors.New("not connected yet"))
+		c.probe()
+	}
+	return c, nil
+}
+
+// conn is a built Kafka connector.
+type conn struct {
+	cfg Config
+	log *slog.Logger
+
+	wmu     sync.Mutex
+	writers map[WriterOptions]*kafkago.Writer
+	sem     chan struct{}
+
+	outErr  atomic.Pointer[error]
+	probing atomic.Bool
+	closed  chan struct{}
+	bg      sync.WaitGroup
+
+	src *source
+}
+
+var (
+	_ pipeline.Connector      = (*conn)(nil)
+	_ pipeline.AsyncPublisher = (*conn)(nil)
+	_ pipeline.Source         = (*conn)(nil)
+	_ pipeline.Readiness      = (*conn)(nil)
+)
+
+func (c *conn) dialer() *kafkago.Dialer {
+	return &kafkago.Dialer{ClientID: c.cfg.ClientID, Timeout: 10 * time.Second, DualStack: true,
+		TLS: c.cfg.TLS, SASLMechanism: c.cfg.SASL, DialFunc: c.cfg.Dial}
+}
+
+func (c *conn) transport() *kafkago.Transport {
+	return &kafkago.Transport{ClientID: c.cfg.ClientID, TLS: c.cfg.TLS, SASL: c.cfg.SASL, Dial: c.cfg.Dial,
+		DialTimeout: 10 * time.Second, MetadataTTL: 10 * time.Second}
+}
+
+// Ready implements pipeline.Readiness: a consumer is ready while it is a
+// member of its group; a producer-only connector once a broker answered
+// and as long as produce requests succeed.
+func (c *conn) Ready() error {
+	if c.src != nil {
+		if err := c.src.ready(); err != nil {
+			return err
+		}
+		return nil
+	}
+	if p := c.outErr.Load(); p != nil && *p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *conn) setOutReady(err error) { c.outErr.Store(&err) }
+
+// probe checks, in the background with backoff, that a broker answers a
+// metadata request; it marks the producer side ready when one does.
+func (c *conn) probe() {
+	if !c.probing.CompareAndSwap(false, true) {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.probing.Store(false)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-c.closed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		bo := pipeline.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}
+		for {
+			err := c.ping(ctx)
+			if err == nil {
+				c.setOutReady(nil)
+				return
+			}
+			c.setOutReady(fmt.Errorf("kafka: brokers unreachable: %w", err))
+			c.log.Debug("kafka brokers unreachable; retrying", "error", err)
+			if !bo.Sleep(ctx) {
+				return
+			}
+		}
+	}()
+}
+
+func (c *conn) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, b := range c.cfg.Brokers {
+		kc, err := c.dialer().DialContext(ctx, "tcp", b)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_ = kc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = kc.Brokers()
+		kc.Close()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close flushes the producers (so their completions settle the acks of
+// the records they carry), then commits the consumer's final watermark and
+// leaves the group, all within ctx's deadline.
+func (c *conn) Close(ctx context.Context) error {
+	select {
+	case <-c.closed:
+		return nil
+	default:
+		close(c.closed)
+	}
+	var errs []error
+	c.wmu.Lock()
+	writers := c.writers
+	c.writers = map[WriterOptions]*kafkago.Writer{}
+	c.wmu.Unlock()
+	for _, w := range writers {
+		if err := closeWithin(ctx, w.Close); err != nil {
+			errs = append(errs, fmt.Errorf("flush producer: %w", err))
+		}
+	}
+	if c.src != nil {
+		if err := c.src.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { c.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return errors.Join(errs...)
+}
+
+// closeWithin runs fn and waits for it until ctx ends.
+func closeWithin(ctx context.Context, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() { ch <- fn() }()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
