@@ -1,0 +1,441 @@
+// Package jsonflat encodes and decodes flat JSON objects ({"k": scalar, ...})
+// to and from value.Object without allocating: decoded names and strings are
+// copied (unescaped) into the object's preallocated arena.
+//
+// Scalars map as follows: strings to String, true/false to Bool, null to
+// Nil, numbers without fraction or exponent that fit in int64 to Int, other
+// numbers to Float. Nested objects and arrays are rejected with ErrNotFlat.
+// The package builds under TinyGo and imports neither reflect-based
+// encoding/json nor fmt.
+package jsonflat
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/aimdb-dev/aimdb-flow/device/value"
+)
+
+// Decoding errors.
+var (
+	ErrSyntax    = errors.New("jsonflat: syntax error")
+	ErrNotFlat   = errors.New("jsonflat: nested objects and arrays are not supported")
+	ErrNotFinite = errors.New("jsonflat: NaN and infinities cannot be encoded")
+)
+
+// SyntaxError locates a decoding error.
+type SyntaxError struct {
+	Offset int
+	Err    error
+}
+
+func (e *SyntaxError) Error() string {
+	return e.Err.Error() + " at offset " + strconv.Itoa(e.Offset)
+}
+
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+type decoder struct {
+	data []byte
+	i    int
+	dst  *value.Object
+}
+
+func (d *decoder) fail(err error) error { return &SyntaxError{Offset: d.i, Err: err} }
+
+func (d *decoder) ws() {
+	for d.i < len(d.data) {
+		switch d.data[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// Decode parses the flat JSON object in data into dst (reset first). It
+// fails with value.ErrTooManyFields or value.ErrArenaFull (wrapped in a
+// *SyntaxError) when dst's capacity is too small. A repeated key keeps the
+// last value, like encoding/json.
+func Decode(data []byte, dst *value.Object) error {
+	dst.Reset()
+	d := decoder{data: data, dst: dst}
+	d.ws()
+	if d.i >= len(data) || data[d.i] != '{' {
+		return d.fail(ErrSyntax)
+	}
+	d.i++
+	d.ws()
+	if d.i < len(data) && data[d.i] == '}' {
+		d.i++
+		return d.end()
+	}
+	for {
+		d.ws()
+		name, err := d.str()
+		if err != nil {
+			return err
+		}
+		d.ws()
+		if d.i >= len(data) || data[d.i] != ':' {
+			return d.fail(ErrSyntax)
+		}
+		d.i++
+		d.ws()
+		v, err := d.scalar()
+		if err != nil {
+			return err
+		}
+		if j := dst.Index(name); j >= 0 {
+			// Duplicate key: last one wins (its bytes stay in the arena).
+			if err := dst.SetBytes(name, v); err != nil {
+				return d.fail(err)
+			}
+		} else if err := dst.AppendRaw(name, v); err != nil {
+			return d.fail(err)
+		}
+		d.ws()
+		if d.i >= len(data) {
+			return d.fail(ErrSyntax)
+		}
+		switch data[d.i] {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			return d.end()
+		default:
+			return d.fail(ErrSyntax)
+		}
+	}
+}
+
+func (d *decoder) end() error {
+	d.ws()
+	if d.i != len(d.data) {
+		return d.fail(ErrSyntax)
+	}
+	return nil
+}
+
+func (d *decoder) scalar() (value.Value, error) {
+	if d.i >= len(d.data) {
+		return value.Value{}, d.fail(ErrSyntax)
+	}
+	switch c := d.data[d.i]; {
+	case c == '"':
+		s, err := d.str()
+		return value.BytesOf(s), err
+	case c == '{' || c == '[':
+		return value.Value{}, d.fail(ErrNotFlat)
+	case c == 't':
+		return value.BoolOf(true), d.lit("true")
+	case c == 'f':
+		return value.BoolOf(false), d.lit("false")
+	case c == 'n':
+		return value.Value{}, d.lit("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return d.number()
+	}
+	return value.Value{}, d.fail(ErrSyntax)
+}
+
+func (d *decoder) lit(s string) error {
+	if len(d.data)-d.i < len(s) || !value.EqualString(d.data[d.i:d.i+len(s)], s) {
+		return d.fail(ErrSyntax)
+	}
+	d.i += len(s)
+	return nil
+}
+
+func (d *decoder) number() (value.Value, error) {
+	start := d.i
+	b := d.data
+	if b[d.i] == '-' {
+		d.i++
+	}
+	digits := func() int {
+		n := 0
+		for d.i < len(b) && b[d.i] >= '0' && b[d.i] <= '9' {
+			d.i++
+			n++
+		}
+		return n
+	}
+	if d.i < len(b) && b[d.i] == '0' {
+		d.i++
+	} else if digits() == 0 {
+		return value.Value{}, d.fail(ErrSyntax)
+	}
+	isFloat := false
+	if d.i < len(b) && b[d.i] == '.' {
+		d.i++
+		isFloat = true
+		if digits() == 0 {
+			return value.Value{}, d.fail(ErrSyntax)
+		}
+	}
+	if d.i < len(b) && (b[d.i] == 'e' || b[d.i] == 'E') {
+		d.i++
+		isFloat = true
+		if d.i < len(b) && (b[d.i] == '+' || b[d.i] == '-') {
+			d.i++
+		}
+		if digits() == 0 {
+			return value.Value{}, d.fail(ErrSyntax)
+		}
+	}
+	text := b[start:d.i]
+	if !isFloat {
+		if i, ok := parseInt(text); ok {
+			return value.IntOf(i), nil
+		}
+	}
+	f, err := strconv.ParseFloat(bytesString(text), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return value.Value{}, d.fail(ErrSyntax)
+	}
+	return value.FloatOf(f), nil
+}
+
+func parseInt(b []byte) (int64, bool) {
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	var u uint64
+	for _, c := range b {
+		if u > (math.MaxUint64-9)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return -int64(u), true
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
+}
+
+// str reads a JSON string at d.i and returns its unescaped bytes, stored in
+// the destination's arena.
+func (d *decoder) str() ([]byte, error) {
+	b := d.data
+	if d.i >= len(b) || b[d.i] != '"' {
+		return nil, d.fail(ErrSyntax)
+	}
+	d.i++
+	out := d.dst.Arena()
+	n := 0
+	put := func(c byte) bool {
+		if n == len(out) {
+			return false
+		}
+		out[n] = c
+		n++
+		return true
+	}
+	for {
+		if d.i >= len(b) {
+			return nil, d.fail(ErrSyntax)
+		}
+		c := b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return d.dst.Commit(n), nil
+		case c < 0x20:
+			return nil, d.fail(ErrSyntax)
+		case c == '\\':
+			if d.i+1 >= len(b) {
+				return nil, d.fail(ErrSyntax)
+			}
+			e := b[d.i+1]
+			d.i += 2
+			var r byte
+			switch e {
+			case '"', '\\', '/':
+				r = e
+			case 'b':
+				r = '\b'
+			case 'f':
+				r = '\f'
+			case 'n':
+				r = '\n'
+			case 'r':
+				r = '\r'
+			case 't':
+				r = '\t'
+			case 'u':
+				cp, ok := d.hex4()
+				if !ok {
+					return nil, d.fail(ErrSyntax)
+				}
+				ru := rune(cp)
+				if utf16.IsSurrogate(ru) {
+					ru = utf8.RuneError
+					if d.i+1 < len(b) && b[d.i] == '\\' && b[d.i+1] == 'u' {
+						save := d.i
+						d.i += 2
+						lo, ok := d.hex4()
+						if !ok {
+							return nil, d.fail(ErrSyntax)
+						}
+						if dec := utf16.DecodeRune(rune(cp), rune(lo)); dec != utf8.RuneError {
+							ru = dec
+						} else {
+							d.i = save
+						}
+					}
+				}
+				var tmp [4]byte
+				w := utf8.EncodeRune(tmp[:], ru)
+				for k := 0; k < w; k++ {
+					if !put(tmp[k]) {
+						return nil, d.fail(value.ErrArenaFull)
+					}
+				}
+				continue
+			default:
+				return nil, d.fail(ErrSyntax)
+			}
+			if !put(r) {
+				return nil, d.fail(value.ErrArenaFull)
+			}
+		case c >= utf8.RuneSelf:
+			// Invalid UTF-8 becomes U+FFFD, as in encoding/json.
+			r, w := utf8.DecodeRune(b[d.i:])
+			src := b[d.i : d.i+w]
+			if r == utf8.RuneError && w == 1 {
+				src = replacementChar[:]
+			}
+			for _, x := range src {
+				if !put(x) {
+					return nil, d.fail(value.ErrArenaFull)
+				}
+			}
+			d.i += w
+		default:
+			if !put(c) {
+				return nil, d.fail(value.ErrArenaFull)
+			}
+			d.i++
+		}
+	}
+}
+
+func (d *decoder) hex4() (uint16, bool) {
+	if len(d.data)-d.i < 4 {
+		return 0, false
+	}
+	var v uint16
+	for k := 0; k < 4; k++ {
+		c := d.data[d.i+k]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint16(c)
+	}
+	d.i += 4
+	return v, true
+}
+
+// Append appends the JSON encoding of o to dst. Floats use encoding/json's
+// formatting; NaN and infinities are an error (ErrNotFinite).
+func Append(dst []byte, o *value.Object) ([]byte, error) {
+	dst = append(dst, '{')
+	for i := 0; i < o.Len(); i++ {
+		f := o.Field(i)
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, f.Name)
+		dst = append(dst, ':')
+		var err error
+		if dst, err = AppendValue(dst, f.Val); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// AppendValue appends the JSON encoding of one scalar.
+func AppendValue(dst []byte, v value.Value) ([]byte, error) {
+	switch v.K {
+	case value.Nil:
+		return append(dst, "null"...), nil
+	case value.Bool:
+		return strconv.AppendBool(dst, v.B), nil
+	case value.Int:
+		return strconv.AppendInt(dst, v.I, 10), nil
+	case value.Float:
+		return appendFloat(dst, v.F)
+	case value.String:
+		return appendString(dst, v.S), nil
+	}
+	return dst, ErrSyntax
+}
+
+// appendFloat formats like encoding/json.
+func appendFloat(dst []byte, f float64) ([]byte, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return dst, ErrNotFinite
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(dst) - start
+		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
+			dst[len(dst)-2] = dst[len(dst)-1]
+			dst = dst[:len(dst)-1]
+		}
+	}
+	return dst, nil
+}
+
+var replacementChar = [3]byte{0xEF, 0xBF, 0xBD} // U+FFFD
+
+const hexDigits = "0123456789abcdef"
+
+func appendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}

@@ -1,0 +1,100 @@
+package jsonflat_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/aimdb-dev/aimdb-flow/device/jsonflat"
+	"github.com/aimdb-dev/aimdb-flow/device/value"
+)
+
+func TestDecodeEncode(t *testing.T) {
+	tests := []struct{ in, out string }{
+		{`{}`, `{}`},
+		{` { "device" : "d-1", "temp": 21.5, "n": -3, "ok": true, "x": null } `, `{"device":"d-1","temp":21.5,"n":-3,"ok":true,"x":null}`},
+		{`{"s":"a\"b\\c\n\u00e9\ud83d\ude00\/"}`, `{"s":"a\"b\\c\né😀/"}`},
+		{`{"big":12345678901234567890,"e":1e3,"small":1e-7,"z":-0}`, `{"big":12345678901234567000,"e":1000,"small":1e-7,"z":0}`},
+		{`{"a":1,"a":2}`, `{"a":2}`},
+		{`{"ctl":"\u0001"}`, `{"ctl":"\u0001"}`},
+	}
+	o := value.NewObject(8, 128)
+	for _, tt := range tests {
+		if err := jsonflat.Decode([]byte(tt.in), o); err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		got, err := jsonflat.Append(nil, o)
+		if err != nil || string(got) != tt.out {
+			t.Errorf("%s: got %s, %v; want %s", tt.in, got, err, tt.out)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		want error
+	}{
+		{``, jsonflat.ErrSyntax},
+		{`[]`, jsonflat.ErrSyntax},
+		{`{"a":1`, jsonflat.ErrSyntax},
+		{`{"a":1,}`, jsonflat.ErrSyntax},
+		{`{"a":01}`, jsonflat.ErrSyntax},
+		{`{"a":tru}`, jsonflat.ErrSyntax},
+		{`{"a":"x}`, jsonflat.ErrSyntax},
+		{`{"a":{"b":1}}`, jsonflat.ErrNotFlat},
+		{`{"a":[1]}`, jsonflat.ErrNotFlat},
+		{`{"a":1} x`, jsonflat.ErrSyntax},
+		{`{"a":1,"b":2,"c":3,"d":4,"e":5}`, value.ErrTooManyFields},
+		{`{"a":"0123456789012345678901234567890123456789"}`, value.ErrArenaFull},
+	}
+	o := value.NewObject(4, 32)
+	for _, tt := range tests {
+		err := jsonflat.Decode([]byte(tt.in), o)
+		var se *jsonflat.SyntaxError
+		if !errors.Is(err, tt.want) || !errors.As(err, &se) {
+			t.Errorf("%q: err = %v, want %v", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestEncodeRejectsNaN(t *testing.T) {
+	o := value.NewObject(1, 8)
+	o.Set("x", value.FloatOf(0))
+	o.Set("x", value.FloatOf(nan()))
+	if _, err := jsonflat.Append(nil, o); !errors.Is(err, jsonflat.ErrNotFinite) {
+		t.Fatal(err)
+	}
+}
+
+func nan() float64 { z := 0.0; return z / z }
+
+func TestNoAllocations(t *testing.T) {
+	in := []byte(`{"device":"d-\u00e91","temp":21.5,"n":-3,"ok":true}`)
+	o := value.NewObject(8, 128)
+	buf := make([]byte, 0, 256)
+	allocs := testing.AllocsPerRun(500, func() {
+		if err := jsonflat.Decode(in, o); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if buf, err = jsonflat.Append(buf[:0], o); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocs per decode+encode", allocs)
+	}
+}
+
+func ExampleDecode() {
+	rec := value.NewObject(8, 128) // preallocated once
+	if err := jsonflat.Decode([]byte(`{"device":"d-1","temp":21.5}`), rec); err != nil {
+		panic(err)
+	}
+	v, _ := rec.Lookup("temp")
+	rec.Set("alert", value.BoolOf(v.F > 20))
+	out, _ := jsonflat.Append(nil, rec)
+	fmt.Println(string(out))
+	// Output: {"device":"d-1","temp":21.5,"alert":true}
+}
