@@ -614,7 +614,25 @@ func (a *args) expr(want expr.Want) (*expr.Program, bool) {
 		return nil, false
 	}
 	a.i++
-	src := strings.TrimSuffix(strings.TrimPrefix(t.Text, "`"), "`")
+	raw := strings.TrimSuffix(strings.TrimPrefix(t.Text, "`"), "`")
+	// at converts a byte offset in raw to a file position (the backtick
+	// takes one column).
+	at := func(off int) pipeline.Pos {
+		pos := t.Pos
+		before := raw[:min(off, len(raw))]
+		if nl := strings.LastIndexByte(before, '\n'); nl >= 0 {
+			pos.Line += strings.Count(before, "\n")
+			pos.Col = utf8.RuneCountInString(before[nl+1:]) + 1
+		} else {
+			pos.Col += 1 + utf8.RuneCountInString(before)
+		}
+		return pos
+	}
+	src, offs, eoff, err := expandEnvMapped(raw, a.c.opts.Getenv)
+	if err != nil {
+		a.c.errorf(at(eoff), "%s: %v", a.s.Kw.Text, err)
+		return nil, false
+	}
 	p, err := expr.Compile(lang, src, want)
 	if err != nil {
 		var ce *expr.CompileError
@@ -622,17 +640,30 @@ func (a *args) expr(want expr.Want) (*expr.Program, bool) {
 		msg := err.Error()
 		if errors.As(err, &ce) {
 			msg = ce.Msg
-			pos.Line += ce.Line - 1
-			if ce.Line == 1 {
-				pos.Col += ce.Col // the backtick takes one column
-			} else {
-				pos.Col = ce.Col
-			}
+			pos = at(offs[byteOffset(src, ce.Line, ce.Col)])
 		}
 		a.c.errorf(pos, "%s: %s expression: %s", a.s.Kw.Text, lang, msg)
 		return nil, false
 	}
 	return p, true
+}
+
+// byteOffset converts a 1-based line and character column in s to a byte
+// offset (clamped to len(s)).
+func byteOffset(s string, line, col int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		i := strings.IndexByte(s[off:], '\n')
+		if i < 0 {
+			return len(s)
+		}
+		off += i + 1
+	}
+	for c := 1; c < col && off < len(s); c++ {
+		_, n := utf8.DecodeRuneInString(s[off:])
+		off += n
+	}
+	return off
 }
 
 func (a *args) buffer() (buffer.Config, bool) {

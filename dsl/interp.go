@@ -27,29 +27,37 @@ func parseDuration(s string) (time.Duration, error) {
 // "$${" stands for a literal "${". It returns the byte offset in s of the
 // first problem along with the error.
 func expandEnv(s string, lookup func(string) (string, bool)) (string, int, error) {
-	if !strings.Contains(s, "${") {
-		return s, 0, nil
-	}
+	out, _, off, err := expandEnvMapped(s, lookup)
+	return out, off, err
+}
+
+// expandEnvMapped is expandEnv that also returns, for every byte of the
+// result (and one past its end), the offset in s it came from, so errors
+// found in the result can be reported at their place in s.
+func expandEnvMapped(s string, lookup func(string) (string, bool)) (string, []int, int, error) {
 	var b strings.Builder
+	var offs []int
 	for i := 0; i < len(s); {
 		if strings.HasPrefix(s[i:], "$${") {
 			b.WriteString("${")
+			offs = append(offs, i+1, i+2)
 			i += 3
 			continue
 		}
 		if !strings.HasPrefix(s[i:], "${") {
 			b.WriteByte(s[i])
+			offs = append(offs, i)
 			i++
 			continue
 		}
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
-			return "", i, fmt.Errorf("unterminated ${ (write ${NAME} or ${NAME:-default})")
+			return "", nil, i, fmt.Errorf("unterminated ${ (write ${NAME} or ${NAME:-default})")
 		}
 		body := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(body, ":-")
 		if !validEnvName(name) {
-			return "", i, fmt.Errorf("invalid environment variable name %q in ${%s}", name, body)
+			return "", nil, i, fmt.Errorf("invalid environment variable name %q in ${%s}", name, body)
 		}
 		v, ok := lookup(name)
 		switch {
@@ -58,12 +66,16 @@ func expandEnv(s string, lookup func(string) (string, bool)) (string, int, error
 			v = def
 		case ok:
 		default:
-			return "", i, fmt.Errorf("environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
+			return "", nil, i, fmt.Errorf("environment variable %s is not set (write ${%s:-default} to give a default)", name, name)
 		}
 		b.WriteString(v)
+		for range len(v) {
+			offs = append(offs, i)
+		}
 		i += end + 1
 	}
-	return b.String(), 0, nil
+	offs = append(offs, len(s))
+	return b.String(), offs, 0, nil
 }
 
 func validEnvName(s string) bool {

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/dsl"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+const runHelp = `
+Loads the files as one graph (all problems are reported before anything
+starts), connects, and runs until SIGINT or SIGTERM, then stops the
+sources, drains in-flight records to their sinks and exits 0. A graph whose
+sources are all finite (files, gen with a count) stops by itself when they
+end. A second signal exits at once.
+
+On a terminal a one-line status (records in/out/dropped per second) is
+shown on stderr; otherwise only warnings and errors are logged.
+
+--http serves /healthz (the process is up), /readyz (every connector is
+connected; 503 otherwise) and /stats (counters as JSON). It binds loopback
+unless an explicit non-loopback host is given.`
+
+func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "run")
+	httpAddr := fs.String("http", "", "serve health endpoints on `ADDR` (e.g. 127.0.0.1:8080 or :8080 for loopback port 8080)")
+	logLevel := fs.String("log-level", "warn", "log `LEVEL`: debug, info, warn or error")
+	drain := fs.Duration("drain-timeout", 10*time.Second, "how long in-flight records may take to drain on shutdown")
+	status := fs.String("status", "auto", "live status line: auto (on a terminal), on or off")
+	if code, ok := parseFlags(env, fs, args); !ok {
+		return code
+	}
+	if code, ok := needFiles(env, fs); !ok {
+		return code
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(env.stderr, "aimdb-flow run: --log-level: %v\n", err)
+		return exitUsage
+	}
+	showStatus := env.isTTY
+	switch *status {
+	case "on":
+		showStatus = true
+	case "off":
+		showStatus = false
+	case "auto":
+	default:
+		fmt.Fprintf(env.stderr, "aimdb-flow run: --status must be auto, on or off\n")
+		return exitUsage
+	}
+	sw := &statusWriter{w: env.stderr, enabled: showStatus}
+	log := slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: level}))
+
+	g, err := dsl.LoadFiles(loadOpts(env, log), fs.Args()...)
+	if err != nil {
+		printLoadError(env, err)
+		return exitProblems
+	}
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: log, DrainTimeout: *drain})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "aimdb-flow: %v\n", err)
+		return exitProblems
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("signal received; draining", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			sw.clear()
+			fmt.Fprintln(env.stderr, "aimdb-flow: second signal; exiting without draining")
+			os.Exit(exitProblems)
+		case <-ctx.Done():
+		}
+	}()
+
+	if *httpAddr != "" {
+		srv, ln, err := serveHTTP(*httpAddr, r, log)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "aimdb-flow run: --http: %v\n", err)
+			return exitProblems
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+		defer func() {
+			sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+			defer c()
+			srv.Shutdown(sctx)
+		}()
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var tick <-chan time.Time
+	if showStatus {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	var prev counters
+	prevAt := time.Now()
+	for {
+		select {
+		case err := <-done:
+			sw.clear()
+			if err != nil {
+				fmt.Fprintf(env.stderr, "aimdb-flow: %v\n", err)
+				return exitProblems
+			}
+			return exitOK
+		case now := <-tick:
+			c := countersOf(r.Stats())
+			secs := now.Sub(prevAt).Seconds()
+			sw.set(fmt.Sprintf("in %s/s  out %s/s  dropped %s/s  dead-letters %d  (total in %d, out %d)",
+				rate(c.in-prev.in, secs), rate(c.out-prev.out, secs), rate(c.dropped-prev.dropped, secs), c.dead, c.in, c.out))
+			prev, prevAt = c, now
+		}
+	}
+}
+
+type counters struct{ in, out, dropped, dead uint64 }
+
+func countersOf(s pipeline.Snapshot) counters {
+	var c counters
+	for _, l := range s.Links {
+		if l.Direction == pipeline.Inbound {
+			c.in += l.Messages
+		} else {
+			c.out += l.Messages
+		}
+	}
+	for _, r := range s.Records {
+		c.dropped += r.Buffer.Dropped + r.Buffer.Lagged
+	}
+	c.dropped += s.Unrouted
+	c.dead = s.DeadLetters
+	return c
+}
+
+func rate(n uint64, secs float64) string {
+	if secs <= 0 {
+		return "0"
+	}
+	v := float64(n) / secs
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// serveHTTP starts the health endpoints. A bare ":PORT" binds loopback.
+func serveHTTP(addr string, r *pipeline.Runner, log *slog.Logger) (*http.Server, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
+		log.Warn("http endpoints bound to a non-loopback address; they are reachable from the network", "addr", host)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := r.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(r.Stats())
+	})
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "error", err)
+		}
+	}()
+	return srv, ln, nil
+}
+
+// statusWriter keeps a one-line status at the bottom of a terminal: log
+// lines are written above it.
+type statusWriter struct {
+	w       interface{ Write([]byte) (int, error) }
+	enabled bool
+	mu      sync.Mutex
+	line    string
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if !s.enabled {
+		return s.w.Write(p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.line != "" {
+		s.w.Write([]byte("\r\033[K"))
+	}
+	n, err := s.w.Write(p)
+	if s.line != "" {
+		s.w.Write([]byte(s.line))
+	}
+	return n, err
+}
+
+func (s *statusWriter) set(line string) {
+	if !s.enabled {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.line = strings.TrimSpace(line)
+	s.w.Write([]byte("\r\033[K" + s.line))
+}
+
+func (s *statusWriter) clear() {
+	if !s.enabled {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.line != "" {
+		s.w.Write([]byte("\r\033[K"))
+		s.line = ""
+	}
+}
