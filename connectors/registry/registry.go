@@ -14,6 +14,7 @@ import (
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
+	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -51,6 +52,7 @@ func Default() Registry {
 	// Connector packages with network I/O register here.
 	r["http"], r["https"] = httpconn.Factory, httpconn.Factory
 	r[kafka.Scheme] = kafka.Factory
+	r["mqtt"], r["mqtts"], r["embedded"] = mqtt.Factory, mqtt.Factory, mqtt.EmbeddedFactory
 	return r
 }
 

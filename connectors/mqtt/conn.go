@@ -1,0 +1,592 @@
+package mqtt
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
+)
+
+// Stats are a connector's counters.
+type Stats struct {
+	// Connects counts successful connections (the first one included).
+	Connects uint64
+	// Received counts inbound messages handed to the pipeline.
+	Received uint64
+	// Acked and Nacked count inbound QoS>0 messages acknowledged to the
+	// broker and rejected (left unacknowledged for redelivery).
+	Acked, Nacked uint64
+	// Published counts confirmed publishes; PublishErrors failed ones.
+	Published, PublishErrors uint64
+	// Dropped counts records dropped by the drop-oldest offline policy.
+	Dropped uint64
+	// Queued is the number of records currently waiting to be published.
+	Queued int
+}
+
+// Conn is a built MQTT connector. It implements pipeline.Connector,
+// pipeline.Source, pipeline.AsyncPublisher and pipeline.Readiness.
+type Conn struct {
+	cfg       Config
+	name      string
+	log       *slog.Logger
+	url       *url.URL
+	tls       *tls.Config
+	manualAck bool
+	expiry    uint32
+
+	cm     *autopaho.ConnectionManager
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+
+	up        atomic.Bool
+	gen       atomic.Uint64 // connection generation
+	subsOK    atomic.Bool
+	subErr    atomic.Pointer[string]
+	connErr   atomic.Pointer[string]
+	netMu     sync.Mutex
+	netConn   net.Conn
+	upSignal  signal
+	embedded  *EmbeddedBroker
+	closeOnce sync.Once
+
+	// inbound
+	inbound   []pipeline.Subscription
+	plan      []planned
+	srvMu     sync.Mutex
+	serving   chan struct{} // closed when Serve set disp
+	disp      pipeline.Dispatcher
+	serveCtx  context.Context
+	nackMu    sync.Mutex
+	nackBO    pipeline.Backoff
+	nackTimer *time.Timer
+	nacked    atomic.Bool
+
+	pub *publisher
+
+	connects, received, acked, nacks atomic.Uint64
+}
+
+var (
+	_ pipeline.Connector      = (*Conn)(nil)
+	_ pipeline.Source         = (*Conn)(nil)
+	_ pipeline.AsyncPublisher = (*Conn)(nil)
+	_ pipeline.Readiness      = (*Conn)(nil)
+)
+
+func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Logger) (*Conn, error) {
+	cfg.withDefaults()
+	u, err := cfg.brokerURL()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{cfg: cfg, name: env.Name, log: log, url: u, inbound: env.Inbound, serving: make(chan struct{}),
+		nackBO: pipeline.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}}
+	if u.Scheme == "mqtts" {
+		if c.tls, err = tlsConfig(cfg, u.Hostname()); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range env.Inbound {
+		if subOptions(s.Options).QoS > 0 {
+			c.manualAck = true
+		}
+	}
+	switch {
+	case cfg.SessionExpiry < 0:
+		c.expiry = 0
+	case cfg.SessionExpiry > 0:
+		c.expiry = uint32(cfg.SessionExpiry / time.Second)
+	case c.manualAck:
+		c.expiry = uint32(defaultSessionExpiry / time.Second)
+	}
+	c.subsOK.Store(len(env.Inbound) == 0)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pub = newPublisher(c)
+
+	bo := &pipeline.Backoff{Min: cfg.ReconnectMin, Max: cfg.ReconnectMax}
+	var boMu sync.Mutex
+	receiveMax := cfg.ReceiveMaximum
+	acfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     uint16(min(cfg.KeepAlive/time.Second, 65535)),
+		CleanStartOnInitialConnection: cfg.CleanStart,
+		SessionExpiryInterval:         c.expiry,
+		ConnectTimeout:                cfg.ConnectTimeout,
+		ReconnectBackoff: func(attempt int) time.Duration {
+			boMu.Lock()
+			defer boMu.Unlock()
+			if attempt == 0 {
+				bo.Reset()
+				return 0
+			}
+			return bo.Next()
+		},
+		AttemptConnection: c.dial,
+		OnConnectionUp:    c.onUp,
+		OnConnectionDown:  c.onDown,
+		OnConnectError:    c.onConnectError,
+		ConnectUsername:   cfg.Username,
+		ConnectPassword:   []byte(cfg.Password),
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if cp.Properties == nil {
+				cp.Properties = &paho.ConnectProperties{}
+			}
+			// autopaho builds ConnectProperties with RequestProblemInfo
+			// false when a session expiry is set; mochi then strips user
+			// properties from every packet it sends us. Ask for it.
+			cp.Properties.RequestProblemInfo = true
+			cp.Properties.ReceiveMaximum = &receiveMax
+			return cp, nil
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID:                   cfg.ClientID,
+			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){c.onPublish},
+			EnableManualAcknowledgment: c.manualAck,
+			SendAcksInterval:           cfg.AckInterval,
+			PacketTimeout:              cfg.PublishTimeout,
+			OnClientError: func(err error) {
+				c.log.Debug("mqtt client error", "error", err)
+			},
+			OnServerDisconnect: func(d *paho.Disconnect) {
+				c.log.Warn("mqtt broker closed the connection", "reason", d.ReasonCode, "broker", c.url.String())
+			},
+		},
+	}
+	if len(cfg.Password) == 0 {
+		acfg.ConnectPassword = nil
+	}
+	cm, err := autopaho.NewConnection(c.ctx, acfg)
+	if err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	c.cm = cm
+	c.pub.start()
+	return c, nil
+}
+
+func tlsConfig(cfg Config, host string) (*tls.Config, error) {
+	t := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in for tests
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt: ca_file %s: no PEM certificate found", cfg.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: cert_file/key_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// dial opens the network connection. Reads are buffered (paho reads
+// packet headers byte by byte); writes go straight to the connection under
+// a lock so that every packet is written whole.
+func (c *Conn) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	var nc net.Conn
+	var err error
+	d := net.Dialer{}
+	if c.tls != nil {
+		td := tls.Dialer{NetDialer: &d, Config: c.tls}
+		nc, err = td.DialContext(dctx, "tcp", u.Host)
+	} else {
+		nc, err = d.DialContext(dctx, "tcp", u.Host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	bc := &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10)}
+	c.netMu.Lock()
+	c.netConn = bc
+	c.netMu.Unlock()
+	return bc, nil
+}
+
+// bufConn buffers reads and serialises writes (paho requires thread-safe
+// writes: it checks for sync.Locker).
+type bufConn struct {
+	net.Conn
+	r  *bufio.Reader
+	mu sync.Mutex
+}
+
+func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *bufConn) Lock()                      { b.mu.Lock() }
+func (b *bufConn) Unlock()                    { b.mu.Unlock() }
+
+func (c *Conn) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+	n := c.connects.Add(1)
+	c.gen.Add(1)
+	c.connErr.Store(nil)
+	c.up.Store(true)
+	c.log.Info("mqtt connected", "broker", c.url.String(), "client_id", c.cfg.ClientID,
+		"session_present", ca.SessionPresent, "connects", n)
+	c.pub.connectionUp(ca.SessionPresent)
+	c.upSignal.notify()
+	c.srvMu.Lock()
+	serving := c.disp != nil
+	c.srvMu.Unlock()
+	if serving {
+		go c.subscribe(cm, c.gen.Load())
+	}
+}
+
+func (c *Conn) onDown() bool {
+	c.up.Store(false)
+	if len(c.inbound) > 0 {
+		c.subsOK.Store(false)
+	}
+	c.pub.connectionDown(c.expiry == 0)
+	if c.ctx.Err() == nil {
+		c.log.Warn("mqtt connection lost; reconnecting", "broker", c.url.String())
+	}
+	return true
+}
+
+func (c *Conn) onConnectError(err error) {
+	msg := err.Error()
+	prev := c.connErr.Swap(&msg)
+	if c.ctx.Err() != nil {
+		return
+	}
+	// Log the first failure of a series at Warn, repeats at Debug. The
+	// error text holds the broker URL without user info, never a password.
+	if prev == nil {
+		c.log.Warn("mqtt connect failed; retrying with backoff", "broker", c.url.String(), "error", err)
+	} else {
+		c.log.Debug("mqtt connect failed", "broker", c.url.String(), "error", err)
+	}
+}
+
+// planned is one subscription sent to the broker: links with the same
+// filter share it (at the highest QoS they ask for). Its id is sent as the
+// MQTT 5 subscription identifier.
+type planned struct {
+	id     int
+	filter string // as sent, with any $share prefix
+	match  string // the filter topics are matched against
+	shared bool
+	opts   SubOptions
+}
+
+func makePlan(subs []pipeline.Subscription) []planned {
+	var plan []planned
+	idx := map[string]int{}
+	for _, s := range subs {
+		o := subOptions(s.Options)
+		f := subscribeFilter(s.Filter, o)
+		if i, ok := idx[f]; ok {
+			plan[i].opts.QoS = max(plan[i].opts.QoS, o.QoS)
+			plan[i].opts.NoLocal = plan[i].opts.NoLocal && o.NoLocal
+			plan[i].opts.RetainAsPublished = plan[i].opts.RetainAsPublished || o.RetainAsPublished
+			continue
+		}
+		m, group := topic.Filter(f)
+		idx[f] = len(plan)
+		plan = append(plan, planned{id: len(plan) + 1, filter: f, match: m, shared: group != "", opts: o})
+	}
+	return plan
+}
+
+// duplicate reports whether a message that arrived through subscription
+// sid is a second copy: brokers such as mosquitto deliver one copy per
+// matching subscription, while the router already hands one message to
+// every matching record. Among the plain (not shared) subscriptions
+// matching the topic, only the copy of the one with the highest QoS
+// (lowest id on ties) is dispatched. Copies through shared subscriptions
+// are always dispatched (the other copy may have gone to another member).
+func (c *Conn) duplicate(sid int, topicName string) bool {
+	if len(c.plan) < 2 || sid < 1 || sid > len(c.plan) {
+		return false
+	}
+	me := c.plan[sid-1]
+	if me.shared {
+		return false
+	}
+	for _, o := range c.plan {
+		if o.id == sid || o.shared || !topic.Match(o.match, topicName) {
+			continue
+		}
+		if o.opts.QoS > me.opts.QoS || (o.opts.QoS == me.opts.QoS && o.id < me.id) {
+			return true
+		}
+	}
+	return false
+}
+
+// subscribe sends one SUBSCRIBE per planned subscription (after every
+// connect).
+func (c *Conn) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	for _, s := range c.plan {
+		id := s.id
+		sa, err := cm.Subscribe(ctx, &paho.Subscribe{
+			Subscriptions: []paho.SubscribeOptions{{Topic: s.filter, QoS: s.opts.QoS, NoLocal: s.opts.NoLocal, RetainAsPublished: s.opts.RetainAsPublished}},
+			Properties:    &paho.SubscribeProperties{SubscriptionIdentifier: &id},
+		})
+		if err == nil && len(sa.Reasons) > 0 && sa.Reasons[0] >= 0x80 {
+			err = fmt.Errorf("broker rejected the subscription (reason 0x%02x)", sa.Reasons[0])
+		}
+		if err != nil {
+			if c.gen.Load() != gen || c.ctx.Err() != nil {
+				return // the connection went away meanwhile; the next connect resubscribes
+			}
+			msg := fmt.Sprintf("subscribe %s: %v", s.filter, err)
+			c.subErr.Store(&msg)
+			c.log.Error("mqtt subscribe failed", "filter", s.filter, "error", err)
+			return
+		}
+		c.log.Debug("mqtt subscribed", "filter", s.filter, "qos", s.opts.QoS)
+	}
+	if c.gen.Load() == gen {
+		c.subErr.Store(nil)
+		c.subsOK.Store(true)
+	}
+}
+
+// Ready implements pipeline.Readiness: nil while connected and subscribed
+// to every inbound link.
+func (c *Conn) Ready() error {
+	if !c.up.Load() {
+		if e := c.connErr.Load(); e != nil {
+			return fmt.Errorf("not connected to %s: %s", c.url, *e)
+		}
+		return fmt.Errorf("not connected to %s", c.url)
+	}
+	if e := c.subErr.Load(); e != nil {
+		return errors.New(*e)
+	}
+	if !c.subsOK.Load() {
+		return errors.New("not subscribed yet")
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the connector's counters.
+func (c *Conn) Stats() Stats {
+	s := Stats{Connects: c.connects.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Nacked: c.nacks.Load()}
+	c.pub.stats(&s)
+	return s
+}
+
+// ClientID returns the MQTT client identifier in use.
+func (c *Conn) ClientID() string { return c.cfg.ClientID }
+
+// BrokerURL returns the broker URL (without credentials); for the embedded
+// scheme, the in-process broker's address.
+func (c *Conn) BrokerURL() string { return c.url.String() }
+
+// dropConnection closes the current network connection; autopaho then
+// reconnects (resuming the session).
+func (c *Conn) dropConnection() {
+	c.netMu.Lock()
+	nc := c.netConn
+	c.netMu.Unlock()
+	if nc != nil {
+		_ = nc.Close()
+	}
+}
+
+// Serve implements pipeline.Source.
+func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
+	c.srvMu.Lock()
+	if c.disp != nil {
+		c.srvMu.Unlock()
+		return errors.New("mqtt: Serve called twice")
+	}
+	if len(subs) > 0 {
+		c.inbound = subs
+	}
+	c.plan = makePlan(c.inbound)
+	c.disp, c.serveCtx = d, ctx
+	close(c.serving)
+	c.srvMu.Unlock()
+	if c.up.Load() {
+		go c.subscribe(c.cm, c.gen.Load())
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// onPublish is paho's handler for inbound PUBLISH packets. It runs on
+// paho's single router goroutine; blocking here (Dispatch applying
+// backpressure) stops reading from the broker, whose flow control (receive
+// maximum) then holds further QoS>0 messages.
+func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
+	select {
+	case <-c.serving:
+	case <-c.ctx.Done():
+		return false, nil
+	}
+	ctx := c.serveCtx
+	if ctx.Err() != nil {
+		// The source is stopping: leave the message unacknowledged; the
+		// broker redelivers it to the resumed session.
+		return false, nil
+	}
+	p := pr.Packet
+	if p.Properties != nil && p.Properties.SubscriptionIdentifier != nil && c.duplicate(*p.Properties.SubscriptionIdentifier, p.Topic) {
+		if p.QoS > 0 && c.manualAck {
+			_ = pr.Client.Ack(p)
+		}
+		return true, nil
+	}
+	env := pipeline.Envelope{Payload: p.Payload, Topic: p.Topic, Partition: -1}
+	if p.Properties != nil {
+		if len(p.Properties.User) > 0 {
+			env.Headers = make(pipeline.Headers, 0, len(p.Properties.User)+1)
+			for _, up := range p.Properties.User {
+				env.Headers = append(env.Headers, pipeline.Header{Key: up.Key, Value: up.Value})
+			}
+		}
+		if p.Properties.ContentType != "" {
+			env.Headers = append(env.Headers, pipeline.Header{Key: HeaderContentType, Value: p.Properties.ContentType})
+		}
+	}
+	if p.QoS > 0 && c.manualAck {
+		cli := pr.Client
+		env.Ack = pipeline.NewAck(func(err error) { c.settle(cli, p, err) })
+	}
+	c.received.Add(1)
+	_ = c.disp.Dispatch(ctx, &env) // consumes the ack share; a ctx error is the shutdown
+	return true, nil
+}
+
+// settle acknowledges an inbound message once every sink finished with it.
+//
+// paho sends acknowledgements strictly in the order the messages arrived
+// (as MQTT requires): an ack is held until every earlier message was acked
+// too. A rejected message is never acknowledged, which also holds back the
+// acks of the messages after it. The broker redelivers unacknowledged
+// messages only when the session is resumed on a new connection, so a
+// rejection (outside shutdown) makes the connector drop the connection
+// after a backoff delay; autopaho reconnects with the same session and the
+// broker resends the rejected message and every later one whose ack had
+// not been sent yet (duplicates are possible: at-least-once).
+func (c *Conn) settle(cli *paho.Client, p *paho.Publish, err error) {
+	if err == nil {
+		// ErrPacketNotFound means the connection that received the message
+		// is gone; the broker will redeliver it.
+		if cli.Ack(p) == nil {
+			c.acked.Add(1)
+		}
+		if c.nacked.Load() {
+			c.nackMu.Lock()
+			c.nackBO.Reset()
+			c.nackMu.Unlock()
+			c.nacked.Store(false)
+		}
+		return
+	}
+	n := c.nacks.Add(1)
+	if c.ctx.Err() != nil || (c.serveCtx != nil && c.serveCtx.Err() != nil) {
+		return // shutting down: the session keeps the message for the next run
+	}
+	c.nacked.Store(true)
+	c.nackMu.Lock()
+	defer c.nackMu.Unlock()
+	if c.nackTimer != nil {
+		return // a reconnect is already scheduled
+	}
+	delay := c.nackBO.Next()
+	if n <= 10 || n%1000 == 0 {
+		c.log.Warn("mqtt message rejected by the pipeline; reconnecting for redelivery",
+			"topic", p.Topic, "error", err, "after", delay, "rejected", n)
+	}
+	c.nackTimer = time.AfterFunc(delay, func() {
+		c.nackMu.Lock()
+		c.nackTimer = nil
+		c.nackMu.Unlock()
+		if c.ctx.Err() == nil {
+			c.dropConnection()
+		}
+	})
+}
+
+// Close implements pipeline.Connector: it flushes queued publishes and
+// pending acknowledgements within ctx, disconnects and, for the embedded
+// scheme, stops the broker.
+func (c *Conn) Close(ctx context.Context) error {
+	var err error
+	c.closeOnce.Do(func() {
+		perr := c.pub.close(ctx)
+		if c.manualAck && c.up.Load() {
+			// Let paho's ack ticker send the acks released by the drain.
+			t := time.NewTimer(3 * c.cfg.AckInterval)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		c.nackMu.Lock()
+		if c.nackTimer != nil {
+			c.nackTimer.Stop()
+			c.nackTimer = nil
+		}
+		c.nackMu.Unlock()
+		derr := c.cm.Disconnect(ctx)
+		c.cancel()
+		var eerr error
+		if c.embedded != nil {
+			eerr = c.embedded.Close()
+		}
+		err = errors.Join(perr, derr, eerr)
+	})
+	return err
+}
+
+// signal is a broadcast: wait returns a channel closed by the next notify.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}

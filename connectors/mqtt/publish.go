@@ -1,0 +1,426 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+// ErrDropped is reported for a record that the drop-oldest offline policy
+// removed from a full offline queue.
+var ErrDropped = errors.New("mqtt: dropped from the full offline queue (policy drop-oldest)")
+
+// ErrClosed is reported for records still queued when the connector closed.
+var ErrClosed = errors.New("mqtt: connector closed")
+
+// errSessionLost cancels in-flight publishes whose session state the
+// client or broker discarded; they are sent again.
+var errSessionLost = errors.New("mqtt: session lost")
+
+// pubReq is one record waiting to be published.
+type pubReq struct {
+	p        *paho.Publish
+	deadline time.Time
+	done     func(error)
+	// state: 0 queued, 1 taken by a worker, 2 abandoned by a synchronous
+	// caller that gave up; finished guards done.
+	state    atomic.Int32
+	finished atomic.Bool
+}
+
+func (r *pubReq) finish(err error) {
+	if r.finished.CompareAndSwap(false, true) {
+		r.done(err)
+	}
+}
+
+// publisher owns the bounded queue of records to publish and the workers
+// that publish them while the connection is up.
+type publisher struct {
+	c      *Conn
+	mu     sync.Mutex
+	q      []*pubReq // FIFO; q[head:] are live
+	head   int
+	closed bool
+	items  signal // notified on push
+	space  signal // notified on pop
+	idle   signal // notified when queue empty and nothing in flight
+
+	inflight   int
+	flightMu   sync.Mutex
+	flights    map[*pubReq]context.CancelCauseFunc
+	wg         sync.WaitGroup
+	published  atomic.Uint64
+	failed     atomic.Uint64
+	dropped    atomic.Uint64
+	stopWorker context.CancelFunc
+	workCtx    context.Context
+}
+
+func newPublisher(c *Conn) *publisher {
+	p := &publisher{c: c, flights: map[*pubReq]context.CancelCauseFunc{}}
+	p.workCtx, p.stopWorker = context.WithCancel(context.Background())
+	return p
+}
+
+func (p *publisher) start() {
+	for i := 0; i < p.c.cfg.MaxInflight; i++ {
+		p.wg.Add(1)
+		go p.worker()
+	}
+}
+
+func (p *publisher) stats(s *Stats) {
+	s.Published, s.PublishErrors, s.Dropped = p.published.Load(), p.failed.Load(), p.dropped.Load()
+	p.mu.Lock()
+	s.Queued = len(p.q) - p.head
+	p.mu.Unlock()
+}
+
+func (p *publisher) lenLocked() int { return len(p.q) - p.head }
+
+// enqueue adds r, applying the offline policy when the queue is full.
+func (p *publisher) enqueue(ctx context.Context, r *pubReq) error {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if p.lenLocked() < p.c.cfg.OfflineQueue {
+			p.pushLocked(r)
+			p.mu.Unlock()
+			p.items.notify()
+			return nil
+		}
+		if !p.c.up.Load() && p.c.cfg.OfflinePolicy == DropOldest {
+			old := p.popLocked()
+			p.pushLocked(r)
+			p.mu.Unlock()
+			p.items.notify()
+			if old != nil {
+				p.dropped.Add(1)
+				old.finish(ErrDropped)
+			}
+			return nil
+		}
+		wait := p.space.wait()
+		p.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Until(r.deadline))
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: offline queue full: %w", ctx.Err())
+		case <-timer.C:
+			return fmt.Errorf("mqtt: offline queue full for %v: %w", p.c.cfg.PublishTimeout, context.DeadlineExceeded)
+		}
+	}
+}
+
+func (p *publisher) pushLocked(r *pubReq) {
+	if p.head > 0 && p.head == len(p.q) {
+		p.q, p.head = p.q[:0], 0
+	} else if p.head > 1024 && p.head*2 > len(p.q) {
+		n := copy(p.q, p.q[p.head:])
+		clear(p.q[n:])
+		p.q, p.head = p.q[:n], 0
+	}
+	p.q = append(p.q, r)
+}
+
+func (p *publisher) pushFrontLocked(r *pubReq) {
+	if p.head > 0 {
+		p.head--
+		p.q[p.head] = r
+		return
+	}
+	p.q = append(p.q, nil)
+	copy(p.q[1:], p.q)
+	p.q[0] = r
+}
+
+func (p *publisher) popLocked() *pubReq {
+	if p.head == len(p.q) {
+		return nil
+	}
+	r := p.q[p.head]
+	p.q[p.head] = nil
+	p.head++
+	return r
+}
+
+// next waits for a queued record and a live connection.
+func (p *publisher) next() *pubReq {
+	for {
+		up := p.c.upSignal.wait()
+		if !p.c.up.Load() {
+			select {
+			case <-up:
+				continue
+			case <-p.workCtx.Done():
+				return nil
+			}
+		}
+		p.mu.Lock()
+		r := p.popLocked()
+		if r != nil {
+			p.inflight++
+			p.mu.Unlock()
+			p.space.notify()
+			return r
+		}
+		items := p.items.wait()
+		p.mu.Unlock()
+		select {
+		case <-items:
+		case <-p.workCtx.Done():
+			return nil
+		}
+	}
+}
+
+func (p *publisher) doneInflight() {
+	p.mu.Lock()
+	p.inflight--
+	idle := p.inflight == 0 && p.lenLocked() == 0
+	p.mu.Unlock()
+	if idle {
+		p.idle.notify()
+	}
+}
+
+func (p *publisher) worker() {
+	defer p.wg.Done()
+	for {
+		r := p.next()
+		if r == nil {
+			return
+		}
+		p.send(r)
+		p.doneInflight()
+	}
+}
+
+// send publishes r once; connection and session failures put it back at
+// the front of the queue until its deadline.
+func (p *publisher) send(r *pubReq) {
+	if !r.state.CompareAndSwap(0, 1) {
+		return // abandoned by its caller
+	}
+	if !time.Now().Before(r.deadline) {
+		p.fail(r, fmt.Errorf("mqtt: publish to %s timed out after %v: %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded))
+		return
+	}
+	ctx, cancel := context.WithDeadline(p.workCtx, r.deadline)
+	cctx, cancelCause := context.WithCancelCause(ctx)
+	p.flightMu.Lock()
+	p.flights[r] = cancelCause
+	p.flightMu.Unlock()
+	resp, err := p.c.cm.Publish(cctx, r.p)
+	p.flightMu.Lock()
+	delete(p.flights, r)
+	p.flightMu.Unlock()
+	cause := context.Cause(cctx)
+	cancelCause(nil)
+	cancel()
+	switch {
+	case err == nil && (resp == nil || resp.ReasonCode < 0x80):
+		p.published.Add(1)
+		r.finish(nil)
+	case resp != nil && resp.ReasonCode >= 0x80:
+		reason := ""
+		if resp.Properties != nil {
+			reason = resp.Properties.ReasonString
+		}
+		p.fail(r, fmt.Errorf("mqtt: broker rejected publish to %s: reason 0x%02x %s", r.p.Topic, resp.ReasonCode, reason))
+	case errors.Is(err, paho.ErrInvalidArguments):
+		p.fail(r, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err))
+	case p.workCtx.Err() != nil:
+		p.fail(r, ErrClosed)
+	case time.Now().Before(r.deadline) && (errors.Is(cause, errSessionLost) || errors.Is(err, autopaho.ConnectionDownError) || !p.c.up.Load() || isConnErr(err)):
+		// Not sent, or sent on a connection whose session is gone: retry
+		// first thing on the next connection.
+		r.state.Store(0)
+		p.mu.Lock()
+		p.pushFrontLocked(r)
+		p.mu.Unlock()
+		p.items.notify()
+	case errors.Is(err, context.DeadlineExceeded) || !time.Now().Before(r.deadline):
+		p.fail(r, fmt.Errorf("mqtt: publish to %s not confirmed within %v: %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded))
+	default:
+		p.fail(r, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err))
+	}
+}
+
+func isConnErr(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) || errors.Is(err, context.Canceled) ||
+		err.Error() == "PUBLISH transmitted but not fully acknowledged at time of shutdown"
+}
+
+func (p *publisher) fail(r *pubReq, err error) {
+	p.failed.Add(1)
+	r.finish(err)
+}
+
+// connectionUp: when the broker did not resume the session, publishes
+// awaiting acknowledgement from the previous connection will never be
+// confirmed; cancel them so they are sent again.
+func (p *publisher) connectionUp(sessionPresent bool) {
+	if !sessionPresent {
+		p.cancelFlights()
+	}
+}
+
+// connectionDown: with a session that ends with the connection, in-flight
+// publishes are lost; cancel them so they are re-queued.
+func (p *publisher) connectionDown(sessionEnds bool) {
+	if sessionEnds {
+		p.cancelFlights()
+	}
+}
+
+func (p *publisher) cancelFlights() {
+	p.flightMu.Lock()
+	defer p.flightMu.Unlock()
+	for _, cancel := range p.flights {
+		cancel(errSessionLost)
+	}
+}
+
+// close stops accepting records, waits (within ctx) until the queue is
+// empty and nothing is in flight, then fails whatever is left.
+func (p *publisher) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	var err error
+	for {
+		p.mu.Lock()
+		idle := p.inflight == 0 && p.lenLocked() == 0
+		wait := p.idle.wait()
+		n := p.lenLocked() + p.inflight
+		p.mu.Unlock()
+		if idle {
+			break
+		}
+		select {
+		case <-wait:
+			continue
+		case <-time.After(50 * time.Millisecond):
+			continue // re-check (a worker may have finished without notify races)
+		case <-ctx.Done():
+			err = fmt.Errorf("mqtt: %d publishes not confirmed at close: %w", n, ctx.Err())
+		}
+		break
+	}
+	p.stopWorker()
+	p.wg.Wait()
+	p.mu.Lock()
+	left := p.q[p.head:]
+	p.q, p.head = nil, 0
+	p.mu.Unlock()
+	for _, r := range left {
+		if r.state.CompareAndSwap(0, 1) {
+			p.fail(r, ErrClosed)
+		}
+	}
+	return err
+}
+
+// newReq builds the PUBLISH for env, copying everything it keeps.
+func (c *Conn) newReq(ctx context.Context, dest string, opts any, env *pipeline.Envelope) *pubReq {
+	o := pubOptions(opts)
+	payload := make([]byte, len(env.Payload))
+	copy(payload, env.Payload)
+	pp := &paho.Publish{QoS: o.QoS, Retain: o.Retain, Topic: dest, Payload: payload}
+	ct := o.ContentType
+	var props *paho.PublishProperties
+	for _, h := range env.Headers {
+		if h.Key == HeaderContentType {
+			if ct == "" {
+				ct = h.Value
+			}
+			continue
+		}
+		if props == nil {
+			props = &paho.PublishProperties{}
+		}
+		props.User = append(props.User, paho.UserProperty{Key: h.Key, Value: h.Value})
+	}
+	if ct != "" || o.MessageExpiry > 0 {
+		if props == nil {
+			props = &paho.PublishProperties{}
+		}
+		props.ContentType = ct
+		if o.MessageExpiry > 0 {
+			exp := uint32(max(o.MessageExpiry/time.Second, 1))
+			props.MessageExpiry = &exp
+		}
+	}
+	pp.Properties = props
+	deadline := time.Now().Add(c.cfg.PublishTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return &pubReq{p: pp, deadline: deadline}
+}
+
+// Publish implements pipeline.Connector: it returns once the broker
+// confirmed the message (PUBACK for QoS 1, PUBCOMP for QoS 2, written for
+// QoS 0), or with an error when ctx ends or the publish timeout passes
+// first. A publish that timed out may still be delivered later.
+func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
+	r := c.newReq(ctx, dest, opts, env)
+	ch := make(chan error, 1)
+	r.done = func(err error) { ch <- err }
+	if err := c.pub.enqueue(ctx, r); err != nil {
+		return err
+	}
+	t := time.NewTimer(time.Until(r.deadline))
+	defer t.Stop()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		r.state.CompareAndSwap(0, 2)
+		return fmt.Errorf("mqtt: publish to %s: %w", dest, ctx.Err())
+	case <-t.C:
+		if r.state.CompareAndSwap(0, 2) {
+			c.pub.failed.Add(1)
+		}
+		return fmt.Errorf("mqtt: publish to %s not confirmed within %v: %w", dest, c.cfg.PublishTimeout, context.DeadlineExceeded)
+	}
+}
+
+// PublishAsync implements pipeline.AsyncPublisher: it queues the record
+// (blocking only while the queue is full, see OfflinePolicy) and finishes
+// env.Ack with the outcome once the broker confirmed it or the publish
+// timeout passed. Up to Config.MaxInflight publishes are in flight at once,
+// so their order on the wire may differ slightly; MaxInflight 1 keeps it.
+func (c *Conn) PublishAsync(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
+	r := c.newReq(ctx, dest, opts, env)
+	r.deadline = time.Now().Add(c.cfg.PublishTimeout) // the hand-off ctx ends with this call
+	ack := env.Ack
+	r.done = ack.Finish
+	return c.pub.enqueue(ctx, r)
+}
