@@ -1,0 +1,391 @@
+// Package otelflow implements aimdb-flow's tracing hook (pipeline.Tracer)
+// on OpenTelemetry.
+//
+// Every hop of a record becomes a span: receive (a consumer span), decode,
+// the wait in the record's buffer, each pipeline stage, encode and publish
+// (a producer span). The W3C trace context travels in the envelope's
+// headers: it is extracted when a message is received and injected when it
+// is published, and the connectors map those headers to MQTT 5 user
+// properties, Kafka record headers or HTTP headers, so two aimdb-flow
+// processes chained through a broker produce one trace.
+//
+// The core only knows the small pipeline.Tracer interface; this package is
+// the only one importing OpenTelemetry, so device (TinyGo) builds never
+// link it. With no Tracer installed the runner skips every hook (a nil
+// check per hop).
+//
+// Span tree of one record (pipeline "alerts", stages filter and map):
+//
+//	receive                      (consumer, child of the remote publisher)
+//	└─ decode sensor.temp
+//	   └─ buffer sensor.temp     (time spent in the record's buffer)
+//	      └─ alerts 1:filter
+//	         └─ alerts 2:map     (fused stages nest: each runs inside the previous)
+//	            ├─ encode alerts/{device}
+//	            └─ send alerts/{device}   (producer; its context is injected)
+package otelflow
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+// ScopeName is the instrumentation scope of the spans this package creates.
+const ScopeName = "github.com/aimdb-dev/aimdb-flow/observability/otelflow"
+
+// Attribute keys specific to aimdb-flow (the messaging.* keys follow the
+// OpenTelemetry semantic conventions).
+const (
+	AttrPipeline  = attribute.Key("aimdb.pipeline")
+	AttrStage     = attribute.Key("aimdb.stage")
+	AttrRecord    = attribute.Key("aimdb.record")
+	AttrLink      = attribute.Key("aimdb.link")
+	AttrConnector = attribute.Key("aimdb.connector")
+)
+
+// StageMode selects how the stages of a fused chain are represented.
+type StageMode uint8
+
+const (
+	// StageSpans creates one span per stage. Fused stages run nested (each
+	// calls the next), so their spans nest too and each shows its own
+	// duration and error. This is the default.
+	StageSpans StageMode = iota
+	// FusedStageEvents creates one span per fused chain ("process
+	// <pipeline>") and records each stage as an event on it. It saves one
+	// span per extra stage (the event costs about a third of a span) at the
+	// price of per-stage durations; a failing stage is still named, because
+	// its *pipeline.StageError ends the chain's span.
+	FusedStageEvents
+)
+
+// Option configures a Tracer.
+type Option func(*Tracer)
+
+// WithPropagator replaces the W3C TraceContext propagator (for example
+// with propagation.NewCompositeTextMapPropagator(propagation.TraceContext{},
+// propagation.Baggage{})).
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(t *Tracer) { t.prop = p }
+}
+
+// WithStageMode selects how fused stages are traced (default StageSpans).
+func WithStageMode(m StageMode) Option {
+	return func(t *Tracer) { t.mode = m }
+}
+
+// WithUnsampledSpans makes the tracer start a (non-recording) span for
+// every hop even inside a trace that was not sampled. By default, once the
+// receive hop of a record was not sampled, its later hops create no span at
+// all and publish propagates the unsampled parent: exactly what a
+// parent-based sampler would decide, at almost no cost. Use this option
+// only with a sampler that is not parent-based.
+func WithUnsampledSpans() Option {
+	return func(t *Tracer) { t.unsampledSpans = true }
+}
+
+// Tracer implements pipeline.Tracer and pipeline.BatchTracer on an
+// OpenTelemetry TracerProvider. It is safe for concurrent use.
+type Tracer struct {
+	tracer         trace.Tracer
+	prop           propagation.TextMapPropagator
+	mode           StageMode
+	unsampledSpans bool
+	metas          sync.Map // *pipeline.HopInfo -> *hopMeta
+	bufMetas       sync.Map // record name -> *hopMeta
+}
+
+var (
+	_ pipeline.Tracer      = (*Tracer)(nil)
+	_ pipeline.BatchTracer = (*Tracer)(nil)
+)
+
+// New returns a Tracer creating spans with tp (the global provider when tp
+// is nil).
+func New(tp trace.TracerProvider, opts ...Option) *Tracer {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	t := &Tracer{
+		tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		prop:   propagation.TraceContext{},
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// hopMeta is what a span of one HopInfo always has: computed once.
+type hopMeta struct {
+	name   string
+	opts   []trace.SpanStartOption
+	events bool // a fused chain span (FusedStageEvents)
+	stage  trace.EventOption
+	info   *pipeline.HopInfo // for synthesized hops (buffer)
+}
+
+func (t *Tracer) meta(info *pipeline.HopInfo) *hopMeta {
+	if m, ok := t.metas.Load(info); ok {
+		return m.(*hopMeta)
+	}
+	m := buildMeta(info, t.mode)
+	actual, _ := t.metas.LoadOrStore(info, m)
+	return actual.(*hopMeta)
+}
+
+// linkAddress returns the address part of "name://address".
+func linkAddress(link string) string {
+	if i := strings.Index(link, "://"); i >= 0 {
+		return link[i+3:]
+	}
+	return link
+}
+
+func buildMeta(info *pipeline.HopInfo, mode StageMode) *hopMeta {
+	var attrs []attribute.KeyValue
+	add := func(k attribute.Key, v string) {
+		if v != "" {
+			attrs = append(attrs, k.String(v))
+		}
+	}
+	add(AttrPipeline, info.Pipeline)
+	add(AttrRecord, info.Record)
+	add(AttrLink, info.Link)
+	add(AttrConnector, info.Connector)
+	m := &hopMeta{}
+	kind := trace.SpanKindInternal
+	switch info.Hop {
+	case pipeline.HopReceive:
+		kind = trace.SpanKindConsumer
+		m.name = "receive"
+		add(semconv.MessagingSystemKey, info.Scheme)
+		attrs = append(attrs, semconv.MessagingOperationTypeReceive, semconv.MessagingOperationName("receive"))
+	case pipeline.HopRoute:
+		m.name = "route " + info.Record
+	case pipeline.HopDecode:
+		m.name = "decode " + info.Record
+		add(semconv.MessagingSystemKey, info.Scheme)
+		add(semconv.MessagingDestinationTemplateKey, linkAddress(info.Link))
+	case pipeline.HopBuffer:
+		m.name = "buffer " + info.Record
+	case pipeline.HopStage:
+		add(AttrStage, info.Stage)
+		m.name = info.Pipeline + " " + info.Stage
+		if mode == FusedStageEvents {
+			m.name = "process " + info.Pipeline
+			m.events = true
+		}
+		m.stage = trace.WithAttributes(AttrStage.String(info.Stage))
+	case pipeline.HopEncode:
+		m.name = "encode " + linkAddress(info.Link)
+	case pipeline.HopPublish:
+		kind = trace.SpanKindProducer
+		tmpl := linkAddress(info.Link)
+		m.name = "send " + tmpl
+		add(semconv.MessagingSystemKey, info.Scheme)
+		add(semconv.MessagingDestinationTemplateKey, tmpl)
+		attrs = append(attrs, semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish"))
+	default:
+		m.name = info.Hop.String()
+	}
+	m.opts = []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(attrs...)}
+	return m
+}
+
+func (t *Tracer) bufferMeta(rec string) *hopMeta {
+	if m, ok := t.bufMetas.Load(rec); ok {
+		return m.(*hopMeta)
+	}
+	info := &pipeline.HopInfo{Hop: pipeline.HopBuffer, Record: rec}
+	m := buildMeta(info, t.mode)
+	m.info = info
+	actual, _ := t.bufMetas.LoadOrStore(rec, m)
+	return actual.(*hopMeta)
+}
+
+// hop is one started span and what env.Trace points to while (and after)
+// it runs: later hops of the same record use its span context as parent.
+type hop struct {
+	span  trace.Span
+	sc    trace.SpanContext
+	info  *pipeline.HopInfo
+	meta  *hopMeta
+	env   *pipeline.Envelope
+	prev  any   // env.Trace before this hop, restored by End
+	end   int64 // decode hops: end time (UnixNano), written before End returns
+	ended atomic.Bool
+}
+
+// End implements pipeline.Span.
+func (h *hop) End(err error) {
+	if err != nil {
+		h.span.RecordError(err)
+		h.span.SetStatus(codes.Error, err.Error())
+	}
+	if h.info.Hop == pipeline.HopDecode {
+		// The decoded envelope is written into the record's buffer right
+		// after this: keep env.Trace on this hop so the reader can draw the
+		// buffer wait from this end time.
+		now := time.Now()
+		h.end = now.UnixNano()
+		h.span.End(trace.WithTimestamp(now))
+		h.ended.Store(true)
+		return
+	}
+	h.span.End()
+	h.ended.Store(true)
+	h.env.Trace = h.prev
+}
+
+// parent returns the span context a new hop of env continues.
+func (t *Tracer) parent(ctx context.Context, env *pipeline.Envelope) (*hop, trace.SpanContext) {
+	switch v := env.Trace.(type) {
+	case *hop:
+		return v, v.sc
+	case trace.SpanContext:
+		return nil, v
+	case nil:
+	default:
+		if g, ok := v.(interface{ TraceInputs() []any }); ok {
+			if in := g.TraceInputs(); len(in) > 0 {
+				if h, ok := in[0].(*hop); ok {
+					return h, h.sc
+				}
+			}
+		}
+	}
+	if len(env.Headers) == 0 {
+		return nil, trace.SpanContext{}
+	}
+	h := env.Headers
+	return nil, trace.SpanContextFromContext(t.prop.Extract(ctx, HeaderCarrier{H: &h}))
+}
+
+// StartHop implements pipeline.Tracer.
+func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
+	ph, psc := t.parent(ctx, env)
+	if info.Hop != pipeline.HopReceive && psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
+		// Not sampled upstream: no span, but keep the decision travelling.
+		if info.Hop == pipeline.HopPublish {
+			t.inject(ctx, env, psc)
+		}
+		return nil
+	}
+	m := t.meta(info)
+	if m.events && ph != nil && ph.meta.events && ph.info.Pipeline == info.Pipeline && !ph.ended.Load() {
+		// A later stage of the same fused chain: an event on its span.
+		ph.span.AddEvent(info.Stage, m.stage)
+		return nil
+	}
+	pctx := trace.ContextWithSpanContext(ctx, psc)
+	prev := env.Trace
+	if ph != nil && ph.info.Hop == pipeline.HopDecode && info.Hop != pipeline.HopDecode && ph.ended.Load() {
+		// The record crossed its buffer between the decode and this hop:
+		// draw the wait, and make it the parent of what follows (also of
+		// a dead letter published after the chain ended).
+		bm := t.bufferMeta(ph.info.Record)
+		_, bs := t.tracer.Start(pctx, bm.name, append(bm.opts[:len(bm.opts):len(bm.opts)], trace.WithTimestamp(time.Unix(0, ph.end)))...)
+		bs.End()
+		bh := &hop{span: bs, sc: bs.SpanContext(), info: bm.info, meta: bm}
+		bh.ended.Store(true)
+		prev = bh
+		pctx = trace.ContextWithSpanContext(ctx, bh.sc)
+	}
+	if info.Hop == pipeline.HopReceive && psc.IsRemote() {
+		pctx = trace.ContextWithRemoteSpanContext(ctx, psc)
+	}
+	_, span := t.tracer.Start(pctx, m.name, m.opts...)
+	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: m, env: env, prev: prev}
+	if span.IsRecording() {
+		switch info.Hop {
+		case pipeline.HopReceive:
+			t.setMessageAttrs(span, env, info)
+		case pipeline.HopPublish:
+			span.SetAttributes(semconv.MessagingDestinationName(env.Topic), semconv.MessagingMessageBodySize(len(env.Payload)))
+		case pipeline.HopStage:
+			if m.events {
+				span.AddEvent(info.Stage, m.stage)
+			}
+		}
+	}
+	env.Trace = h
+	if info.Hop == pipeline.HopPublish {
+		t.inject(ctx, env, h.sc)
+	}
+	return h
+}
+
+func (t *Tracer) setMessageAttrs(span trace.Span, env *pipeline.Envelope, info *pipeline.HopInfo) {
+	attrs := [4]attribute.KeyValue{
+		semconv.MessagingDestinationName(env.Topic),
+		semconv.MessagingMessageBodySize(len(env.Payload)),
+	}
+	n := 2
+	if info.Scheme == "kafka" {
+		attrs[2] = semconv.MessagingDestinationPartitionID(strconv.Itoa(int(env.Partition)))
+		attrs[3] = semconv.MessagingKafkaOffset(int(env.Offset))
+		n = 4
+	}
+	span.SetAttributes(attrs[:n]...)
+}
+
+// inject writes sc into env.Headers with the propagator (a fresh slice:
+// the old one may be shared with other copies of the envelope).
+func (t *Tracer) inject(ctx context.Context, env *pipeline.Envelope, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
+	}
+	t.prop.Inject(trace.ContextWithSpanContext(ctx, sc), HeaderCarrier{H: &env.Headers})
+}
+
+// StartBatch implements pipeline.BatchTracer: the batch's span continues
+// the first input's trace and links to every input's span, as the
+// messaging conventions recommend for batch processing.
+func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
+	links := make([]trace.Link, 0, len(inputs))
+	var psc trace.SpanContext
+	for i, in := range inputs {
+		_, sc := t.parent(ctx, in)
+		if !sc.IsValid() {
+			continue
+		}
+		if i == 0 {
+			psc = sc
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	m := t.meta(info)
+	opts := append(m.opts[:len(m.opts):len(m.opts)], trace.WithLinks(links...),
+		trace.WithAttributes(semconv.MessagingBatchMessageCount(len(inputs))))
+	_, span := t.tracer.Start(trace.ContextWithSpanContext(ctx, psc), m.name, opts...)
+	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: m, env: out, prev: out.Trace}
+	out.Trace = h
+	return h
+}
+
+// SpanContext returns the span context env.Trace holds (set by this
+// package's Tracer), or an invalid one. Code that publishes envelopes by
+// other means can use it to propagate the trace.
+func SpanContext(env *pipeline.Envelope) trace.SpanContext {
+	switch v := env.Trace.(type) {
+	case *hop:
+		return v.sc
+	case trace.SpanContext:
+		return v
+	}
+	return trace.SpanContext{}
+}
