@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,6 +173,8 @@ func TestIngestBackpressure503(t *testing.T) {
 	g.Record("r").WithBuffer(buffer.Config{Kind: buffer.Queue, Size: 1}).From("ingest:///r", codec.JSON{})
 	g.Pipeline("p").From("r").To("hooks://sink", codec.JSON{})
 	rn := start(t, g)
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release) // runs first: unblocks the server if the test fails
 	url := ingestURL(ingest, "/r")
 
 	if code, _ := post(t, url, `{"n":1}`, nil); code != 202 {
@@ -185,7 +188,7 @@ func TestIngestBackpressure503(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "backpressure") {
 		t.Fatalf("third POST = %d %s, want 503 backpressure", code, body)
 	}
-	close(gate)
+	release()
 	if h := srv.next(t); h.Body != `{"n":2}` {
 		t.Fatalf("second delivery %q", h.Body)
 	}

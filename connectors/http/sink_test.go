@@ -194,6 +194,8 @@ func TestSinkConcurrencyBound(t *testing.T) {
 		g.Pipeline("p"+string(rune('0'+i))).From("in").To("hooks://x", codec.JSON{})
 	}
 	rn := start(t, g)
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release) // runs first: unblocks the server if the test fails
 	publishMem(t, bus, "in", `{"n":1}`)
 	publishMem(t, bus, "in", `{"n":2}`)
 
@@ -203,7 +205,7 @@ func TestSinkConcurrencyBound(t *testing.T) {
 	waitFor(t, "2 requests at the server and the other publishers waiting", func() bool {
 		return inflight.Load() == 2 && c.waiting.Load() == pipes-2
 	})
-	close(gate)
+	release()
 	waitFor(t, "all 8 requests served", func() bool { return srv.count() == 2*pipes })
 	rn.stop(t)
 	if p := peak.Load(); p != 2 {
