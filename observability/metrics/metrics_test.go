@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -207,7 +208,7 @@ func TestMetricsEndpoints(t *testing.T) {
 	dlq, unsubD := bus.Subscribe("dlq", 10)
 	defer unsubD()
 	lat := metrics.NewLatency(nil)
-	r, err := pipeline.NewRunner(testGraph(bus), pipeline.RunOptions{Tracer: lat})
+	r, err := pipeline.NewRunner(testGraph(bus), pipeline.RunOptions{Tracer: lat, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +381,10 @@ func checkHistograms(t *testing.T, s *scrape) {
 
 var posInf, _ = strconv.ParseFloat("+Inf", 64)
 
+var quiet = slog.New(slog.DiscardHandler)
+
 func TestHandlerRoutes(t *testing.T) {
-	r, err := pipeline.NewRunner(testGraph(mem.NewBus()), pipeline.RunOptions{})
+	r, err := pipeline.NewRunner(testGraph(mem.NewBus()), pipeline.RunOptions{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +423,7 @@ func TestLabelEscaping(t *testing.T) {
 	g := pipeline.New().Connector("", mem.New(nil))
 	g.Record(`we"ird\rec`).From("mem://a/\"b\"", codec.JSON{})
 	g.Pipeline("p").From(`we"ird\rec`).To("mem://out", codec.JSON{})
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

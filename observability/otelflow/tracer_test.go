@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ func graphB(bus *mem.Bus) *pipeline.Graph {
 // start runs g with tracer until the test ends.
 func start(t *testing.T, g *pipeline.Graph, tracer pipeline.Tracer) *pipeline.Runner {
 	t.Helper()
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Tracer: tracer})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Tracer: tracer, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,3 +494,5 @@ func TestHeaderCarrier(t *testing.T) {
 		t.Fatalf("Keys = %s", got)
 	}
 }
+
+var quiet = slog.New(slog.DiscardHandler)
