@@ -3,6 +3,7 @@ package httpconn
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -156,10 +157,11 @@ func (c *conn) attempt(ctx context.Context, method string, target *url.URL, so *
 		}
 		// Connection refused/reset, DNS, per-attempt timeout: retry. A
 		// certificate the server cannot fix by itself is final.
-		var cve *x509.UnknownAuthorityError
+		var cve *tls.CertificateVerificationError
+		var uae x509.UnknownAuthorityError
 		var hne x509.HostnameError
 		var cie x509.CertificateInvalidError
-		final := errors.As(err, &cve) || errors.As(err, &hne) || errors.As(err, &cie)
+		final := errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie)
 		return retryAfter, &attemptError{err: err, retryable: !final}
 	}
 	defer resp.Body.Close()
