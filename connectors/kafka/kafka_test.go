@@ -299,4 +299,3 @@ func TestLinkOptions(t *testing.T) {
 		t.Error("inbound link without a group: want an error")
 	}
 }
-

@@ -118,6 +118,7 @@ loop:
 		if !retriable(err) || ctx.Err() != nil {
 			break
 		}
+		c.log.Debug("kafka produce: retrying", "topic", dest, "error", err)
 		if deadline == nil {
 			t := time.NewTimer(c.cfg.PublishTimeout)
 			defer t.Stop()
@@ -181,6 +182,10 @@ func retriable(err error) bool {
 }
 
 func isNetErr(err error) bool {
+	var ke kafkago.Error
+	if errors.As(err, &ke) {
+		return false // a broker answered (kafka.Error also satisfies net.Error)
+	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -38,6 +39,10 @@ type Options struct {
 	Persist bool
 	// Extra kfake options (SASL users, TLS, ...).
 	Extra []kfake.Opt
+	// SASL, when set, is used by the harness's own clients (Produce,
+	// Consume, Client); pair it with kfake.EnableSASL and kfake.Superuser
+	// in Extra.
+	SASL sasl.Mechanism
 }
 
 // Cluster is a running (or stopped) in-process test cluster.
@@ -181,9 +186,20 @@ func (cl *Cluster) Restart() {
 	cl.start()
 }
 
+// Transport returns a fresh kafka-go transport for the cluster (with the
+// harness's SASL mechanism, if any).
+func (cl *Cluster) Transport() *kafkago.Transport {
+	return &kafkago.Transport{SASL: cl.opts.SASL}
+}
+
+// Dialer returns a kafka-go dialer for the cluster.
+func (cl *Cluster) Dialer() *kafkago.Dialer {
+	return &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: cl.opts.SASL}
+}
+
 // Client returns a kafka-go admin client with a fresh transport.
 func (cl *Cluster) Client() *kafkago.Client {
-	return &kafkago.Client{Addr: kafkago.TCP(cl.Addrs()...), Timeout: 10 * time.Second, Transport: &kafkago.Transport{}}
+	return &kafkago.Client{Addr: kafkago.TCP(cl.Addrs()...), Timeout: 10 * time.Second, Transport: cl.Transport()}
 }
 
 // CreateTopic creates a topic with the given number of partitions.
@@ -225,7 +241,7 @@ func (cl *Cluster) Writer(topic string) *kafkago.Writer {
 		RequiredAcks: kafkago.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		BatchSize:    1000,
-		Transport:    &kafkago.Transport{},
+		Transport:    cl.Transport(),
 	}
 }
 
@@ -289,7 +305,7 @@ func (cl *Cluster) ReadAll(topic string, n int, timeout time.Duration) ([]kafkag
 		go func() {
 			defer wg.Done()
 			r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: cl.Addrs(), Topic: topic, Partition: p,
-				MaxWait: 500 * time.Millisecond, MaxBytes: 1 << 20})
+				Dialer: cl.Dialer(), MaxWait: 500 * time.Millisecond, MaxBytes: 1 << 20})
 			defer r.Close()
 			for {
 				m, err := r.ReadMessage(rctx)
