@@ -227,6 +227,10 @@ type conn struct {
 	serving atomic.Bool
 	served  atomic.Bool
 	wantIn  bool
+	// dispatchMu: handlers hold it shared while dispatching; Serve takes
+	// it exclusively to set stopped before returning.
+	dispatchMu sync.RWMutex
+	stopped    bool
 }
 
 // Ready implements pipeline.Readiness: a connector with inbound links is

@@ -31,8 +31,14 @@ func (c *conn) listen(subs []pipeline.Subscription) error {
 	c.wantIn = true
 	c.routes = map[string]*ingestRoute{}
 	for _, s := range subs {
-		o, ok := s.Options.(*IngestOptions)
-		if !ok || o == nil {
+		var o *IngestOptions
+		switch v := s.Options.(type) {
+		case *IngestOptions:
+			o = v
+		case IngestOptions:
+			o = &v
+		}
+		if o == nil {
 			var err error
 			if o, err = parseIngestOptions(s.Filter, nil); err != nil {
 				return fmt.Errorf("record %s: %w", s.Record, err)
@@ -120,6 +126,11 @@ func (c *conn) Serve(ctx context.Context, _ []pipeline.Subscription, d pipeline.
 		srv.Close()
 	}
 	<-errc
+	// Even if Shutdown timed out, no handler may dispatch once Serve has
+	// returned (the runner closes the records next).
+	c.dispatchMu.Lock()
+	c.stopped = true
+	c.dispatchMu.Unlock()
 	return nil
 }
 
@@ -163,6 +174,10 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeReply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
 		return
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		writeReply(w, http.StatusUnsupportedMediaType, reply{Error: "Content-Encoding " + ce + " is not supported; send the body uncompressed"})
+		return
+	}
 	if r.ContentLength > c.cfg.MaxBody {
 		writeReply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
 		return
@@ -197,11 +212,18 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Dispatch blocks while a lossless buffer is full: give it
 	// AcceptTimeout, and stop at once if the client leaves or the source
 	// shuts down.
+	c.dispatchMu.RLock()
+	if c.stopped {
+		c.dispatchMu.RUnlock()
+		writeReply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
+		return
+	}
 	dctx, cancel := context.WithTimeout(r.Context(), c.cfg.AcceptTimeout)
 	stopAfter := context.AfterFunc(h.stop, cancel)
 	err = h.d.Dispatch(dctx, &env)
 	stopAfter()
 	cancel()
+	c.dispatchMu.RUnlock()
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		msg := "backpressure: the record's buffer is full"

@@ -109,6 +109,7 @@ func TestIngestRejects(t *testing.T) {
 		{"wrong method", "GET", "/ingest/a", ``, auth, 405},
 		{"too large", "POST", "/ingest/a", `{"pad":"` + strings.Repeat("x", 100) + `"}`, auth, 413},
 		{"invalid json", "POST", "/ingest/a", `{"temp":`, auth, 400},
+		{"compressed", "POST", "/ingest/a", `{}`, map[string]string{"Authorization": "Bearer t0ken", "Content-Encoding": "gzip"}, 415},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -376,5 +377,14 @@ func TestStatusErrorExcerpt(t *testing.T) {
 	}
 	if got := excerpt([]byte("  a\n\tb  ")); got != "a b" {
 		t.Fatalf("excerpt = %q", got)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{"127.0.0.1": true, "::1": true, "localhost": true, "127.3.2.1": true,
+		"": false, "0.0.0.0": false, "::": false, "10.0.0.1": false, "example.com": false} {
+		if got := isLoopback(host); got != want {
+			t.Errorf("isLoopback(%q) = %v", host, got)
+		}
 	}
 }
