@@ -10,6 +10,7 @@ import (
 
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
+	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/stages"
 	"github.com/aimdb-dev/aimdb-flow/stages/codec"
@@ -64,5 +65,66 @@ func Example() {
 	// 202 Accepted
 	// 202 Accepted
 	// alerts/d-2 {"device":"d-2","temp":30.5}
+	// run: <nil>
+}
+
+// HTTP ingest -> filter -> MQTT, on an in-process MQTT 5 broker (use
+// mqtt.New with a broker URL in production). The same connector also
+// subscribes to the alerts, so the example can show what reached MQTT.
+func Example_mqtt() {
+	ingest, err := httpconn.New("http://127.0.0.1:0", httpconn.Config{})
+	if err != nil {
+		panic(err)
+	}
+	broker, err := mqtt.NewEmbedded("127.0.0.1:0", mqtt.Config{})
+	if err != nil {
+		panic(err)
+	}
+	g := pipeline.New().Connector("ingest", ingest).Connector("broker", broker)
+	g.Record("sensor.temp").From("ingest:///ingest/sensor.temp", codec.JSON{})
+	g.Pipeline("alerts").From("sensor.temp").
+		Via(stages.FilterValue(func(m map[string]any) bool { t, _ := m["temp"].(float64); return t > 25 })).
+		To("broker://alerts/{device}", codec.JSON{})
+	g.Record("seen").From("broker://alerts/+", codec.JSON{}) // what reached the broker
+
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	seen, err := r.Subscribe("seen")
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	for r.Ready() != nil {
+		time.Sleep(time.Millisecond)
+	}
+
+	url := "http://" + ingest.Addr().String() + "/ingest/sensor.temp"
+	for _, body := range []string{`{"device":"d-1","temp":21.5}`, `{"device":"d-2","temp":30.5}`} {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	env, err := seen.Recv(rctx)
+	if err != nil {
+		panic(err)
+	}
+	env.Ack.Done()
+	fmt.Println(env.Topic, env.Value)
+
+	cancel()
+	fmt.Println("run:", <-done)
+	// Output:
+	// 202 Accepted
+	// 202 Accepted
+	// alerts/d-2 map[device:d-2 temp:30.5]
 	// run: <nil>
 }
