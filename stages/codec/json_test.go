@@ -400,6 +400,7 @@ func TestJSONEncodeErrors(t *testing.T) {
 	for _, v := range []any{
 		math.NaN(), math.Inf(1), []any{math.Inf(-1)}, map[string]any{"a": math.NaN()},
 		json.Number("1.2.3"), make(chan int), float32(math.Inf(1)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2020, 1, 1, 0, 0, 0, 0, time.FixedZone("x", 24*3600)),
 	} {
 		if _, err := (JSON{}).Encode(v); err == nil || !strings.HasPrefix(err.Error(), "json: ") {
 			t.Errorf("Encode(%#v) err = %v, want json: error", v, err)

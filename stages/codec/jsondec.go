@@ -33,7 +33,8 @@ func (e *SyntaxError) Error() string {
 // the codec's limit (10000 levels for JSON and MessagePack).
 var ErrTooDeep = errors.New("nesting too deep")
 
-// internSize is the number of slots in a decoder's key intern table.
+// internSize is the number of slots in a decoder's key intern table
+// (the hash in intern uses its top 8 bits).
 const internSize = 256
 
 // jsonDecoder is a single-pass parser producing the same shapes
@@ -75,6 +76,10 @@ func decodeJSON(p []byte) (any, error) {
 	return v, nil
 }
 
+// errorf is kept out of line so the cold error paths do not bloat the hot
+// parsing functions.
+//
+//go:noinline
 func (d *jsonDecoder) errorf(format string, args ...any) error {
 	return &SyntaxError{Msg: fmt.Sprintf(format, args...), Offset: d.pos}
 }
@@ -102,6 +107,7 @@ func (d *jsonDecoder) skipSpace() {
 	}
 }
 
+//go:noinline
 func (d *jsonDecoder) unexpectedEnd() error {
 	return d.errorf("unexpected end of JSON input")
 }
@@ -263,13 +269,12 @@ func (t *internTable) intern(b []byte) string {
 	if len(b) > 32 {
 		return string(b)
 	}
-	// FNV-1a over the key bytes.
-	h := uint32(2166136261)
-	for _, c := range b {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	slot := &t[h%internSize]
+	// A cheap hash of length, first, middle and last byte: collisions only
+	// cost an allocation, never a wrong result (the slot is compared).
+	n := len(b)
+	h := uint32(n) | uint32(b[0])<<8 | uint32(b[n/2])<<16 | uint32(b[n-1])<<24
+	h *= 0x9e3779b1
+	slot := &t[h>>(32-8)]
 	if *slot == string(b) { // comparison does not allocate
 		return *slot
 	}

@@ -124,7 +124,12 @@ func (e *jsonEncoder) value(v any) error {
 		e.buf = base64.StdEncoding.AppendEncode(e.buf, x)
 		e.buf = append(e.buf, '"')
 	case time.Time:
+		// Years beyond 4 digits and zone offsets of 24h or more are
+		// errors in time.Time.MarshalJSON: let encoding/json report them.
 		if y := x.Year(); y < 0 || y >= 10000 {
+			return e.fallback(v)
+		}
+		if _, off := x.Zone(); off <= -24*3600 || off >= 24*3600 {
 			return e.fallback(v)
 		}
 		e.buf = append(e.buf, '"')
