@@ -229,7 +229,7 @@ func (c *compiler) record(a *args) {
 	}
 }
 
-var pipelineKeywords = []string{"from", "filter", "map", "log", "dedupe", "batch", "window", "throttle",
+var pipelineKeywords = []string{"from", "filter", "map", "set", "log", "dedupe", "batch", "window", "throttle",
 	"parallel", "decode", "encode", "into", "to", "deadletter"}
 
 func (c *compiler) pipeline(a *args) {
@@ -252,6 +252,8 @@ func (c *compiler) pipeline(a *args) {
 		seen[st.Kw.Text] = st.Kw.Pos
 		return true
 	}
+	var pending []expr.Assignment // the set statements of the last set stage
+	pendingAt := -1
 	for _, st := range a.s.Block.Stmts {
 		b := &args{c: c, s: st}
 		pos := st.Kw.Pos
@@ -279,6 +281,22 @@ func (c *compiler) pipeline(a *args) {
 				}
 			}
 			b.end()
+		case "set":
+			field, _, ok1 := b.ident("a field name, e.g. set alert `true`")
+			p, ok2 := b.expr(expr.Any)
+			b.end()
+			if ok1 && ok2 {
+				as := expr.Assignment{Field: field, Expr: p}
+				// Consecutive sets share one stage (one copy of the value).
+				if n := len(pending); n > 0 && pendingAt == len(ps.Stages) {
+					pending = append(pending, as)
+					ps.Stages[len(ps.Stages)-1] = expr.Set(pending...)
+				} else {
+					pending = []expr.Assignment{as}
+					ps.ViaAt(expr.Set(as), pos)
+					pendingAt = len(ps.Stages)
+				}
+			}
 		case "log":
 			msg := "record"
 			if b.more() {
@@ -735,6 +753,13 @@ func (a *args) linkSettings(inbound, deadletter bool) *linkOpts {
 				a.c.errorf(a.s.Args[a.i-1].Pos, "%s given twice", name)
 			}
 			haveCodec = true
+			if t := a.peek(); inbound && t != nil && t.Kind == Ident && t.Text == "none" {
+				// Payload only: decode later in the pipeline (e.g. in
+				// parallel workers) with a decode stage.
+				a.i++
+				l.dec = pipeline.PayloadOnly
+				return true
+			}
 			if cd, ok := a.codec(); ok {
 				l.dec, l.enc = cd, cd
 			} else {

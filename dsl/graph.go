@@ -126,4 +126,3 @@ func mermaidQuote(s string) string {
 	r := strings.NewReplacer(`"`, "#quot;", "\n", "<br/>", "`", "#96;")
 	return `"` + r.Replace(s) + `"`
 }
-

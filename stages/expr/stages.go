@@ -3,6 +3,7 @@ package expr
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
@@ -67,4 +68,49 @@ func Key(p *Program) pipeline.KeyFunc {
 		}
 		return []byte(s), nil
 	}
+}
+
+// Assignment is one field set by a Set stage.
+type Assignment struct {
+	Field string
+	Expr  *Program
+}
+
+type setStage struct{ as []Assignment }
+
+// Set returns a stage that sets fields of an object value (`set alert
+// \`true\``): the value is copied, the expressions are evaluated against
+// the original, and the results stored in the copy, so other readers of the
+// same record never see the change. A value that is not an object, or an
+// evaluation error, is a stage error.
+func Set(as ...Assignment) pipeline.Processor { return setStage{as} }
+
+func (setStage) Kind() string { return "set" }
+
+func (s setStage) String() string {
+	parts := make([]string, len(s.as))
+	for i, a := range s.as {
+		parts[i] = "set " + a.Field + " " + a.Expr.String()
+	}
+	return strings.Join(parts, "\n")
+}
+
+func (s setStage) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
+	m, ok := env.Value.(map[string]any)
+	if !ok {
+		return fmt.Errorf("set %s: value is %T, want an object", s.as[0].Field, env.Value)
+	}
+	out := make(map[string]any, len(m)+len(s.as))
+	for k, v := range m {
+		out[k] = v
+	}
+	for _, a := range s.as {
+		v, err := a.Expr.Eval(env)
+		if err != nil {
+			return err
+		}
+		out[a.Field] = v
+	}
+	env.Value, env.Payload = out, nil
+	return next(ctx, env)
 }
