@@ -1,0 +1,163 @@
+// Command w3kafka runs workload W3 (Kafka consume -> filter -> produce with
+// at-least-once commits) against an in-process kfake cluster: the
+// hand-written kafka-go loop and the aimdb-flow pipeline alternate, each in
+// a fresh child process, for -rounds rounds.
+//
+//	go run ./bench/w3kafka/cmd/w3kafka            # 500k records, 3 rounds
+//	go run ./bench/w3kafka/cmd/w3kafka -n 50000 -rounds 1
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/bench/w3kafka"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+type childResult struct {
+	w3kafka.Result
+	CPU    time.Duration
+	MaxRSS int64 // bytes
+}
+
+func main() {
+	var (
+		n       = flag.Int("n", 500_000, "records in the input topic")
+		rounds  = flag.Int("rounds", 3, "rounds (each runs every variant once)")
+		child   = flag.String("child", "", "internal: run one variant")
+		brokers = flag.String("brokers", "", "internal: broker list for -child")
+		group   = flag.String("group", "", "internal: group for -child")
+		output  = flag.String("output", "", "internal: output topic for -child")
+		expect  = flag.Int("expect", 0, "internal: records passing the filter")
+	)
+	flag.Parse()
+	if *child != "" {
+		os.Exit(runChild(*child, w3kafka.Job{Brokers: strings.Split(*brokers, ","), Group: *group, Output: *output, Records: *n, Expect: *expect}))
+	}
+	if err := drive(*n, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "w3kafka:", err)
+		os.Exit(1)
+	}
+}
+
+func runChild(variant string, job w3kafka.Job) int {
+	ctx := context.Background()
+	var res w3kafka.Result
+	var err error
+	switch variant {
+	case "baseline":
+		res, err = w3kafka.Baseline(ctx, job)
+	case "pipeline":
+		res, err = w3kafka.Pipeline(ctx, job)
+	default:
+		err = fmt.Errorf("unknown variant %q", variant)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cr := childResult{Result: res, MaxRSS: ru.Maxrss * 1024,
+		CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	_ = json.NewEncoder(os.Stdout).Encode(cr)
+	return 0
+}
+
+func drive(n, rounds int) error {
+	ctx := context.Background()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(network, _ string) (netListener, error) {
+		return listenLoopback(network)
+	}))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	fmt.Printf("W3: %d records, %d partitions, kfake in-process at %s, %d rounds\n", n, w3kafka.Partitions, brokers[0], rounds)
+	t0 := time.Now()
+	pass, err := w3kafka.Generate(ctx, brokers, n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("produced input in %v; %d records pass the filter\n", time.Since(t0).Round(time.Millisecond), pass)
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	variants := []string{"baseline", "pipeline"}
+	results := map[string][]childResult{}
+	var ratios []float64
+	for round := 0; round < rounds; round++ {
+		got := map[string]float64{}
+		for _, v := range variants {
+			out := fmt.Sprintf("w3-out-%s-%d", v, round)
+			if err := w3kafka.CreateTopic(ctx, brokers, out, w3kafka.Partitions); err != nil {
+				return err
+			}
+			cmd := exec.CommandContext(ctx, exe, "-child", v, "-brokers", strings.Join(brokers, ","),
+				"-group", fmt.Sprintf("w3-%s-%d", v, round), "-output", out, "-n", fmt.Sprint(n), "-expect", fmt.Sprint(pass))
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("%s: %w: %s", v, err, stderr.String())
+			}
+			var cr childResult
+			if err := json.Unmarshal(stdout.Bytes(), &cr); err != nil {
+				return fmt.Errorf("%s output %q: %w", v, stdout.String(), err)
+			}
+			if cr.Out < int64(pass) {
+				return fmt.Errorf("%s produced %d records, want at least %d", v, cr.Out, pass)
+			}
+			results[v] = append(results[v], cr)
+			got[v] = float64(n) / cr.Wall.Seconds()
+			fmt.Printf("round %d %-8s %9.0f rec/s  wall %-8v commit lag %-8v uncommitted at output end %6d  out %d  cpu %v  rss %.1f MiB\n",
+				round+1, v, got[v], cr.Wall.Round(time.Millisecond), cr.CommitLag.Round(time.Millisecond), cr.LagRecords,
+				cr.Out, cr.CPU.Round(time.Millisecond), float64(cr.MaxRSS)/(1<<20))
+		}
+		ratios = append(ratios, got["pipeline"]/got["baseline"])
+	}
+	fmt.Println()
+	fmt.Println("| variant | rec/s (median) | commit lag (median) | uncommitted at output end (median) | CPU ns/rec | RSS MiB |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, v := range variants {
+		var rps, lag, lrec, cpu, rss []float64
+		for _, cr := range results[v] {
+			rps = append(rps, float64(n)/cr.Wall.Seconds())
+			lag = append(lag, float64(cr.CommitLag.Milliseconds()))
+			lrec = append(lrec, float64(cr.LagRecords))
+			cpu = append(cpu, float64(cr.CPU.Nanoseconds())/float64(n))
+			rss = append(rss, float64(cr.MaxRSS)/(1<<20))
+		}
+		fmt.Printf("| %s | %.0f | %.0f ms | %.0f | %.0f | %.1f |\n", v, median(rps), median(lag), median(lrec), median(cpu), median(rss))
+	}
+	fmt.Printf("\npipeline / baseline throughput, per round: %v; median %.2f× (target ≥ 0.90×)\n", fmtRatios(ratios), median(ratios))
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func fmtRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
