@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -42,8 +43,9 @@ type Config struct {
 	Exporter string
 	// Protocol is the OTLP transport: "http/protobuf" or "grpc".
 	Protocol string
-	// Endpoint is the OTLP collector: a URL ("http://127.0.0.1:4318") or
-	// host:port. Empty: the exporters read the OTEL_* endpoint variables.
+	// Endpoint is the OTLP collector: a URL ("http://127.0.0.1:4318"; for
+	// HTTP an empty path means /v1/traces) or host:port. Empty: the
+	// exporters read the OTEL_EXPORTER_OTLP_* endpoint variables.
 	Endpoint string
 	// Insecure disables TLS for a host:port Endpoint (a URL says it with
 	// its scheme).
@@ -176,7 +178,14 @@ func otlpExporter(ctx context.Context, cfg Config, getenv func(string) string) (
 		var opts []otlptracehttp.Option
 		switch {
 		case isURL:
-			opts = append(opts, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+			u, err := url.Parse(cfg.Endpoint)
+			if err != nil {
+				return nil, fmt.Errorf("endpoint: %w", err)
+			}
+			if u.Path == "" || u.Path == "/" {
+				u.Path = "/v1/traces" // a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT
+			}
+			opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
 		case cfg.Endpoint != "":
 			opts = append(opts, otlptracehttp.WithEndpoint(cfg.Endpoint))
 		}
