@@ -145,13 +145,19 @@ func (c *conn) attempt(ctx context.Context, method string, target *url.URL, so *
 
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	shown := safeURL(target)
 	req, err := http.NewRequestWithContext(actx, method, target.String(), bytes.NewReader(env.Payload))
 	if err != nil {
-		return retryAfter, fmt.Errorf("%s %s: %w", method, target.Redacted(), err)
+		return retryAfter, fmt.Errorf("%s %s: %w", method, shown, err)
 	}
 	c.setHeaders(req, so, env)
 	resp, err := c.client.Do(req)
 	if err != nil {
+		// Rebuild the message without the query string (may hold secrets).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("%s %s: %w", method, shown, ue.Err)
+		}
 		if ctx.Err() != nil {
 			return retryAfter, err
 		}
@@ -175,7 +181,7 @@ func (c *conn) attempt(ctx context.Context, method string, target *url.URL, so *
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	return retryAfter, &StatusError{Method: method, URL: target.Redacted(), Code: resp.StatusCode,
+	return retryAfter, &StatusError{Method: method, URL: shown, Code: resp.StatusCode,
 		Status: resp.Status, Body: excerpt(body)}
 }
 
@@ -304,6 +310,25 @@ func escapeDest(s string) string {
 
 func ishex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// safeURL renders u for errors and dead letters: no user info, and query
+// values masked (API keys often travel there); keys stay for debugging.
+func safeURL(u *url.URL) string {
+	v := *u
+	v.User = nil
+	if v.RawQuery != "" {
+		q, err := url.ParseQuery(v.RawQuery)
+		if err != nil {
+			v.RawQuery = "xxxxx"
+		} else {
+			for k := range q {
+				q[k] = []string{"xxxxx"}
+			}
+			v.RawQuery = q.Encode()
+		}
+	}
+	return v.String()
 }
 
 // parseRetryAfter reads a Retry-After value (delay-seconds or an HTTP

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,6 +269,9 @@ func TestTargetURL(t *testing.T) {
 		{"v1/../admin", "", "dot path segments"},
 		{"v1/%2e%2E/admin", "", "dot path segments"},
 	}
+	if got := safeURL(mustURL(t, "https://u:p@h/x?token=abc&v=1")); got != "https://h/x?token=xxxxx&v=xxxxx" {
+		t.Errorf("safeURL = %s", got)
+	}
 	for _, tc := range cases {
 		u, err := c.target(tc.dest)
 		if tc.err != "" {
@@ -333,4 +337,13 @@ func TestSink429HonoursRetryAfter(t *testing.T) {
 	if srv.count() != 2 || gap < 300*time.Millisecond {
 		t.Fatalf("requests %d, gap %v: want 2 requests at least 300ms apart", srv.count(), gap)
 	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
