@@ -38,11 +38,18 @@ func (c *conn) listen(subs []pipeline.Subscription) error {
 		case IngestOptions:
 			o = &v
 		}
-		if o == nil {
-			var err error
-			if o, err = parseIngestOptions(s.Filter, nil); err != nil {
+		if o == nil || o.Path == "" {
+			def, err := parseIngestOptions(s.Filter, nil)
+			if err != nil {
 				return fmt.Errorf("record %s: %w", s.Record, err)
 			}
+			if o != nil && len(o.Methods) > 0 {
+				def.Methods = o.Methods
+			}
+			o = def
+		}
+		if len(o.Methods) == 0 {
+			o.Methods = []string{http.MethodPost}
 		}
 		rt := c.routes[o.Path]
 		if rt == nil {

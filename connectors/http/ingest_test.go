@@ -388,3 +388,17 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// Typed options from the Go API (no Path: taken from the link address).
+func TestIngestTypedOptions(t *testing.T) {
+	ingest := mustBuilder(t, "http://127.0.0.1:0", Config{})
+	g := pipeline.New().Connector("ingest", ingest).Connector("", mem.New(nil))
+	g.Record("c").From("ingest://c", codec.JSON{}, pipeline.Options(IngestOptions{Methods: []string{"PUT"}})).To("mem://x", codec.JSON{})
+	start(t, g)
+	if code, body := do(t, "PUT", ingestURL(ingest, "/c"), `{}`, nil); code != 202 {
+		t.Fatalf("PUT = %d %s", code, body)
+	}
+	if code, _ := do(t, "POST", ingestURL(ingest, "/c"), `{}`, nil); code != 405 {
+		t.Fatalf("POST = %d, want 405", code)
+	}
+}

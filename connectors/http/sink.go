@@ -94,6 +94,9 @@ func (c *conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 		}
 		last = err
 		if !retryable(err) || attempt > c.cfg.Retries {
+			if se == nil && attempt > 1 {
+				return fmt.Errorf("%w (after %d attempts)", last, attempt)
+			}
 			return last
 		}
 		delay := bo.Next()

@@ -104,15 +104,15 @@ func TestHTTPSIngestAndWebhook(t *testing.T) {
 
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Post("https://"+ingest.Addr().String()+"/r", "application/json", strings.NewReader(`{"n":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || resp.TLS == nil {
-		t.Fatalf("https ingest: %d (tls %v)", resp.StatusCode, resp.TLS != nil)
+	if resp.StatusCode != http.StatusAccepted || resp.TLS == nil || resp.ProtoMajor != 2 {
+		t.Fatalf("https ingest: %d %s (tls %v), want 202 over HTTP/2", resp.StatusCode, resp.Proto, resp.TLS != nil)
 	}
 	recvEnv(t, delivered) // the trusted webhook answered 200 first
 	d := recvEnv(t, dlq)
