@@ -274,6 +274,10 @@ func (c *Conn) onDown() bool {
 }
 
 func (c *Conn) onConnectError(err error) {
+	var ce *autopaho.ConnackError
+	if errors.As(err, &ce) {
+		err = fmt.Errorf("broker refused the connection: %s (reason 0x%02x)%s", connackReason(ce.ReasonCode), ce.ReasonCode, reasonSuffix(ce.Reason))
+	}
 	msg := err.Error()
 	prev := c.connErr.Swap(&msg)
 	if c.ctx.Err() != nil {
@@ -342,6 +346,48 @@ func (c *Conn) duplicate(sid int, topicName string) bool {
 		}
 	}
 	return false
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+// connackReason names the MQTT 5 CONNACK reason codes a client may see.
+func connackReason(code byte) string {
+	switch code {
+	case 0x80:
+		return "unspecified error"
+	case 0x81:
+		return "malformed packet"
+	case 0x82:
+		return "protocol error"
+	case 0x84:
+		return "unsupported protocol version"
+	case 0x85:
+		return "client identifier not valid"
+	case 0x86:
+		return "bad user name or password"
+	case 0x87:
+		return "not authorized (check username/password)"
+	case 0x88:
+		return "server unavailable"
+	case 0x89:
+		return "server busy"
+	case 0x8A:
+		return "banned"
+	case 0x8C:
+		return "bad authentication method"
+	case 0x95:
+		return "packet too large"
+	case 0x97:
+		return "quota exceeded"
+	case 0x9F:
+		return "connection rate exceeded"
+	}
+	return "refused"
 }
 
 // subscribe sends one SUBSCRIBE per planned subscription (after every

@@ -93,7 +93,9 @@ func newClient(t testing.TB, brokerURL string, o clientOpts) *client {
 		},
 	}
 	if o.Persistent {
-		cfg.CleanStartOnInitialConnection = true
+		// mosquitto 2.0.11 does not restore, after a restart, a session
+		// that began with clean start = true: resume instead.
+		cfg.CleanStartOnInitialConnection = false
 		cfg.SessionExpiryInterval = 600
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -164,7 +164,14 @@ func TestAtLeastOnceAcrossBrokerRestart(t *testing.T) {
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
 	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{
 		"client_id": "alo-pipeline", "session_expiry": "600", "reconnect_max": "500ms", "publish_timeout": "30s"}))
-	g.Record("in").From("mqtt://in/#", codec.JSON{}).To("mqtt://out/{seq}", codec.JSON{})
+	var seenMu sync.Mutex
+	seenIn := map[string]int{}
+	g.Record("in").From("mqtt://in/#", codec.JSON{})
+	g.Pipeline("relay").From("in").Via(stages.Tap(func(e *pipeline.Envelope) {
+		seenMu.Lock()
+		seenIn[fmt.Sprint(e.Value.(map[string]any)["seq"])]++
+		seenMu.Unlock()
+	})).To("mqtt://out/{seq}", codec.JSON{})
 	sub := newClient(t, br.URL(), clientOpts{ID: "alo-sub", Subscribe: []string{"out/#"}, QoS: 1, Persistent: true})
 	r, stop := run(t, g)
 	pub := newClient(t, br.URL(), clientOpts{ID: "alo-pub", Persistent: true})
@@ -240,6 +247,11 @@ func TestAtLeastOnceAcrossBrokerRestart(t *testing.T) {
 		}
 	}
 	if len(missing) > 0 {
+		seenMu.Lock()
+		for _, m := range missing {
+			t.Logf("missing %d: seen by the pipeline %d times", m, seenIn[fmt.Sprint(m)])
+		}
+		seenMu.Unlock()
 		t.Fatalf("lost %d of %d acknowledged messages: %v", len(missing), n, missing)
 	}
 	t.Logf("all %d acknowledged messages arrived (%d duplicates from redelivery)", n, dups)

@@ -76,6 +76,50 @@ func (p *publisher) start() {
 		p.wg.Add(1)
 		go p.worker()
 	}
+	p.wg.Add(1)
+	go p.expire()
+}
+
+// expire fails queued records whose publish timeout passed while the
+// connection was down (while it is up, the workers check deadlines).
+func (p *publisher) expire() {
+	defer p.wg.Done()
+	every := min(max(p.c.cfg.PublishTimeout/4, 10*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-p.workCtx.Done():
+			return
+		}
+		if p.c.up.Load() {
+			continue
+		}
+		now := time.Now()
+		var expired []*pubReq
+		p.mu.Lock()
+		live := p.q[p.head:]
+		keep := live[:0]
+		for _, r := range live {
+			if !now.Before(r.deadline) || r.state.Load() == 2 {
+				expired = append(expired, r)
+				continue
+			}
+			keep = append(keep, r)
+		}
+		clear(live[len(keep):])
+		p.q = p.q[:p.head+len(keep)]
+		p.mu.Unlock()
+		if len(expired) > 0 {
+			p.space.notify()
+		}
+		for _, r := range expired {
+			if r.state.CompareAndSwap(0, 1) {
+				p.fail(r, fmt.Errorf("mqtt: publish to %s not sent within %v (disconnected): %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded))
+			}
+		}
+	}
 }
 
 func (p *publisher) stats(s *Stats) {
