@@ -219,7 +219,7 @@ func (c *conn) probe() {
 				c.setOutReady(nil)
 				return
 			}
-			c.setOutReady(fmt.Errorf("kafka: brokers unreachable: %w", err))
+			c.setOutReady(fmt.Errorf("kafka: no usable broker: %w", err))
 			c.log.Debug("kafka brokers unreachable; retrying", "error", err)
 			if !bo.Sleep(ctx) {
 				return

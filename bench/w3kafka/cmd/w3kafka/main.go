@@ -68,8 +68,9 @@ func runChild(variant string, job w3kafka.Job) int {
 	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cr := childResult{Result: res, MaxRSS: ru.Maxrss * 1024,
-		CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	// Peak RSS from /proc (VmHWM starts afresh at exec; getrusage's
+	// ru_maxrss would carry the parent's peak across the fork).
+	cr := childResult{Result: res, MaxRSS: vmHWM(), CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 	_ = json.NewEncoder(os.Stdout).Encode(cr)
 	return 0
 }
@@ -143,6 +144,23 @@ func drive(n, rounds int) error {
 	}
 	fmt.Printf("\npipeline / baseline throughput, per round: %v; median %.2f× (target ≥ 0.90×)\n", fmtRatios(ratios), median(ratios))
 	return nil
+}
+
+// vmHWM returns the process's peak resident set size in bytes (0 if
+// unknown).
+func vmHWM() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 func median(xs []float64) float64 {
