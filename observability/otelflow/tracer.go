@@ -227,6 +227,7 @@ type hop struct {
 	env   *pipeline.Envelope
 	prev  any   // env.Trace before this hop, restored by End
 	end   int64 // decode hops: end time (UnixNano), written before End returns
+	keep  bool  // End leaves env.Trace on this hop (batches)
 	ended atomic.Bool
 }
 
@@ -248,7 +249,9 @@ func (h *hop) End(err error) {
 	}
 	h.span.End()
 	h.ended.Store(true)
-	h.env.Trace = h.prev
+	if !h.keep {
+		h.env.Trace = h.prev
+	}
 }
 
 // parent returns the span context a new hop of env continues.
@@ -258,15 +261,6 @@ func (t *Tracer) parent(ctx context.Context, env *pipeline.Envelope) (*hop, trac
 		return v, v.sc
 	case trace.SpanContext:
 		return nil, v
-	case nil:
-	default:
-		if g, ok := v.(interface{ TraceInputs() []any }); ok {
-			if in := g.TraceInputs(); len(in) > 0 {
-				if h, ok := in[0].(*hop); ok {
-					return h, h.sc
-				}
-			}
-		}
 	}
 	if len(env.Headers) == 0 {
 		return nil, trace.SpanContext{}
@@ -275,8 +269,20 @@ func (t *Tracer) parent(ctx context.Context, env *pipeline.Envelope) (*hop, trac
 	return nil, trace.SpanContextFromContext(t.prop.Extract(ctx, HeaderCarrier{H: &h}))
 }
 
+// TraceGroup is what a stage that merges envelopes (a batch, a window)
+// may store in its output's Envelope.Trace: the Trace values of its
+// inputs. The next hop then gets a "batch" span linked to every input's
+// span (the messaging conventions' batch pattern), continuing the first
+// input's trace.
+type TraceGroup interface {
+	TraceInputs() []any
+}
+
 // StartHop implements pipeline.Tracer.
 func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
+	if g, ok := env.Trace.(TraceGroup); ok {
+		env.Trace = t.startGroup(ctx, g.TraceInputs(), info)
+	}
 	ph, psc := t.parent(ctx, env)
 	if info.Hop != pipeline.HopReceive && psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
 		// Not sampled upstream: no span, but keep the decision travelling.
@@ -352,27 +358,69 @@ func (t *Tracer) inject(ctx context.Context, env *pipeline.Envelope, sc trace.Sp
 	t.prop.Inject(trace.ContextWithSpanContext(ctx, sc), HeaderCarrier{H: &env.Headers})
 }
 
-// StartBatch implements pipeline.BatchTracer: the batch's span continues
-// the first input's trace and links to every input's span, as the
-// messaging conventions recommend for batch processing.
-func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
-	links := make([]trace.Link, 0, len(inputs))
+// traceOf returns the span context of one Trace value.
+func traceOf(v any) trace.SpanContext {
+	switch v := v.(type) {
+	case *hop:
+		return v.sc
+	case trace.SpanContext:
+		return v
+	}
+	return trace.SpanContext{}
+}
+
+// groupSpan starts the span of a group of inputs: it continues the first
+// traced input's trace and links to every input's span.
+func (t *Tracer) groupSpan(ctx context.Context, traces []trace.SpanContext, name string, info *pipeline.HopInfo) trace.Span {
+	links := make([]trace.Link, 0, len(traces))
 	var psc trace.SpanContext
-	for i, in := range inputs {
-		_, sc := t.parent(ctx, in)
+	for _, sc := range traces {
 		if !sc.IsValid() {
 			continue
 		}
-		if i == 0 {
+		if !psc.IsValid() {
 			psc = sc
 		}
 		links = append(links, trace.Link{SpanContext: sc})
 	}
+	attrs := []attribute.KeyValue{semconv.MessagingBatchMessageCount(len(traces))}
+	if info.Pipeline != "" {
+		attrs = append(attrs, AttrPipeline.String(info.Pipeline))
+	}
+	if info.Stage != "" {
+		attrs = append(attrs, AttrStage.String(info.Stage))
+	}
+	_, span := t.tracer.Start(trace.ContextWithSpanContext(ctx, psc), name,
+		trace.WithLinks(links...), trace.WithAttributes(attrs...))
+	return span
+}
+
+// startGroup draws a group's junction (an instant "batch <pipeline>"
+// span) and returns it, ended, as the parent of the hop that follows.
+func (t *Tracer) startGroup(ctx context.Context, inputs []any, info *pipeline.HopInfo) any {
+	traces := make([]trace.SpanContext, len(inputs))
+	for i, v := range inputs {
+		traces[i] = traceOf(v)
+	}
+	span := t.groupSpan(ctx, traces, "batch "+info.Pipeline, info)
+	span.End()
+	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: t.meta(info)}
+	h.ended.Store(true)
+	return h
+}
+
+// StartBatch implements pipeline.BatchTracer: the batch's span continues
+// the first input's trace and links to every input's span, as the
+// messaging conventions recommend for batch processing. Later hops of out
+// are its children.
+func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
+	traces := make([]trace.SpanContext, len(inputs))
+	for i, in := range inputs {
+		_, traces[i] = t.parent(ctx, in)
+	}
 	m := t.meta(info)
-	opts := append(m.opts[:len(m.opts):len(m.opts)], trace.WithLinks(links...),
-		trace.WithAttributes(semconv.MessagingBatchMessageCount(len(inputs))))
-	_, span := t.tracer.Start(trace.ContextWithSpanContext(ctx, psc), m.name, opts...)
-	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: m, env: out, prev: out.Trace}
+	span := t.groupSpan(ctx, traces, m.name, info)
+	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: m, env: out, keep: true}
 	out.Trace = h
 	return h
 }
@@ -381,11 +429,5 @@ func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs 
 // package's Tracer), or an invalid one. Code that publishes envelopes by
 // other means can use it to propagate the trace.
 func SpanContext(env *pipeline.Envelope) trace.SpanContext {
-	switch v := env.Trace.(type) {
-	case *hop:
-		return v.sc
-	case trace.SpanContext:
-		return v
-	}
-	return trace.SpanContext{}
+	return traceOf(env.Trace)
 }

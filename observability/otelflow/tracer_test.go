@@ -447,22 +447,24 @@ func TestStartBatchLinksInputs(t *testing.T) {
 	tr := otelflow.New(provider("A", rec, nil))
 	in := make([]*pipeline.Envelope, 3)
 	var want []trace.SpanContext
-	info := &pipeline.HopInfo{Hop: pipeline.HopStage, Pipeline: "p", Stage: "2:batch"}
 	for i := range in {
 		in[i] = &pipeline.Envelope{}
 		sp := tr.StartHop(context.Background(), in[i], &pipeline.HopInfo{Hop: pipeline.HopReceive, Scheme: "mem"})
 		want = append(want, otelflow.SpanContext(in[i]))
 		sp.End(nil)
-		in[i].Trace = want[i] // what a stage keeps of its inputs
+		in[i].Trace = want[i] // a span context is accepted as Trace too
 	}
 	out := &pipeline.Envelope{}
-	sp := tr.StartBatch(context.Background(), out, in, info)
-	if got := otelflow.SpanContext(out); !got.IsValid() || got.TraceID() != want[0].TraceID() {
-		t.Fatalf("batch span context = %v, want in trace %s", got, want[0].TraceID())
-	}
+	sp := tr.StartBatch(context.Background(), out, in, &pipeline.HopInfo{Hop: pipeline.HopStage, Pipeline: "p", Stage: "2:batch"})
 	sp.End(nil)
+	batch := otelflow.SpanContext(out)
+	if !batch.IsValid() || batch.TraceID() != want[0].TraceID() {
+		t.Fatalf("after End, out's trace = %v, want the batch span in trace %s", batch, want[0].TraceID())
+	}
+	// The next hop of out is the batch span's child.
+	tr.StartHop(context.Background(), out, &pipeline.HopInfo{Hop: pipeline.HopEncode, Link: "mem://x"}).End(nil)
 	spans := rec.Ended()
-	b := spans[len(spans)-1]
+	b, enc := spans[len(spans)-2], spans[len(spans)-1]
 	if b.Name() != "p 2:batch" || len(b.Links()) != 3 || attr(b, "messaging.batch.message_count") != "3" {
 		t.Fatalf("batch span %s links=%d count=%s", b.Name(), len(b.Links()), attr(b, "messaging.batch.message_count"))
 	}
@@ -473,6 +475,9 @@ func TestStartBatchLinksInputs(t *testing.T) {
 	}
 	if b.Parent().SpanID() != want[0].SpanID() {
 		t.Errorf("batch parent = %s, want first input %s", b.Parent().SpanID(), want[0].SpanID())
+	}
+	if enc.Parent().SpanID() != b.SpanContext().SpanID() {
+		t.Errorf("encode parent = %s, want the batch span", enc.Parent().SpanID())
 	}
 }
 
@@ -496,3 +501,93 @@ func TestHeaderCarrier(t *testing.T) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// traceGroup is what stages.Group would store in Envelope.Trace with the
+// change proposed in docs/observability.md.
+type traceGroup []any
+
+func (g traceGroup) TraceInputs() []any { return g }
+
+// groupOf batches every n inputs like stages.Batch, recording the inputs'
+// trace state as a traceGroup.
+type groupOf struct{ n int }
+
+func (groupOf) Kind() string { return "group" }
+
+func (s groupOf) Run(ctx context.Context, in <-chan pipeline.Envelope, emit pipeline.Emit) error {
+	var pending []pipeline.Envelope
+	for env := range in {
+		pending = append(pending, env)
+		if len(pending) < s.n {
+			continue
+		}
+		out := stages.Group(pending)
+		tg := make(traceGroup, len(pending))
+		for i := range pending {
+			tg[i] = pending[i].Trace
+		}
+		out.Trace = tg
+		if err := emit(ctx, &out); err != nil {
+			return err
+		}
+		pending = nil
+	}
+	return nil
+}
+
+// TestBatchSpanLinksInputs: three records (three traces) merged into one
+// batch: the batch span links to each record's last span, continues the
+// first record's trace, and parents the batch's encode and send.
+func TestBatchSpanLinksInputs(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	bus := mem.NewBus()
+	out, unsub := bus.Subscribe("out", 10)
+	defer unsub()
+	g := pipeline.New().Connector("", mem.New(bus))
+	g.Record("in").From("mem://src/+", codec.JSON{})
+	g.Pipeline("p").From("in").Via(stages.MapValue(markAlert), groupOf{3}).To("mem://out", codec.JSON{})
+	start(t, g, otelflow.New(provider("A", rec, nil)))
+	for i := 0; i < 3; i++ {
+		publish(t, bus, "src/x", fmt.Sprintf(`{"device":"d-%d","temp":30}`, i), nil)
+	}
+	got := recv(t, out)
+	if !strings.HasPrefix(string(got.Payload), "[") {
+		t.Fatalf("batch output = %s", got.Payload)
+	}
+	spans := waitSpans(t, rec, 15)
+	var maps []sdktrace.ReadOnlySpan
+	var batch, send sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		switch s.Name() {
+		case "p 1:map":
+			maps = append(maps, s)
+		case "batch p":
+			batch = s
+		case "send out":
+			send = s
+		}
+	}
+	if len(maps) != 3 || batch == nil || send == nil {
+		t.Fatalf("spans:\n%s", dump(spans))
+	}
+	linked := map[trace.SpanID]bool{}
+	for _, l := range batch.Links() {
+		linked[l.SpanContext.SpanID()] = true
+	}
+	traces := map[trace.TraceID]bool{}
+	for _, m := range maps {
+		traces[m.SpanContext().TraceID()] = true
+		if !linked[m.SpanContext().SpanID()] {
+			t.Errorf("batch span does not link to input span %s", m.SpanContext().SpanID())
+		}
+	}
+	if len(traces) != 3 || len(batch.Links()) != 3 || attr(batch, "messaging.batch.message_count") != "3" {
+		t.Fatalf("want 3 input traces and 3 links, got %d traces, %d links", len(traces), len(batch.Links()))
+	}
+	if !traces[batch.SpanContext().TraceID()] {
+		t.Error("batch span should continue one of its inputs' traces")
+	}
+	if send.Parent().SpanID() != batch.SpanContext().SpanID() {
+		t.Errorf("send parent = %s, want the batch span", send.Parent().SpanID())
+	}
+}
