@@ -402,3 +402,27 @@ func TestIngestTypedOptions(t *testing.T) {
 		t.Fatalf("POST = %d, want 405", code)
 	}
 }
+
+// wait ack with a sink that does not answer in time: 504, and the record
+// still reaches the sink afterwards.
+func TestIngestWaitAckTimeout(t *testing.T) {
+	gate := make(chan struct{})
+	srv := newHookServer(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		<-gate
+		w.WriteHeader(http.StatusOK)
+	})
+	ingest := mustBuilder(t, "http://127.0.0.1:0", Config{Wait: WaitAck, AckTimeout: 100 * time.Millisecond})
+	g := pipeline.New().Connector("ingest", ingest).Connector("hooks", mustBuilder(t, srv.URL, Config{}))
+	g.Record("r").From("ingest:///r", codec.JSON{})
+	g.Pipeline("p").From("r").To("hooks://x", codec.JSON{})
+	start(t, g)
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	if code, body := post(t, ingestURL(ingest, "/r"), `{"n":1}`, nil); code != http.StatusGatewayTimeout {
+		t.Fatalf("POST = %d %s, want 504", code, body)
+	}
+	release()
+	if h := srv.next(t); h.Body != `{"n":1}` {
+		t.Fatalf("webhook body %q", h.Body)
+	}
+}
