@@ -99,19 +99,16 @@ func (cl *Cluster) start() {
 	cl.t.Helper()
 	kopts := []kfake.Opt{
 		kfake.Ports(cl.ports...),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return nil, errors.New("unused")
+		// Listen on loopback only, on the chosen ports.
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			_, port, err := net.SplitHostPort(address)
+			if err != nil {
+				return nil, err
+			}
+			return listenRetry(network, net.JoinHostPort("127.0.0.1", port))
 		}),
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
 	}
-	// Listen on loopback only, on the chosen ports.
-	kopts[1] = kfake.ListenFn(func(network, address string) (net.Listener, error) {
-		_, port, err := net.SplitHostPort(address)
-		if err != nil {
-			return nil, err
-		}
-		return listenRetry(network, net.JoinHostPort("127.0.0.1", port))
-	})
 	if cl.dir != "" {
 		kopts = append(kopts, kfake.DataDir(cl.dir))
 	}
