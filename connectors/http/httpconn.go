@@ -221,6 +221,9 @@ type conn struct {
 	sem     chan struct{} // bounds requests in flight
 	waiting atomic.Int64  // publishers blocked on sem (for tests and stats)
 
+	sent, retries, failed            atomic.Uint64
+	accepted, busy, rejected, unconf atomic.Uint64
+
 	// ingest
 	ln      net.Listener
 	routes  map[string]*ingestRoute
@@ -258,4 +261,33 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Stats are the connector's counters.
+type Stats struct {
+	// Webhook sink.
+	Sent     uint64 // records the server accepted (2xx)
+	Retries  uint64 // attempts after the first
+	Failed   uint64 // publishes that finally failed (dead-lettered or nacked by the runner)
+	InFlight int    // requests in flight now
+	Waiting  int64  // publishes waiting for a max_concurrency slot now
+	// Ingest source.
+	Accepted    uint64 // requests answered 202 (or 200 with wait ack)
+	Busy        uint64 // requests refused with 503 (backpressure, shutdown)
+	Rejected    uint64 // requests answered 400/401/404/405/413/415
+	Unconfirmed uint64 // wait ack: 502 or 504
+}
+
+// Stats returns the counters of the connector built last (zero before
+// Build).
+func (b *Builder) Stats() Stats {
+	b.mu.Lock()
+	c := b.built
+	b.mu.Unlock()
+	if c == nil {
+		return Stats{}
+	}
+	return Stats{Sent: c.sent.Load(), Retries: c.retries.Load(), Failed: c.failed.Load(),
+		InFlight: len(c.sem), Waiting: c.waiting.Load(),
+		Accepted: c.accepted.Load(), Busy: c.busy.Load(), Rejected: c.rejected.Load(), Unconfirmed: c.unconf.Load()}
 }

@@ -152,6 +152,20 @@ type reply struct {
 	Error  string `json:"error,omitempty"`
 }
 
+func (h *ingestHandler) reply(w http.ResponseWriter, code int, r reply) {
+	switch {
+	case code == http.StatusOK || code == http.StatusAccepted:
+		h.c.accepted.Add(1)
+	case code == http.StatusServiceUnavailable:
+		h.c.busy.Add(1)
+	case code == http.StatusBadGateway || code == http.StatusGatewayTimeout:
+		h.c.unconf.Add(1)
+	case code >= 400 && code < 500:
+		h.c.rejected.Add(1)
+	}
+	writeReply(w, code, r)
+}
+
 func writeReply(w http.ResponseWriter, code int, r reply) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -163,44 +177,44 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := h.c
 	rt := c.routes[r.URL.Path]
 	if rt == nil {
-		writeReply(w, http.StatusNotFound, reply{Error: "no record is fed by this path"})
+		h.reply(w, http.StatusNotFound, reply{Error: "no record is fed by this path"})
 		return
 	}
 	if !slices.Contains(rt.methods, r.Method) {
 		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
-		writeReply(w, http.StatusMethodNotAllowed, reply{Error: "method not allowed"})
+		h.reply(w, http.StatusMethodNotAllowed, reply{Error: "method not allowed"})
 		return
 	}
 	if c.cfg.Token != "" && !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aimdb-flow ingest"`)
-		writeReply(w, http.StatusUnauthorized, reply{Error: "missing or wrong bearer token"})
+		h.reply(w, http.StatusUnauthorized, reply{Error: "missing or wrong bearer token"})
 		return
 	}
 	if h.stop.Err() != nil {
 		w.Header().Set("Connection", "close")
-		writeReply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
+		h.reply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
 		return
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		writeReply(w, http.StatusUnsupportedMediaType, reply{Error: "Content-Encoding " + ce + " is not supported; send the body uncompressed"})
+		h.reply(w, http.StatusUnsupportedMediaType, reply{Error: "Content-Encoding " + ce + " is not supported; send the body uncompressed"})
 		return
 	}
 	if r.ContentLength > c.cfg.MaxBody {
-		writeReply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
+		h.reply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeReply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
+			h.reply(w, http.StatusRequestEntityTooLarge, reply{Error: fmt.Sprintf("body exceeds %d bytes", c.cfg.MaxBody)})
 			return
 		}
-		writeReply(w, http.StatusBadRequest, reply{Error: "reading body failed"})
+		h.reply(w, http.StatusBadRequest, reply{Error: "reading body failed"})
 		return
 	}
 	if isJSON(r.Header.Get("Content-Type")) && !json.Valid(body) {
-		writeReply(w, http.StatusBadRequest, reply{Error: "body is not valid JSON"})
+		h.reply(w, http.StatusBadRequest, reply{Error: "body is not valid JSON"})
 		return
 	}
 
@@ -222,7 +236,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.dispatchMu.RLock()
 	if c.stopped {
 		c.dispatchMu.RUnlock()
-		writeReply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
+		h.reply(w, http.StatusServiceUnavailable, reply{Error: "shutting down"})
 		return
 	}
 	dctx, cancel := context.WithTimeout(r.Context(), c.cfg.AcceptTimeout)
@@ -237,11 +251,11 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.stop.Err() != nil {
 			msg = "shutting down"
 		}
-		writeReply(w, http.StatusServiceUnavailable, reply{Error: msg})
+		h.reply(w, http.StatusServiceUnavailable, reply{Error: msg})
 		return
 	}
 	if acked == nil {
-		writeReply(w, http.StatusAccepted, reply{Status: "accepted"})
+		h.reply(w, http.StatusAccepted, reply{Status: "accepted"})
 		return
 	}
 	t := time.NewTimer(c.cfg.AckTimeout)
@@ -250,12 +264,12 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err := <-acked:
 		if err != nil {
 			c.log.Warn("ingested record was not delivered", "path", r.URL.Path, "error", err)
-			writeReply(w, http.StatusBadGateway, reply{Error: "record accepted but not delivered by every sink"})
+			h.reply(w, http.StatusBadGateway, reply{Error: "record accepted but not delivered by every sink"})
 			return
 		}
-		writeReply(w, http.StatusOK, reply{Status: "delivered"})
+		h.reply(w, http.StatusOK, reply{Status: "delivered"})
 	case <-t.C:
-		writeReply(w, http.StatusGatewayTimeout, reply{Error: "record accepted; delivery not confirmed in time"})
+		h.reply(w, http.StatusGatewayTimeout, reply{Error: "record accepted; delivery not confirmed in time"})
 	case <-r.Context().Done():
 		// The client left; the record continues its journey.
 	}

@@ -154,6 +154,9 @@ func TestIngestRejects(t *testing.T) {
 	if got["out/a"] != `{"ok":1}` || got["out/b"] != "plain text" {
 		t.Fatalf("delivered %v", got)
 	}
+	if st := ingest.Stats(); st.Accepted != 2 || st.Rejected != uint64(len(cases))+1 || st.Busy != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 	select {
 	case e := <-out:
 		t.Fatalf("a rejected request was delivered: %s %s", e.Topic, e.Payload)
@@ -196,6 +199,9 @@ func TestIngestBackpressure503(t *testing.T) {
 	rn.stop(t)
 	if n := srv.count(); n != 2 {
 		t.Fatalf("webhook saw %d records, want 2 (the refused one was not taken)", n)
+	}
+	if st := ingest.Stats(); st.Accepted != 2 || st.Busy != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

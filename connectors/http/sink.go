@@ -66,6 +66,16 @@ func retryableStatus(code int) bool {
 // once the server answered 2xx.
 func (c *conn) Publish(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
 	so := sinkOptions(opts)
+	err := c.publish(ctx, dest, so, env)
+	if err != nil {
+		c.failed.Add(1)
+	} else {
+		c.sent.Add(1)
+	}
+	return err
+}
+
+func (c *conn) publish(ctx context.Context, dest string, so *SinkOptions, env *pipeline.Envelope) error {
 	target, err := c.target(dest)
 	if err != nil {
 		return err
@@ -99,6 +109,7 @@ func (c *conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 			}
 			return last
 		}
+		c.retries.Add(1)
 		delay := bo.Next()
 		if retryAfter >= 0 {
 			delay = min(retryAfter, c.cfg.MaxRetryAfter)

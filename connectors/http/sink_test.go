@@ -84,8 +84,8 @@ func TestSinkRetries5xxThenSucceeds(t *testing.T) {
 		}
 	})
 	bus := mem.NewBus()
-	g := pipeline.New().Connector("", mem.New(bus)).
-		Connector("hooks", mustBuilder(t, srv.URL, Config{Backoff: fastRetry, Retries: 3}))
+	hooks := mustBuilder(t, srv.URL, Config{Backoff: fastRetry, Retries: 3})
+	g := pipeline.New().Connector("", mem.New(bus)).Connector("hooks", hooks)
 	g.Record("in").From("mem://in", codec.JSON{})
 	g.Pipeline("p").From("in").To("hooks://sink", codec.JSON{})
 	g.DeadLetterTo("mem://dlq", codec.Raw{})
@@ -103,6 +103,9 @@ func TestSinkRetries5xxThenSucceeds(t *testing.T) {
 	rn.stop(t)
 	if n := srv.count(); n != 3 {
 		t.Fatalf("server saw %d requests, want 3", n)
+	}
+	if st := hooks.Stats(); st.Sent != 1 || st.Retries != 2 || st.Failed != 0 || st.InFlight != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 	select {
 	case d := <-dlq:
