@@ -42,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -69,8 +70,16 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	flag.Parse()
 	if *role != "" {
+		if path := os.Getenv("W2_CPUPROFILE"); path != "" {
+			f, err := os.Create(path + "." + *role)
+			if err == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		if err := relay(*role, *broker); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		return
@@ -475,7 +484,9 @@ func pipelineRelay(ctx context.Context, brokerURL string) error {
 
 // handRelay is what a careful developer writes by hand with paho.golang:
 // manual acks in arrival order, decode, filter, republish at QoS 1 with up
-// to 32 publishes in flight, ack the input once its output was confirmed.
+// to 32 publishes in flight on a second connection (publishing on the
+// subscribing connection can deadlock when the handler blocks), ack the
+// input once its output was confirmed.
 func handRelay(ctx context.Context, brokerURL string) error {
 	u, err := url.Parse(brokerURL)
 	if err != nil {
@@ -541,11 +552,15 @@ func handRelay(ctx context.Context, brokerURL string) error {
 			}},
 		},
 	}
+	pubCM, err := connect(ctx, brokerURL, "w2-relay-hand-pub", nil)
+	if err != nil {
+		return err
+	}
+	cmRef.Store(pubCM)
 	cm, err := autopaho.NewConnection(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	cmRef.Store(cm)
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -557,5 +572,6 @@ func handRelay(ctx context.Context, brokerURL string) error {
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = cm.Disconnect(dctx)
+	_ = pubCM.Disconnect(dctx)
 	return nil
 }

@@ -50,18 +50,14 @@ type Conn struct {
 	manualAck bool
 	expiry    uint32
 
-	cm     *autopaho.ConnectionManager
-	ctx    context.Context // lives until Close
-	cancel context.CancelFunc
+	// in subscribes (nil without inbound links); out publishes. They are
+	// the same client only when an inbound link asks for no_local.
+	in, out *client
+	ctx     context.Context // lives until Close
+	cancel  context.CancelFunc
 
-	up        atomic.Bool
-	gen       atomic.Uint64 // connection generation
 	subsOK    atomic.Bool
 	subErr    atomic.Pointer[string]
-	connErr   atomic.Pointer[string]
-	netMu     sync.Mutex
-	netConn   net.Conn
-	upSignal  signal
 	embedded  *EmbeddedBroker
 	closeOnce sync.Once
 
@@ -79,7 +75,25 @@ type Conn struct {
 
 	pub *publisher
 
-	connects, received, acked, nacks atomic.Uint64
+	received, acked, nacks atomic.Uint64
+}
+
+// client is one MQTT connection managed by autopaho.
+type client struct {
+	c          *Conn
+	role       string // "subscriber", "publisher" or "client" (both)
+	id         string
+	expiry     uint32
+	subscribes bool
+	publishes  bool
+	cm         *autopaho.ConnectionManager
+	up         atomic.Bool
+	gen        atomic.Uint64 // connection generation
+	connErr    atomic.Pointer[string]
+	netMu      sync.Mutex
+	netConn    net.Conn
+	upSignal   signal
+	connects   atomic.Uint64
 }
 
 var (
@@ -119,14 +133,56 @@ func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Log
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.pub = newPublisher(c)
 
+	noLocal := false
+	for _, s := range env.Inbound {
+		noLocal = noLocal || subOptions(s.Options).NoLocal
+	}
+	var pubExpiry uint32
+	if cfg.SessionExpiry > 0 {
+		pubExpiry = c.expiry
+	}
+	switch {
+	case len(env.Inbound) == 0:
+		c.out = &client{c: c, role: "client", id: cfg.ClientID, expiry: c.expiry, publishes: true}
+	case noLocal:
+		// no_local only means something when we publish on the connection
+		// that subscribes.
+		c.out = &client{c: c, role: "client", id: cfg.ClientID, expiry: c.expiry, publishes: true, subscribes: true}
+		c.in = c.out
+	default:
+		// Separate connections: the subscriber's reader may block on
+		// backpressure without delaying the publisher's acknowledgements.
+		c.in = &client{c: c, role: "subscriber", id: cfg.ClientID, expiry: c.expiry, subscribes: true}
+		c.out = &client{c: c, role: "publisher", id: cfg.ClientID + "-pub", expiry: pubExpiry, publishes: true}
+	}
+	for _, cl := range c.clients() {
+		if err := cl.start(); err != nil {
+			c.cancel()
+			return nil, err
+		}
+	}
+	c.pub.start()
+	return c, nil
+}
+
+func (c *Conn) clients() []*client {
+	if c.in == nil || c.in == c.out {
+		return []*client{c.out}
+	}
+	return []*client{c.in, c.out}
+}
+
+func (cl *client) start() error {
+	c, cfg, u := cl.c, cl.c.cfg, cl.c.url
 	bo := &pipeline.Backoff{Min: cfg.ReconnectMin, Max: cfg.ReconnectMax}
 	var boMu sync.Mutex
 	receiveMax := cfg.ReceiveMaximum
+	manualAck := cl.subscribes && c.manualAck
 	acfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     uint16(min(cfg.KeepAlive/time.Second, 65535)),
 		CleanStartOnInitialConnection: cfg.CleanStart,
-		SessionExpiryInterval:         c.expiry,
+		SessionExpiryInterval:         cl.expiry,
 		ConnectTimeout:                cfg.ConnectTimeout,
 		ReconnectBackoff: func(attempt int) time.Duration {
 			boMu.Lock()
@@ -137,10 +193,10 @@ func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Log
 			}
 			return bo.Next()
 		},
-		AttemptConnection: c.dial,
-		OnConnectionUp:    c.onUp,
-		OnConnectionDown:  c.onDown,
-		OnConnectError:    c.onConnectError,
+		AttemptConnection: cl.dial,
+		OnConnectionUp:    cl.onUp,
+		OnConnectionDown:  cl.onDown,
+		OnConnectError:    cl.onConnectError,
 		ConnectUsername:   cfg.Username,
 		ConnectPassword:   []byte(cfg.Password),
 		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
@@ -155,30 +211,34 @@ func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Log
 			return cp, nil
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID:                   cfg.ClientID,
-			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){c.onPublish},
-			EnableManualAcknowledgment: c.manualAck,
+			ClientID:                   cl.id,
+			EnableManualAcknowledgment: manualAck,
 			SendAcksInterval:           cfg.AckInterval,
 			PacketTimeout:              cfg.PublishTimeout,
 			OnClientError: func(err error) {
-				c.log.Debug("mqtt client error", "error", err)
+				c.log.Debug("mqtt client error", "role", cl.role, "error", err)
 			},
 			OnServerDisconnect: func(d *paho.Disconnect) {
-				c.log.Warn("mqtt broker closed the connection", "reason", d.ReasonCode, "broker", c.url.String())
+				c.log.Warn("mqtt broker closed the connection", "role", cl.role, "reason", d.ReasonCode, "broker", u.String())
 			},
 		},
+	}
+	if cl.subscribes {
+		acfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.onPublish}
+	} else {
+		// A publish-only connection never receives messages; keep paho
+		// from installing its default router.
+		acfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(paho.PublishReceived) (bool, error) { return false, nil }}
 	}
 	if len(cfg.Password) == 0 {
 		acfg.ConnectPassword = nil
 	}
 	cm, err := autopaho.NewConnection(c.ctx, acfg)
 	if err != nil {
-		c.cancel()
-		return nil, fmt.Errorf("mqtt: %w", err)
+		return fmt.Errorf("mqtt: %w", err)
 	}
-	c.cm = cm
-	c.pub.start()
-	return c, nil
+	cl.cm = cm
+	return nil
 }
 
 func tlsConfig(cfg Config, host string) (*tls.Config, error) {
@@ -207,7 +267,8 @@ func tlsConfig(cfg Config, host string) (*tls.Config, error) {
 // dial opens the network connection. Reads are buffered (paho reads
 // packet headers byte by byte); writes go straight to the connection under
 // a lock so that every packet is written whole.
-func (c *Conn) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+	c := cl.c
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	var nc net.Conn
@@ -226,9 +287,9 @@ func (c *Conn) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (n
 		_ = tc.SetNoDelay(true)
 	}
 	bc := &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10)}
-	c.netMu.Lock()
-	c.netConn = bc
-	c.netMu.Unlock()
+	cl.netMu.Lock()
+	cl.netConn = bc
+	cl.netMu.Unlock()
 	return bc, nil
 }
 
@@ -244,51 +305,60 @@ func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *bufConn) Lock()                      { b.mu.Lock() }
 func (b *bufConn) Unlock()                    { b.mu.Unlock() }
 
-func (c *Conn) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
-	n := c.connects.Add(1)
-	c.gen.Add(1)
-	c.connErr.Store(nil)
-	c.up.Store(true)
-	c.log.Info("mqtt connected", "broker", c.url.String(), "client_id", c.cfg.ClientID,
+func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+	c := cl.c
+	n := cl.connects.Add(1)
+	gen := cl.gen.Add(1)
+	cl.connErr.Store(nil)
+	cl.up.Store(true)
+	c.log.Info("mqtt connected", "role", cl.role, "broker", c.url.String(), "client_id", cl.id,
 		"session_present", ca.SessionPresent, "connects", n)
-	c.pub.connectionUp(ca.SessionPresent)
-	c.upSignal.notify()
-	c.srvMu.Lock()
-	serving := c.disp != nil
-	c.srvMu.Unlock()
-	if serving {
-		go c.subscribe(cm, c.gen.Load())
+	if cl.publishes {
+		c.pub.connectionUp(ca.SessionPresent)
+	}
+	cl.upSignal.notify()
+	if cl.subscribes {
+		c.srvMu.Lock()
+		serving := c.disp != nil
+		c.srvMu.Unlock()
+		if serving {
+			go c.subscribe(cl, gen)
+		}
 	}
 }
 
-func (c *Conn) onDown() bool {
-	c.up.Store(false)
-	if len(c.inbound) > 0 {
+func (cl *client) onDown() bool {
+	c := cl.c
+	cl.up.Store(false)
+	if cl.subscribes {
 		c.subsOK.Store(false)
 	}
-	c.pub.connectionDown(c.expiry == 0)
+	if cl.publishes {
+		c.pub.connectionDown(cl.expiry == 0)
+	}
 	if c.ctx.Err() == nil {
-		c.log.Warn("mqtt connection lost; reconnecting", "broker", c.url.String())
+		c.log.Warn("mqtt connection lost; reconnecting", "role", cl.role, "broker", c.url.String())
 	}
 	return true
 }
 
-func (c *Conn) onConnectError(err error) {
+func (cl *client) onConnectError(err error) {
+	c := cl.c
 	var ce *autopaho.ConnackError
 	if errors.As(err, &ce) {
 		err = fmt.Errorf("broker refused the connection: %s (reason 0x%02x)%s", connackReason(ce.ReasonCode), ce.ReasonCode, reasonSuffix(ce.Reason))
 	}
 	msg := err.Error()
-	prev := c.connErr.Swap(&msg)
+	prev := cl.connErr.Swap(&msg)
 	if c.ctx.Err() != nil {
 		return
 	}
 	// Log the first failure of a series at Warn, repeats at Debug. The
 	// error text holds the broker URL without user info, never a password.
 	if prev == nil {
-		c.log.Warn("mqtt connect failed; retrying with backoff", "broker", c.url.String(), "error", err)
+		c.log.Warn("mqtt connect failed; retrying with backoff", "role", cl.role, "broker", c.url.String(), "error", err)
 	} else {
-		c.log.Debug("mqtt connect failed", "broker", c.url.String(), "error", err)
+		c.log.Debug("mqtt connect failed", "role", cl.role, "broker", c.url.String(), "error", err)
 	}
 }
 
@@ -392,7 +462,8 @@ func connackReason(code byte) string {
 
 // subscribe sends one SUBSCRIBE per planned subscription (after every
 // connect).
-func (c *Conn) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
+func (c *Conn) subscribe(cl *client, gen uint64) {
+	cm := cl.cm
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	for _, s := range c.plan {
@@ -405,7 +476,7 @@ func (c *Conn) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 			err = fmt.Errorf("broker rejected the subscription (reason 0x%02x)", sa.Reasons[0])
 		}
 		if err != nil {
-			if c.gen.Load() != gen || c.ctx.Err() != nil {
+			if cl.gen.Load() != gen || c.ctx.Err() != nil {
 				return // the connection went away meanwhile; the next connect resubscribes
 			}
 			msg := fmt.Sprintf("subscribe %s: %v", s.filter, err)
@@ -415,7 +486,7 @@ func (c *Conn) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 		}
 		c.log.Debug("mqtt subscribed", "filter", s.filter, "qos", s.opts.QoS)
 	}
-	if c.gen.Load() == gen {
+	if cl.gen.Load() == gen {
 		c.subErr.Store(nil)
 		c.subsOK.Store(true)
 	}
@@ -424,11 +495,13 @@ func (c *Conn) subscribe(cm *autopaho.ConnectionManager, gen uint64) {
 // Ready implements pipeline.Readiness: nil while connected and subscribed
 // to every inbound link.
 func (c *Conn) Ready() error {
-	if !c.up.Load() {
-		if e := c.connErr.Load(); e != nil {
-			return fmt.Errorf("not connected to %s: %s", c.url, *e)
+	for _, cl := range c.clients() {
+		if !cl.up.Load() {
+			if e := cl.connErr.Load(); e != nil {
+				return fmt.Errorf("%s not connected to %s: %s", cl.role, c.url, *e)
+			}
+			return fmt.Errorf("%s not connected to %s", cl.role, c.url)
 		}
-		return fmt.Errorf("not connected to %s", c.url)
 	}
 	if e := c.subErr.Load(); e != nil {
 		return errors.New(*e)
@@ -441,12 +514,17 @@ func (c *Conn) Ready() error {
 
 // Stats returns a snapshot of the connector's counters.
 func (c *Conn) Stats() Stats {
-	s := Stats{Connects: c.connects.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Nacked: c.nacks.Load()}
+	s := Stats{Received: c.received.Load(), Acked: c.acked.Load(), Nacked: c.nacks.Load()}
+	for _, cl := range c.clients() {
+		s.Connects += cl.connects.Load()
+	}
 	c.pub.stats(&s)
 	return s
 }
 
-// ClientID returns the MQTT client identifier in use.
+// ClientID returns the MQTT client identifier (of the subscribing
+// connection when there are inbound links; the publishing connection then
+// uses ClientID + "-pub").
 func (c *Conn) ClientID() string { return c.cfg.ClientID }
 
 // BrokerURL returns the broker URL (without credentials); for the embedded
@@ -456,9 +534,12 @@ func (c *Conn) BrokerURL() string { return c.url.String() }
 // dropConnection closes the current network connection; autopaho then
 // reconnects (resuming the session).
 func (c *Conn) dropConnection() {
-	c.netMu.Lock()
-	nc := c.netConn
-	c.netMu.Unlock()
+	if c.in == nil {
+		return
+	}
+	c.in.netMu.Lock()
+	nc := c.in.netConn
+	c.in.netMu.Unlock()
 	if nc != nil {
 		_ = nc.Close()
 	}
@@ -478,8 +559,8 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 	c.disp, c.serveCtx = d, ctx
 	close(c.serving)
 	c.srvMu.Unlock()
-	if c.up.Load() {
-		go c.subscribe(c.cm, c.gen.Load())
+	if c.in != nil && c.in.up.Load() {
+		go c.subscribe(c.in, c.in.gen.Load())
 	}
 	<-ctx.Done()
 	return nil
@@ -587,7 +668,7 @@ func (c *Conn) Close(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
 		perr := c.pub.close(ctx)
-		if c.manualAck && c.up.Load() {
+		if c.manualAck && c.in != nil && c.in.up.Load() {
 			// Let paho's ack ticker send the acks released by the drain.
 			t := time.NewTimer(3 * c.cfg.AckInterval)
 			select {
@@ -602,7 +683,10 @@ func (c *Conn) Close(ctx context.Context) error {
 			c.nackTimer = nil
 		}
 		c.nackMu.Unlock()
-		derr := c.cm.Disconnect(ctx)
+		var derr error
+		for _, cl := range c.clients() {
+			derr = errors.Join(derr, cl.cm.Disconnect(ctx))
+		}
 		c.cancel()
 		var eerr error
 		if c.embedded != nil {

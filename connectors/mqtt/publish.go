@@ -50,7 +50,7 @@ type publisher struct {
 	q      []*pubReq // FIFO; q[head:] are live
 	head   int
 	closed bool
-	items  signal // notified on push
+	wake   chan struct{} // one token per push (dropped when full): wakes one worker
 	space  signal // notified on pop
 	idle   signal // notified when queue empty and nothing in flight
 
@@ -66,7 +66,7 @@ type publisher struct {
 }
 
 func newPublisher(c *Conn) *publisher {
-	p := &publisher{c: c, flights: map[*pubReq]context.CancelCauseFunc{}}
+	p := &publisher{c: c, flights: map[*pubReq]context.CancelCauseFunc{}, wake: make(chan struct{}, c.cfg.MaxInflight)}
 	p.workCtx, p.stopWorker = context.WithCancel(context.Background())
 	return p
 }
@@ -93,7 +93,7 @@ func (p *publisher) expire() {
 		case <-p.workCtx.Done():
 			return
 		}
-		if p.c.up.Load() {
+		if p.c.out.up.Load() {
 			continue
 		}
 		now := time.Now()
@@ -148,14 +148,14 @@ func (p *publisher) enqueue(ctx context.Context, r *pubReq) error {
 		if p.lenLocked() < p.c.cfg.OfflineQueue {
 			p.pushLocked(r)
 			p.mu.Unlock()
-			p.items.notify()
+			p.signalItem()
 			return nil
 		}
-		if !p.c.up.Load() && p.c.cfg.OfflinePolicy == DropOldest {
+		if !p.c.out.up.Load() && p.c.cfg.OfflinePolicy == DropOldest {
 			old := p.popLocked()
 			p.pushLocked(r)
 			p.mu.Unlock()
-			p.items.notify()
+			p.signalItem()
 			if old != nil {
 				p.dropped.Add(1)
 				old.finish(ErrDropped)
@@ -174,6 +174,13 @@ func (p *publisher) enqueue(ctx context.Context, r *pubReq) error {
 		case <-timer.C:
 			return fmt.Errorf("mqtt: offline queue full for %v: %w", p.c.cfg.PublishTimeout, context.DeadlineExceeded)
 		}
+	}
+}
+
+func (p *publisher) signalItem() {
+	select {
+	case p.wake <- struct{}{}:
+	default: // enough tokens pending: a worker is about to look
 	}
 }
 
@@ -212,8 +219,8 @@ func (p *publisher) popLocked() *pubReq {
 // next waits for a queued record and a live connection.
 func (p *publisher) next() *pubReq {
 	for {
-		up := p.c.upSignal.wait()
-		if !p.c.up.Load() {
+		up := p.c.out.upSignal.wait()
+		if !p.c.out.up.Load() {
 			select {
 			case <-up:
 				continue
@@ -225,14 +232,18 @@ func (p *publisher) next() *pubReq {
 		r := p.popLocked()
 		if r != nil {
 			p.inflight++
+			more := p.lenLocked() > 0
 			p.mu.Unlock()
+			if more {
+				p.signalItem() // pass the baton: another worker takes the next one
+			}
 			p.space.notify()
 			return r
 		}
-		items := p.items.wait()
 		p.mu.Unlock()
 		select {
-		case <-items:
+		case <-p.wake:
+		case <-up: // connection state changed (e.g. went down)
 		case <-p.workCtx.Done():
 			return nil
 		}
@@ -276,7 +287,7 @@ func (p *publisher) send(r *pubReq) {
 	p.flightMu.Lock()
 	p.flights[r] = cancelCause
 	p.flightMu.Unlock()
-	resp, err := p.c.cm.Publish(cctx, r.p)
+	resp, err := p.c.out.cm.Publish(cctx, r.p)
 	p.flightMu.Lock()
 	delete(p.flights, r)
 	p.flightMu.Unlock()
@@ -297,14 +308,14 @@ func (p *publisher) send(r *pubReq) {
 		p.fail(r, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err))
 	case p.workCtx.Err() != nil:
 		p.fail(r, ErrClosed)
-	case time.Now().Before(r.deadline) && (errors.Is(cause, errSessionLost) || errors.Is(err, autopaho.ConnectionDownError) || !p.c.up.Load() || isConnErr(err)):
+	case time.Now().Before(r.deadline) && (errors.Is(cause, errSessionLost) || errors.Is(err, autopaho.ConnectionDownError) || !p.c.out.up.Load() || isConnErr(err)):
 		// Not sent, or sent on a connection whose session is gone: retry
 		// first thing on the next connection.
 		r.state.Store(0)
 		p.mu.Lock()
 		p.pushFrontLocked(r)
 		p.mu.Unlock()
-		p.items.notify()
+		p.signalItem()
 	case errors.Is(err, context.DeadlineExceeded) || !time.Now().Before(r.deadline):
 		p.fail(r, fmt.Errorf("mqtt: publish to %s not confirmed within %v: %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded))
 	default:
