@@ -51,8 +51,8 @@ type publisher struct {
 	head   int
 	closed bool
 	wake   chan struct{} // one token per push (dropped when full): wakes one worker
-	space  signal // notified on pop
-	idle   signal // notified when queue empty and nothing in flight
+	space  signal        // notified on pop
+	idle   signal        // notified when queue empty and nothing in flight
 
 	inflight   int
 	flightMu   sync.Mutex
