@@ -41,7 +41,6 @@ func (c *conn) writer(o WriterOptions) (*kafkago.Writer, error) {
 		WriteBackoffMin: 100 * time.Millisecond,
 		WriteBackoffMax: 2 * time.Second,
 		BatchSize:       o.BatchSize,
-		BatchBytes:      16 << 20,
 		BatchTimeout:    o.Linger,
 		WriteTimeout:    c.cfg.PublishTimeout,
 		RequiredAcks:    o.Acks.required(),

@@ -1,0 +1,91 @@
+package kafka_test
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
+	"github.com/aimdb-dev/aimdb-flow/tests/kafkatest"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestAsyncProduceErrorRedelivers: the broker rejects a produce request of
+// the pipeline's output (a non-retriable error, reported through the
+// writer's completion callback after PublishAsync returned). The failure
+// reaches the source's ack as a nack, the input partition is rewound, the
+// records are produced again, and the commits reach the end only once
+// every record is in the output topic.
+func TestAsyncProduceErrorRedelivers(t *testing.T) {
+	const total = 50
+	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"pe-in": 1, "pe-out": 1}})
+	produceN(t, cl, "pe-in", 0, total)
+
+	var rejected atomic.Int32
+	cl.Kfake().ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.ProduceRequest)
+		if len(req.Topics) == 0 || req.Topics[0].Topic != "pe-out" || rejected.Load() > 0 {
+			return nil, nil, false
+		}
+		rejected.Add(1)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.PolicyViolation.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	var mu sync.Mutex
+	delivered := map[int64]int{}
+	g := pipeline.New().Connector("kafka", builder(t, cl, "pe"))
+	g.Record("in").From("kafka://pe-in", codec.Raw{})
+	g.Pipeline("p").From("in").Via(stages.Tap(func(env *pipeline.Envelope) {
+		mu.Lock()
+		delivered[env.Offset]++
+		mu.Unlock()
+	})).To("kafka://pe-out", codec.Raw{})
+	run := start(t, g, 5*time.Second)
+
+	waitCommittedToEnd(t, cl, "pe", "pe-in")
+	if rejected.Load() != 1 {
+		t.Fatalf("the broker rejected %d produce requests, want 1", rejected.Load())
+	}
+	out, err := cl.ReadAll("pe-out", 0, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]bool{}
+	for _, m := range out {
+		got[seqOf(t, m.Value)] = true
+	}
+	for i := 0; i < total; i++ {
+		if !got[i] {
+			t.Errorf("record %d missing from the output", i)
+		}
+	}
+	mu.Lock()
+	again := 0
+	for _, n := range delivered {
+		if n > 1 {
+			again++
+		}
+	}
+	mu.Unlock()
+	if again == 0 {
+		t.Error("no record was redelivered after the rejected produce")
+	}
+	t.Logf("%d records redelivered after the rejected produce; output has %d records for %d inputs", again, len(out), total)
+	run.stop(t, false)
+}
