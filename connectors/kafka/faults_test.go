@@ -74,8 +74,14 @@ func TestCrashRedeliversUncommittedTail(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("run 1 never reached 300 records")
 	}
-	// Let a commit or two happen with record 300 in flight, then crash.
-	time.Sleep(300 * time.Millisecond)
+	// Wait until the member committed something (the watermark below the
+	// stuck record 300), then crash.
+	waitFor(t, "a commit before the crash", 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := cl.Committed(ctx, "crash", "crash")
+		return err == nil && len(c) > 0
+	})
 	cut.Cut()
 	close(release)
 	_ = r1.stop(t, true) // commits fail: the network is gone
