@@ -23,7 +23,19 @@ type RunOptions struct {
 	// DrainTimeout bounds the shutdown: after the sources stopped, in-flight
 	// records have this long to reach their sinks (default 10s).
 	DrainTimeout time.Duration
+	// MaxPayload rejects inbound payloads larger than this many bytes before
+	// decoding: they are dead-lettered with the reason and never reach a
+	// record (default 16 MiB; negative means no limit).
+	MaxPayload int
 }
+
+// DefaultMaxPayload is the inbound payload limit when RunOptions.MaxPayload
+// is zero.
+const DefaultMaxPayload = 16 << 20
+
+// ErrPayloadTooLarge is the dead-letter reason for an inbound payload over
+// RunOptions.MaxPayload.
+var ErrPayloadTooLarge = errors.New("payload too large")
 
 // ErrDrainTimeout is returned by Run when in-flight records did not drain
 // within RunOptions.DrainTimeout.
@@ -81,6 +93,9 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = DefaultMaxPayload
 	}
 	r := &Runner{g: g, opts: opts, log: opts.Logger, hooks: &hookSet{tracer: opts.Tracer},
 		records: map[string]*record{}, conns: map[string]*connRun{}}
@@ -402,6 +417,24 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 	}
 	if env.Time.IsZero() {
 		env.Time = time.Now()
+	}
+	if max := r.opts.MaxPayload; max > 0 && len(env.Payload) > max {
+		cause := fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(env.Payload), max)
+		var werr error
+		for _, rt := range routes {
+			rt.stats.Messages.Add(1)
+			rt.stats.Errors.Add(1)
+			rt.stats.DeadLettered.Add(1)
+			// The dead letter keeps only a prefix of an oversized payload.
+			trimmed := *env
+			trimmed.Payload = env.Payload[:min(len(env.Payload), 1024)]
+			if dlErr := r.deadLetter(ctx, r.graphDL, &trimmed, "", "receive", rt.rec.name, rt.link.Raw, cause); dlErr != nil {
+				werr = errors.Join(werr, dlErr)
+			}
+		}
+		endSpan(span, cause)
+		env.Ack.Finish(werr)
+		return nil
 	}
 	// Each route decodes into env.Value in turn and the record copies the
 	// envelope into its buffer, so one envelope serves every route with no

@@ -217,3 +217,36 @@ func TestValidateReportsEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestOversizedPayloadDeadLettered(t *testing.T) {
+	bus := mem.NewBus()
+	g := pipeline.New().Connector("", mem.New(bus))
+	g.Record("in").From("mem://in", codec.Raw{})
+	g.Pipeline("p").From("in").To("mem://out", codec.Raw{})
+	g.DeadLetterTo("mem://dlq", codec.Raw{})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{MaxPayload: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, c1 := bus.Subscribe("out", 10)
+	defer c1()
+	dlq, c2 := bus.Subscribe("dlq", 10)
+	defer c2()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	waitReady(t, r)
+	for _, p := range []string{"small", "this one is far too large"} {
+		e := pipeline.Envelope{Payload: []byte(p)}
+		bus.Publish(ctx, "in", &e)
+	}
+	if got := recv(t, out); string(got.Payload) != "small" {
+		t.Fatalf("out = %q", got.Payload)
+	}
+	d := recv(t, dlq)
+	if !strings.Contains(string(d.Payload), "payload too large: 25 bytes, limit 10") {
+		t.Fatalf("dead letter %s", d.Payload)
+	}
+	cancel()
+	<-done
+}
