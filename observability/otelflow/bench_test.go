@@ -88,6 +88,10 @@ func BenchmarkTracingOverhead(b *testing.B) {
 			p := tp(sdktrace.AlwaysSample())
 			return otelflow.New(p, otelflow.WithStageMode(otelflow.FusedStageEvents)), func() { _ = p.Shutdown(context.Background()) }
 		}},
+		{"otel-always-hops-stage", func() (pipeline.Tracer, func()) {
+			p := tp(sdktrace.AlwaysSample())
+			return otelflow.New(p, otelflow.WithHops(pipeline.HopStage)), func() { _ = p.Shutdown(context.Background()) }
+		}},
 		{"otel-ratio-1pct", func() (pipeline.Tracer, func()) {
 			p := tp(otelflow.SampleRatio(0.01))
 			return otelflow.New(p), func() { _ = p.Shutdown(context.Background()) }
@@ -98,11 +102,14 @@ func BenchmarkTracingOverhead(b *testing.B) {
 			tr, stop := v.tracer()
 			defer stop()
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				runW1(b, in, out, tr)
 			}
+			cpu := cpuTime() - cpu0
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*b.N), "ns/record")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*b.N), "cpu-ns/record")
 		})
 	}
 }
@@ -121,7 +128,10 @@ func BenchmarkStartHop(b *testing.B) {
 			defer func() { _ = p.Shutdown(context.Background()) }()
 			tr := otelflow.New(p)
 			env := &pipeline.Envelope{}
-			tr.StartHop(context.Background(), env, recv).End(nil)
+			rs := tr.StartHop(context.Background(), env, recv)
+			sc := otelflow.SpanContext(env)
+			rs.End(nil)
+			env.Trace = sc // what the record carries after its receive hop
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -50,3 +50,15 @@ func (c HeaderCarrier) Keys() []string {
 	}
 	return keys
 }
+
+// del removes every value stored under key (in any letter case).
+func (c HeaderCarrier) del(key string) {
+	old := *c.H
+	out := make(pipeline.Headers, 0, len(old))
+	for _, kv := range old {
+		if !strings.EqualFold(kv.Key, key) {
+			out = append(out, kv)
+		}
+	}
+	*c.H = out
+}

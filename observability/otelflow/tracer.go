@@ -97,6 +97,26 @@ func WithUnsampledSpans() Option {
 	return func(t *Tracer) { t.unsampledSpans = true }
 }
 
+// WithHops limits spans to the given hop kinds, to trade detail for cost:
+// a skipped hop creates no span and its successors attach to the hop
+// before it. Receive and publish always get spans (they carry the trace
+// across brokers). For example WithHops(pipeline.HopStage) traces
+// receive, each stage and publish, skipping decode, buffer and encode.
+func WithHops(hops ...pipeline.Hop) Option {
+	return func(t *Tracer) {
+		t.skip = [8]bool{}
+		for h := range t.skip {
+			t.skip[h] = true
+		}
+		for _, h := range hops {
+			if int(h) < len(t.skip) {
+				t.skip[h] = false
+			}
+		}
+		t.skip[pipeline.HopReceive], t.skip[pipeline.HopPublish] = false, false
+	}
+}
+
 // Tracer implements pipeline.Tracer and pipeline.BatchTracer on an
 // OpenTelemetry TracerProvider. It is safe for concurrent use.
 type Tracer struct {
@@ -104,6 +124,8 @@ type Tracer struct {
 	prop           propagation.TextMapPropagator
 	mode           StageMode
 	unsampledSpans bool
+	fastInject     bool     // prop is the default W3C propagator
+	skip           [8]bool  // hop kinds that get no span
 	metas          sync.Map // *pipeline.HopInfo -> *hopMeta
 	bufMetas       sync.Map // record name -> *hopMeta
 }
@@ -126,16 +148,21 @@ func New(tp trace.TracerProvider, opts ...Option) *Tracer {
 	for _, o := range opts {
 		o(t)
 	}
+	_, t.fastInject = t.prop.(propagation.TraceContext)
 	return t
 }
 
 // hopMeta is what a span of one HopInfo always has: computed once.
 type hopMeta struct {
-	name   string
-	opts   []trace.SpanStartOption
-	events bool // a fused chain span (FusedStageEvents)
-	stage  trace.EventOption
-	info   *pipeline.HopInfo // for synthesized hops (buffer)
+	name string
+	opts []trace.SpanStartOption
+	// rootOpts/attrs: for a receive hop, whose sampling is not known
+	// before Start, the attributes are set only if the span records.
+	rootOpts []trace.SpanStartOption
+	attrs    []attribute.KeyValue
+	events   bool // a fused chain span (FusedStageEvents)
+	stage    trace.EventOption
+	info     *pipeline.HopInfo // for synthesized hops (buffer)
 }
 
 func (t *Tracer) meta(info *pipeline.HopInfo) *hopMeta {
@@ -203,6 +230,8 @@ func buildMeta(info *pipeline.HopInfo, mode StageMode) *hopMeta {
 		m.name = info.Hop.String()
 	}
 	m.opts = []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(attrs...)}
+	m.rootOpts = []trace.SpanStartOption{trace.WithSpanKind(kind)}
+	m.attrs = attrs
 	return m
 }
 
@@ -237,10 +266,11 @@ func (h *hop) End(err error) {
 		h.span.RecordError(err)
 		h.span.SetStatus(codes.Error, err.Error())
 	}
-	if h.info.Hop == pipeline.HopDecode {
+	if h.info.Hop == pipeline.HopDecode && err == nil {
 		// The decoded envelope is written into the record's buffer right
 		// after this: keep env.Trace on this hop so the reader can draw the
-		// buffer wait from this end time.
+		// buffer wait from this end time. (A payload that failed to decode
+		// is dead-lettered at once: its trace goes back to the receive.)
 		now := time.Now()
 		h.end = now.UnixNano()
 		h.span.End(trace.WithTimestamp(now))
@@ -284,6 +314,9 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 		env.Trace = t.startGroup(ctx, g.TraceInputs(), info)
 	}
 	ph, psc := t.parent(ctx, env)
+	if int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
+		return nil
+	}
 	if info.Hop != pipeline.HopReceive && psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
 		// Not sampled upstream: no span, but keep the decision travelling.
 		if info.Hop == pipeline.HopPublish {
@@ -297,7 +330,11 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 		ph.span.AddEvent(info.Stage, m.stage)
 		return nil
 	}
-	pctx := trace.ContextWithSpanContext(ctx, psc)
+	pctx := ctx
+	if psc.IsValid() || trace.SpanContextFromContext(ctx).IsValid() {
+		// (A root needs no context unless ctx carries an unrelated span.)
+		pctx = trace.ContextWithSpanContext(ctx, psc)
+	}
 	prev := env.Trace
 	if ph != nil && ph.info.Hop == pipeline.HopDecode && info.Hop != pipeline.HopDecode && ph.ended.Load() {
 		// The record crossed its buffer between the decode and this hop:
@@ -311,15 +348,16 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 		prev = bh
 		pctx = trace.ContextWithSpanContext(ctx, bh.sc)
 	}
-	if info.Hop == pipeline.HopReceive && psc.IsRemote() {
-		pctx = trace.ContextWithRemoteSpanContext(ctx, psc)
+	opts := m.opts
+	if info.Hop == pipeline.HopReceive {
+		opts = m.rootOpts
 	}
-	_, span := t.tracer.Start(pctx, m.name, m.opts...)
+	_, span := t.tracer.Start(pctx, m.name, opts...)
 	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: m, env: env, prev: prev}
 	if span.IsRecording() {
 		switch info.Hop {
 		case pipeline.HopReceive:
-			t.setMessageAttrs(span, env, info)
+			t.setMessageAttrs(span, env, info, m.attrs)
 		case pipeline.HopPublish:
 			span.SetAttributes(semconv.MessagingDestinationName(env.Topic), semconv.MessagingMessageBodySize(len(env.Payload)))
 		case pipeline.HopStage:
@@ -335,18 +373,15 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 	return h
 }
 
-func (t *Tracer) setMessageAttrs(span trace.Span, env *pipeline.Envelope, info *pipeline.HopInfo) {
-	attrs := [4]attribute.KeyValue{
-		semconv.MessagingDestinationName(env.Topic),
-		semconv.MessagingMessageBodySize(len(env.Payload)),
-	}
-	n := 2
+func (t *Tracer) setMessageAttrs(span trace.Span, env *pipeline.Envelope, info *pipeline.HopInfo, static []attribute.KeyValue) {
+	attrs := make([]attribute.KeyValue, 0, len(static)+4)
+	attrs = append(attrs, static...)
+	attrs = append(attrs, semconv.MessagingDestinationName(env.Topic), semconv.MessagingMessageBodySize(len(env.Payload)))
 	if info.Scheme == "kafka" {
-		attrs[2] = semconv.MessagingDestinationPartitionID(strconv.Itoa(int(env.Partition)))
-		attrs[3] = semconv.MessagingKafkaOffset(int(env.Offset))
-		n = 4
+		attrs = append(attrs, semconv.MessagingDestinationPartitionID(strconv.Itoa(int(env.Partition))),
+			semconv.MessagingKafkaOffset(int(env.Offset)))
 	}
-	span.SetAttributes(attrs[:n]...)
+	span.SetAttributes(attrs...)
 }
 
 // inject writes sc into env.Headers with the propagator (a fresh slice:
@@ -355,7 +390,42 @@ func (t *Tracer) inject(ctx context.Context, env *pipeline.Envelope, sc trace.Sp
 	if !sc.IsValid() {
 		return
 	}
-	t.prop.Inject(trace.ContextWithSpanContext(ctx, sc), HeaderCarrier{H: &env.Headers})
+	if !t.fastInject {
+		t.prop.Inject(trace.ContextWithSpanContext(ctx, sc), HeaderCarrier{H: &env.Headers})
+		return
+	}
+	// What propagation.TraceContext writes, without its allocations.
+	c := HeaderCarrier{H: &env.Headers}
+	c.Set(traceparentHeader, traceparent(sc))
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		c.Set(tracestateHeader, ts.String())
+	} else if c.Get(tracestateHeader) != "" {
+		c.del(tracestateHeader) // an upstream tracestate no longer applies
+	}
+}
+
+const (
+	traceparentHeader = "traceparent"
+	tracestateHeader  = "tracestate"
+)
+
+// traceparent formats sc as a W3C traceparent (version 00).
+func traceparent(sc trace.SpanContext) string {
+	const hexdig = "0123456789abcdef"
+	var b [55]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	for i, x := range tid {
+		b[3+2*i], b[4+2*i] = hexdig[x>>4], hexdig[x&0xf]
+	}
+	b[35] = '-'
+	for i, x := range sid {
+		b[36+2*i], b[37+2*i] = hexdig[x>>4], hexdig[x&0xf]
+	}
+	b[52] = '-'
+	f := byte(sc.TraceFlags() & trace.FlagsSampled)
+	b[53], b[54] = hexdig[f>>4], hexdig[f&0xf]
+	return string(b[:])
 }
 
 // traceOf returns the span context of one Trace value.

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -589,5 +590,89 @@ func TestBatchSpanLinksInputs(t *testing.T) {
 	}
 	if send.Parent().SpanID() != batch.SpanContext().SpanID() {
 		t.Errorf("send parent = %s, want the batch span", send.Parent().SpanID())
+	}
+}
+
+// TestDecodeErrorDeadLetter: a payload that fails to decode is
+// dead-lettered straight from the receive: no buffer span, the decode span
+// is an error, and the dead letter's send is the receive's child.
+func TestDecodeErrorDeadLetter(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	bus := mem.NewBus()
+	dlq, unsub := bus.Subscribe("dlq", 10)
+	defer unsub()
+	g := pipeline.New().Connector("", mem.New(bus))
+	g.Record("in").From("mem://src", codec.JSON{})
+	g.Pipeline("p").From("in").To("mem://never", codec.JSON{})
+	g.DeadLetterTo("mem://dlq", codec.Raw{})
+	start(t, g, otelflow.New(provider("A", rec, nil)))
+	publish(t, bus, "src", `{not json`, nil)
+	recv(t, dlq)
+	spans := byName(t, waitSpans(t, rec, 3))
+	if len(spans) != 3 || spans["A/receive"] == nil || spans["A/decode in"] == nil || spans["A/send dlq"] == nil {
+		t.Fatalf("want receive, decode, send dlq:\n%s", dump(rec.Ended()))
+	}
+	if spans["A/decode in"].Status().Code != codes.Error {
+		t.Error("decode span should be an error")
+	}
+	if p := spans["A/send dlq"].Parent().SpanID(); p != spans["A/receive"].SpanContext().SpanID() {
+		t.Errorf("dead-letter send parent = %s, want the receive span", p)
+	}
+}
+
+// TestInjectMatchesW3CPropagator: the allocation-free traceparent writer
+// produces exactly what propagation.TraceContext writes.
+func TestInjectMatchesW3CPropagator(t *testing.T) {
+	ts, err := trace.ParseTraceState("vendor=x,other=y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	for _, sc := range []trace.SpanContext{
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: ts}),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}),
+	} {
+		fast := &pipeline.Envelope{Trace: sc, Headers: pipeline.Headers{{Key: "tracestate", Value: "stale=1"}, {Key: "k", Value: "v"}}}
+		info := &pipeline.HopInfo{Hop: pipeline.HopPublish, Link: "mem://x"}
+		// A sampled parent gets a (non-recording, NeverSample) send span
+		// whose context is injected; an unsampled one is injected as is.
+		tp := provider("A", tracetest.NewSpanRecorder(), sdktrace.NeverSample())
+		if s := otelflow.New(tp).StartHop(context.Background(), fast, info); s != nil {
+			defer s.End(nil)
+		}
+		want := pipeline.Headers{}
+		carrier := otelflow.HeaderCarrier{H: &want}
+		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), otelflow.SpanContext(fast)), carrier)
+		for _, k := range []string{"traceparent", "tracestate"} {
+			f, _ := fast.Headers.Get(k)
+			w, _ := want.Get(k)
+			if f != w {
+				t.Errorf("%s = %q, want %q (W3C propagator)", k, f, w)
+			}
+		}
+		if v, _ := fast.Headers.Get("k"); v != "v" {
+			t.Errorf("other header lost: %v", fast.Headers)
+		}
+	}
+}
+
+func TestWithHops(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	bus := mem.NewBus()
+	out, unsub := bus.Subscribe("out/#", 10)
+	defer unsub()
+	start(t, graphB(bus), otelflow.New(provider("B", rec, nil), otelflow.WithHops(pipeline.HopStage)))
+	publish(t, bus, "hop/d-1", `{"device":"d-1","temp":30}`, nil)
+	recv(t, out)
+	spans := byName(t, waitSpans(t, rec, 3))
+	if len(spans) != 3 {
+		t.Fatalf("want receive, stage, send only:\n%s", dump(rec.Ended()))
+	}
+	if p := spans["B/pb 1:map"].Parent().SpanID(); p != spans["B/receive"].SpanContext().SpanID() {
+		t.Errorf("stage parent = %s, want receive (decode and buffer skipped)", p)
+	}
+	if p := spans["B/send out/{device}"].Parent().SpanID(); p != spans["B/pb 1:map"].SpanContext().SpanID() {
+		t.Errorf("send parent = %s, want the stage (encode skipped)", p)
 	}
 }
