@@ -19,8 +19,8 @@
 // RSS, and loss (expected hot messages minus distinct ones received). A
 // second, paced phase (-rate) measures latency at a steady rate.
 //
-//	go run ./bench/w2mqtt                 # 200,000 messages, then 20,000 paced at 5,000/s
-//	go run ./bench/w2mqtt -n 20000 -paced 5000
+//	go run ./bench/w2mqtt                 # 200,000 messages, then 10,000 paced at 2,000/s
+//	go run ./bench/w2mqtt -n 20000 -paced 4000
 //
 // mosquitto must be installed; the command starts its own on a free
 // loopback port and stops it at the end.
@@ -45,6 +45,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,8 +66,8 @@ func main() {
 	role := flag.String("role", "", "internal: run a relay child (handwritten|pipeline)")
 	broker := flag.String("broker", "", "broker URL (default: start mosquitto on a free port)")
 	n := flag.Int("n", maxN, "messages in the throughput phase (at most 200000)")
-	paced := flag.Int("paced", 20000, "messages in the paced phase (0: skip)")
-	rate := flag.Int("rate", 5000, "messages per second in the paced phase")
+	paced := flag.Int("paced", 10000, "messages in the paced phase (0: skip)")
+	rate := flag.Int("rate", 2000, "messages per second in the paced phase")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	flag.Parse()
 	if *role != "" {
@@ -120,10 +121,15 @@ func runAll(brokerURL string, n, paced, rate int, jsonOut string) error {
 		defer stop()
 		brokerURL = u
 	}
-	fmt.Printf("W2 MQTT relay through mosquitto: %d msgs unpaced + %d paced at %d/s, QoS 1, GOMAXPROCS=%d, %s\n",
-		n, paced, rate, runtime.GOMAXPROCS(0), runtime.Version())
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("W2 MQTT relay through mosquitto: %d msgs unpaced + %d paced at %d/s, QoS 1, GOMAXPROCS=%d, %s, load average %s\n",
+		n, paced, rate, runtime.GOMAXPROCS(0), runtime.Version(), strings.TrimSpace(string(load)))
 	var results []Result
-	for _, relayName := range []string{"handwritten", "pipeline"} {
+	relays := []string{"handwritten", "pipeline"}
+	if os.Getenv("W2_CONNECTOR") != "" {
+		relays = append(relays, "connector")
+	}
+	for _, relayName := range relays {
 		for _, ph := range []struct {
 			name string
 			n    int
@@ -341,6 +347,19 @@ func runOne(brokerURL, relayName, phase string, n, rate int) (Result, error) {
 	for _, c := range seen {
 		res.Duplicates += c - 1
 	}
+	if os.Getenv("W2_DEBUG") != "" {
+		slow := 0
+		first := -1
+		for i, l := range lat {
+			if l > 50000 {
+				slow++
+				if first < 0 {
+					first = i
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "%s %s: %d outputs slower than 50ms, first at arrival #%d\n", relayName, phase, slow, first)
+	}
 	sort.Float64s(lat)
 	if len(lat) > 0 {
 		res.P50us = lat[len(lat)/2]
@@ -447,12 +466,14 @@ func relay(kind, brokerURL string) error {
 		return pipelineRelay(ctx, brokerURL)
 	case "handwritten":
 		return handRelay(ctx, brokerURL)
+	case "connector":
+		return connectorRelay(ctx, brokerURL)
 	}
 	return fmt.Errorf("unknown relay %q", kind)
 }
 
 func pipelineRelay(ctx context.Context, brokerURL string) error {
-	b, err := mqtt.Factory(brokerURL, pipeline.Params{"client_id": "w2-relay-pipeline"})
+	b, err := mqtt.Factory(brokerURL, pipeline.Params{"client_id": "w2-relay-pipeline", "clean_start": "true"})
 	if err != nil {
 		return err
 	}
@@ -574,4 +595,50 @@ func handRelay(ctx context.Context, brokerURL string) error {
 	_ = cm.Disconnect(dctx)
 	_ = pubCM.Disconnect(dctx)
 	return nil
+}
+
+// connectorDispatcher decodes, filters and republishes in the connector's
+// receive goroutine, without the runner (diagnostic: W2_CONNECTOR=1).
+type connectorDispatcher struct{ c *mqtt.Conn }
+
+func (d connectorDispatcher) Dispatch(ctx context.Context, env *pipeline.Envelope) error {
+	v, err := codec.JSON{}.Decode(env.Payload)
+	m, _ := v.(map[string]any)
+	if t, _ := m["temp"].(float64); err != nil || !(t > 25) {
+		env.Ack.Done()
+		return nil
+	}
+	out, err := codec.JSON{}.Encode(m)
+	if err != nil {
+		env.Ack.Done()
+		return nil
+	}
+	e := pipeline.Envelope{Payload: out, Ack: env.Ack}
+	if err := d.c.PublishAsync(ctx, "alerts/temp", mqtt.PubOptions{QoS: 1}, &e); err != nil {
+		env.Ack.Nack(err)
+	}
+	return nil
+}
+
+func connectorRelay(ctx context.Context, brokerURL string) error {
+	b, err := mqtt.Factory(brokerURL, pipeline.Params{"client_id": "w2-relay-connector", "clean_start": "true"})
+	if err != nil {
+		return err
+	}
+	subs := []pipeline.Subscription{{Filter: "sensors/temp", Options: mqtt.SubOptions{QoS: 1}}}
+	cn, err := b.Build(ctx, pipeline.BuildEnv{Name: "mqtt", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Inbound: subs})
+	if err != nil {
+		return err
+	}
+	c := cn.(*mqtt.Conn)
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(ctx, subs, connectorDispatcher{c}) }()
+	for c.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	fmt.Println("READY")
+	<-done
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Close(cctx)
 }
