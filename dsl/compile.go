@@ -473,12 +473,15 @@ func (a *args) endPos() pipeline.Pos {
 	} else {
 		p.Col += utf8.RuneCountInString(t.Text)
 	}
-	p.Col++
 	return p
 }
 
 func (a *args) missing(what string) {
 	t := a.peek()
+	if t != nil && t.Kind == Illegal {
+		a.i++ // reported by the lexer
+		return
+	}
 	if t == nil {
 		a.c.errorf(a.endPos(), "%s: missing %s", a.s.Kw.Text, what)
 		return
@@ -488,7 +491,7 @@ func (a *args) missing(what string) {
 
 // end reports leftover arguments.
 func (a *args) end() {
-	if t := a.peek(); t != nil {
+	if t := a.peek(); t != nil && t.Kind != Illegal {
 		a.c.errorf(t.Pos, "%s: unexpected %s %s", a.s.Kw.Text, t.Kind, t.Text)
 		a.i = len(a.s.Args)
 	}
@@ -532,6 +535,9 @@ func (c *compiler) value(t *Token) (string, bool) {
 	raw := t.Text
 	switch t.Kind {
 	case String:
+		if len(raw) < 2 || !strings.HasSuffix(raw, "\"") {
+			return "", false // unterminated: reported by the lexer
+		}
 		s, err := strconv.Unquote(raw)
 		if err != nil {
 			c.errorf(t.Pos, "malformed string %s: %v", raw, err)
@@ -797,6 +803,10 @@ func (a *args) settings(special func(name string) bool) pipeline.Params {
 	seen := map[string]bool{}
 	for a.more() {
 		t := a.peek()
+		if t.Kind == Illegal {
+			a.i++
+			continue
+		}
 		if t.Kind != Ident {
 			a.c.errorf(t.Pos, "%s: unexpected %s %s, want a setting name", a.s.Kw.Text, t.Kind, t.Text)
 			a.i++

@@ -194,6 +194,7 @@ func (lx *lexer) run() {
 			}
 		case r == '`':
 			tok.Kind = Expr
+			saveOff, saveLine, saveCol := lx.off, lx.line, lx.col
 			lx.next()
 			closed := false
 			for c := lx.peek(); c != -1; c = lx.peek() {
@@ -205,6 +206,13 @@ func (lx *lexer) run() {
 			}
 			if !closed {
 				lx.errs.Add(pos, "unterminated expression (missing closing `)")
+				// Resume after the line the expression started on, so
+				// the rest of the file is still checked.
+				lx.off, lx.line, lx.col = saveOff, saveLine, saveCol
+				for c := lx.peek(); c != -1 && c != '\n'; c = lx.peek() {
+					lx.next()
+				}
+				tok.Kind = Illegal
 			}
 		case r == '$' && strings.HasPrefix(lx.src[lx.off:], "${"):
 			tok.Kind = Var

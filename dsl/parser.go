@@ -106,8 +106,6 @@ func (p *parser) stmt(top bool) *Stmt {
 			return s
 		case t.NL && t.Pos.Col <= kw.Pos.Col:
 			return s // the next statement
-		case t.Kind == Illegal:
-			p.take()
 		default:
 			s.Args = append(s.Args, p.take())
 		}

@@ -16,16 +16,18 @@
 // field compared with a number, a filter that does not yield a bool) is a
 // stage error: the runner dead-letters that record and continues.
 //
-// Compiled programs are safe for concurrent use: expr-lang virtual machines
-// are pooled, so a stage may run on several goroutines (parallel N).
+// Compiled programs are safe for concurrent use: an expr-lang virtual
+// machine is not, so each evaluation takes one (an idle cached one, else
+// one from a sync.Pool) and a stage may run on several goroutines
+// (parallel N).
 package expr
 
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -35,6 +37,7 @@ import (
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -87,6 +90,9 @@ type Program struct {
 
 	// expr-lang
 	prog *vm.Program
+	// fast holds one idle VM (the common case: one goroutine runs the
+	// stage); vms pools more when several goroutines run it at once.
+	fast atomic.Pointer[vm.VM]
 	vms  sync.Pool
 	// helpers reports whether the expression names a helper variable (or
 	// the value is not an object), in which case an environment map is
@@ -183,9 +189,14 @@ func (p *Program) Eval(env *pipeline.Envelope) (any, error) {
 	} else {
 		vars = helperEnv(env)
 	}
-	machine := p.vms.Get().(*vm.VM)
+	machine := p.fast.Swap(nil)
+	if machine == nil {
+		machine = p.vms.Get().(*vm.VM)
+	}
 	out, err := machine.Run(p.prog, vars)
-	p.vms.Put(machine)
+	if !p.fast.CompareAndSwap(nil, machine) {
+		p.vms.Put(machine)
+	}
 	if err != nil {
 		return nil, p.runError(err)
 	}
@@ -296,11 +307,6 @@ func (a activation) ResolveName(name string) (any, bool) {
 
 func (a activation) Parent() interpreter.Activation { return nil }
 
-var (
-	mapType  = reflect.TypeOf(map[string]any{})
-	listType = reflect.TypeOf([]any{})
-)
-
 func (p *Program) evalCEL(env *pipeline.Envelope) (any, error) {
 	out, _, err := p.cel.Eval(activation{env})
 	if err != nil {
@@ -309,13 +315,41 @@ func (p *Program) evalCEL(env *pipeline.Envelope) (any, error) {
 	return nativeValue(out)
 }
 
+// nativeValue converts a CEL result to the plain Go values the rest of
+// the pipeline uses: map[string]any, []any, float64/int64/string/bool, nil.
 func nativeValue(v ref.Val) (any, error) {
-	switch v.Type() {
-	case types.MapType:
-		return v.ConvertToNative(mapType)
-	case types.ListType:
-		return v.ConvertToNative(listType)
-	case types.NullType:
+	switch x := v.(type) {
+	case traits.Mapper:
+		out := map[string]any{}
+		it := x.Iterator()
+		for it.HasNext() == types.True {
+			k := it.Next()
+			nv, err := nativeValue(x.Get(k))
+			if err != nil {
+				return nil, err
+			}
+			ks, ok := k.Value().(string)
+			if !ok {
+				ks = fmt.Sprint(k.Value())
+			}
+			out[ks] = nv
+		}
+		return out, nil
+	case traits.Lister:
+		n, _ := x.Size().(types.Int)
+		out := make([]any, 0, int(n))
+		for i := types.Int(0); i < n; i++ {
+			nv, err := nativeValue(x.Get(i))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, nv)
+		}
+		return out, nil
+	case *types.Err:
+		return nil, x
+	}
+	if v.Type() == types.NullType {
 		return nil, nil
 	}
 	return v.Value(), nil

@@ -78,8 +78,8 @@ type Assignment struct {
 
 type setStage struct{ as []Assignment }
 
-// Set returns a stage that sets fields of an object value (`set alert
-// \`true\``): the value is copied, the expressions are evaluated against
+// Set returns a stage that sets fields of an object value (the DSL's
+// set alert `true`): the value is copied, the expressions are evaluated against
 // the original, and the results stored in the copy, so other readers of the
 // same record never see the change. A value that is not an object, or an
 // evaluation error, is a stage error.

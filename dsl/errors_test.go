@@ -1,0 +1,131 @@
+package dsl
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// load runs the whole front end on one source and returns the problems as
+// "file:line:col: message" lines.
+func load(t *testing.T, src string, env map[string]string) []string {
+	t.Helper()
+	opts := Options{Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	_, err := Load(opts, Source{Name: "t.flow", Src: []byte(src)})
+	if err == nil {
+		return nil
+	}
+	var el *ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("error is %T, want *ErrorList: %v", err, err)
+	}
+	var out []string
+	for _, e := range el.Errors {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+const okHeader = "connector gen \"gen://\"\nconnector stdio \"stdio://\"\n"
+
+func TestProblems(t *testing.T) {
+	type tcase struct {
+		name string
+		src  string
+		want []string
+		env  map[string]string
+	}
+	tests := []tcase{
+		{"lexer: unterminated string", `connector gen "gen://`,
+			[]string{"t.flow:1:15: unterminated string (a string ends on its line with \")"}, nil},
+		{"lexer: unterminated expression", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter `temp > 1\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:8:10: unterminated expression (missing closing `)"}, nil},
+		{"lexer: bad character", "connector gen \"gen://\" ;\n",
+			[]string{"t.flow:1:24: unexpected character ';'"}, nil},
+		{"lexer: malformed duration", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  batch 10 every 5parsecs\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:8:18: malformed number or duration \"5parsecs\" (durations look like 500ms, 5s, 1m30s)"}, nil},
+		{"parser: stray brace", "}\n",
+			[]string{"t.flow:1:1: unexpected '}' (no block is open)"}, nil},
+		{"parser: unclosed block", okHeader + "record r {\n  from \"gen://x\" decode json\n",
+			[]string{"t.flow:3:10: unclosed '{' (missing '}')"}, nil},
+		{"parser: nested block", okHeader + "record r {\n  from \"gen://x\" decode json {\n  }\n}\n",
+			[]string{"t.flow:4:30: unexpected '{': blocks do not nest (only record and pipeline have a block)"}, nil},
+		{"parser: statement not starting with a keyword", "\"gen://\"\n",
+			[]string{"t.flow:1:1: unexpected string \"gen://\": a statement starts with a keyword"}, nil},
+		{"checker: unknown statement with suggestion", "conector gen \"gen://\"\n",
+			[]string{"t.flow:1:1: unknown statement \"conector\" (want connector, record, pipeline, deadletter) (did you mean \"connector\"?)"}, nil},
+		{"checker: unknown scheme", "connector x \"nope://\"\n",
+			[]string{"t.flow:1:13: connector x: unknown connector scheme \"nope\" (known: embedded, file, gen, http, https, kafka, mem, mqtt, mqtts, stdio)"}, nil},
+		{"checker: missing codec", okHeader + "record r {\n  from \"gen://x\"\n}\n",
+			[]string{"t.flow:4:17: from: missing decode CODEC (one of json, msgpack, raw)"}, nil},
+		{"checker: unknown codec", okHeader + "record r {\n  from \"gen://x\" decode jsn\n}\n",
+			[]string{"t.flow:4:25: unknown codec \"jsn\" (known: [json msgpack raw])"}, nil},
+		{"checker: expression syntax error points inside the expression", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter `temp > `\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:8:17: filter: expr expression: unexpected token EOF"}, nil},
+		{"checker: error on the second line of an expression", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  map `{\n    \"a\": temp +\n  }`\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:10:3: map: expr expression: unexpected token Bracket(\"}\")"}, nil},
+		{"checker: CEL type error", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter cel `1 + 2`\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:8:15: filter: cel expression: a filter must be boolean, this expression is int"}, nil},
+		{"checker: expr type error for a filter", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter `1 + 2`\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:8:11: filter: expr expression: expected bool, but got int"}, nil},
+		{"checker: unset environment variable", "connector f \"file://\"\ndeadletter \"f://${DIR}/dead.jsonl\"\n",
+			[]string{"t.flow:2:17: environment variable DIR is not set (write ${DIR:-default} to give a default)"}, nil},
+		{"checker: default and set variables", "connector f \"file://\"\ndeadletter \"f://${DIR:-/tmp}/${NAME}.jsonl\"\n", nil, map[string]string{"NAME": "d"}},
+		{"checker: wrong arguments", okHeader + "record r {\n  from \"gen://x\" decode json\n  buffer ring\n}\npipeline p {\n  from r\n  batch 0\n  throttle 5 per\n  window sliding 10s every 1m\n  parallel 2 3\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{
+				"t.flow:5:10: buffer: buffer ring needs a size, e.g. \"ring 1024\"",
+				"t.flow:9:9: batch: want a positive whole number, got \"0\"",
+				"t.flow:10:17: throttle: missing a period, e.g. throttle 100 per 1s",
+				"t.flow:11:10: window sliding: slide 1m0s is longer than the window 10s",
+				"t.flow:12:14: parallel: unexpected number 3",
+			}, nil},
+		{"checker: duplicates", okHeader + "record r {\n  from \"gen://x\" decode json\n}\nrecord r {\n}\npipeline p {\n  from r\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:6:8: record r declared twice (first at t.flow:3:1)", "t.flow:10:3: pipeline p: from given twice (first at t.flow:9:3)"}, nil},
+		{"graph validation with positions", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from rr\n  to \"kafka2://x\" encode json\n}\npipeline q {\n  from r\n}\n",
+			[]string{
+				"t.flow:7:8: pipeline p: unknown input record \"rr\" (did you mean \"r\"?)",
+				"t.flow:8:6: pipeline p: unknown connector \"kafka2\" in \"kafka2://x\" (declare it with connector kafka2 \"...\")",
+				"t.flow:10:1: pipeline q: no output (add to \"connector://destination\" or into RECORD)",
+			}, nil},
+		{"link settings checked by the connector", okHeader + "record r {\n  from \"gen://x\" decode json rate fast\n}\n",
+			[]string{"t.flow:4:8: record r: \"gen://x\": rate: strconv.ParseFloat: parsing \"fast\": invalid syntax"}, nil},
+		{"two writers", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  into r\n}\n",
+			[]string{"t.flow:3:1: cycle between records: r -> r", "t.flow:8:8: pipeline p: record r already has a writer (its inbound links); a record has exactly one writer"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := load(t, tc.src, tc.env)
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestPrettyShowsLineAndCaret(t *testing.T) {
+	src := "connector gen \"gen://\"\nrecord r {\n\tfrom\t\"gen://x\" decode nope\n}\n"
+	_, err := Load(Options{}, Source{Name: "p.flow", Src: []byte(src)})
+	var el *ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("err = %v", err)
+	}
+	want := "p.flow:3:24: unknown codec \"nope\" (known: [json msgpack raw])\n" +
+		"    \tfrom\t\"gen://x\" decode nope\n" +
+		"    \t    \t" + strings.Repeat(" ", 17) + "^\n"
+	if got := el.Pretty(); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestAllProblemsOfAllFiles(t *testing.T) {
+	a := Source{Name: "a.flow", Src: []byte("connector gen \"gen://\"\nrecord r {\n  from \"gen://x\" decode nope\n}\n")}
+	b := Source{Name: "b.flow", Src: []byte("pipeline p {\n  from r\n  filter `(`\n  to \"gen2://x\" encode json\n}\n")}
+	_, err := Load(Options{}, a, b)
+	var el *ErrorList
+	if !errors.As(err, &el) || el.Len() != 3 {
+		t.Fatalf("want 3 problems in two files, got %v", err)
+	}
+	if el.Errors[0].Pos.File != "a.flow" || el.Errors[2].Pos.File != "b.flow" {
+		t.Fatalf("problems not in file order: %v", err)
+	}
+}
