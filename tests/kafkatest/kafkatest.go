@@ -14,6 +14,7 @@ package kafkatest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,9 @@ type Options struct {
 	// Consume, Client); pair it with kfake.EnableSASL and kfake.Superuser
 	// in Extra.
 	SASL sasl.Mechanism
+	// TLS, when set, is the client TLS configuration of the harness's own
+	// clients; pair it with kfake.TLS(serverConfig) in Extra.
+	TLS *tls.Config
 }
 
 // Cluster is a running (or stopped) in-process test cluster.
@@ -186,12 +190,12 @@ func (cl *Cluster) Restart() {
 // Transport returns a fresh kafka-go transport for the cluster (with the
 // harness's SASL mechanism, if any).
 func (cl *Cluster) Transport() *kafkago.Transport {
-	return &kafkago.Transport{SASL: cl.opts.SASL}
+	return &kafkago.Transport{SASL: cl.opts.SASL, TLS: cl.opts.TLS}
 }
 
 // Dialer returns a kafka-go dialer for the cluster.
 func (cl *Cluster) Dialer() *kafkago.Dialer {
-	return &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: cl.opts.SASL}
+	return &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: cl.opts.SASL, TLS: cl.opts.TLS}
 }
 
 // Client returns a kafka-go admin client with a fresh transport.
