@@ -365,8 +365,12 @@ func (s *source) rewind(fctx context.Context, p *partition) bool {
 		p.bo.Reset()
 		p.progress = false
 	}
+	old := p.interrupt
 	p.fetchCtx, p.interrupt = context.WithCancel(fctx)
 	p.mu.Unlock()
+	if old != nil {
+		old() // release the previous fetch context
+	}
 	delay := p.bo.Next()
 	s.log.Warn("kafka: record not acknowledged; redelivering partition", "topic", p.topic, "partition", p.id,
 		"offset", off, "after", delay)
