@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sort"
@@ -77,8 +78,9 @@ func runChild(variant string, job w3kafka.Job) int {
 
 func drive(n, rounds int) error {
 	ctx := context.Background()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(network, _ string) (netListener, error) {
-		return listenLoopback(network)
+	// One broker on a free loopback port.
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+		return net.Listen(network, "127.0.0.1:0")
 	}))
 	if err != nil {
 		return err
