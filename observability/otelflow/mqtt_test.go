@@ -16,6 +16,10 @@ import (
 )
 
 func mqttBuilder(t *testing.T, url, clientID string) *mqtt.Builder {
+	return mqttBuilderB(t, url, clientID)
+}
+
+func mqttBuilderB(t testing.TB, url, clientID string) *mqtt.Builder {
 	t.Helper()
 	b, err := mqtt.New(mqtt.Config{URL: url, ClientID: clientID})
 	if err != nil {
