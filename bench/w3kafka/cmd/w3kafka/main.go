@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -40,12 +41,22 @@ func main() {
 		group   = flag.String("group", "", "internal: group for -child")
 		output  = flag.String("output", "", "internal: output topic for -child")
 		expect  = flag.Int("expect", 0, "internal: records passing the filter")
+		prof    = flag.String("cpuprofile", "", "write a CPU profile of each child to this path prefix")
 	)
 	flag.Parse()
+	if *prof != "" && *child != "" {
+		f, err := os.Create(*prof + "." + *child + ".pprof")
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			code := runChild(*child, w3kafka.Job{Brokers: strings.Split(*brokers, ","), Group: *group, Output: *output, Records: *n, Expect: *expect})
+			pprof.StopCPUProfile()
+			os.Exit(code)
+		}
+	}
 	if *child != "" {
 		os.Exit(runChild(*child, w3kafka.Job{Brokers: strings.Split(*brokers, ","), Group: *group, Output: *output, Records: *n, Expect: *expect}))
 	}
-	if err := drive(*n, *rounds); err != nil {
+	if err := drive(*n, *rounds, *prof); err != nil {
 		fmt.Fprintln(os.Stderr, "w3kafka:", err)
 		os.Exit(1)
 	}
@@ -76,7 +87,7 @@ func runChild(variant string, job w3kafka.Job) int {
 	return 0
 }
 
-func drive(n, rounds int) error {
+func drive(n, rounds int, prof string) error {
 	ctx := context.Background()
 	// One broker on a free loopback port.
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(func(network, _ string) (net.Listener, error) {
@@ -108,8 +119,12 @@ func drive(n, rounds int) error {
 			if err := w3kafka.CreateTopic(ctx, brokers, out, w3kafka.Partitions); err != nil {
 				return err
 			}
-			cmd := exec.CommandContext(ctx, exe, "-child", v, "-brokers", strings.Join(brokers, ","),
-				"-group", fmt.Sprintf("w3-%s-%d", v, round), "-output", out, "-n", fmt.Sprint(n), "-expect", fmt.Sprint(pass))
+			args := []string{"-child", v, "-brokers", strings.Join(brokers, ","),
+				"-group", fmt.Sprintf("w3-%s-%d", v, round), "-output", out, "-n", fmt.Sprint(n), "-expect", fmt.Sprint(pass)}
+			if prof != "" {
+				args = append(args, "-cpuprofile", prof)
+			}
+			cmd := exec.CommandContext(ctx, exe, args...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {
