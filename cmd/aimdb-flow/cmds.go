@@ -13,10 +13,11 @@ import (
 )
 
 const validateHelp = `
-Parses, checks and validates the files as one graph (connectors built,
-link settings checked by each connector, expressions compiled) without
-connecting to anything. Every problem is reported as file:line:col with
-the source line and a caret. Exit 1 when there is any problem.`
+Parses, checks and validates each file (connectors built, link settings
+checked by each connector, expressions compiled) without connecting to
+anything. Every problem is reported as file:line:col with the source line
+and a caret. With --together the files are validated as the one graph
+'run' would build from them. Exit 1 when there is any problem.`
 
 const fmtHelp = `
 Prints each file in canonical form (comments kept). With -w the files are
@@ -55,6 +56,7 @@ func printLoadError(env *cliEnv, err error) {
 
 func cmdValidate(_ context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "validate")
+	together := fs.Bool("together", false, "validate the files as one graph, as run does")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
@@ -62,14 +64,25 @@ func cmdValidate(_ context.Context, env *cliEnv, args []string) int {
 		return code
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if _, err := dsl.LoadFiles(loadOpts(env, log), fs.Args()...); err != nil {
-		printLoadError(env, err)
-		return exitProblems
+	groups := [][]string{fs.Args()}
+	if !*together {
+		groups = groups[:0]
+		for _, f := range fs.Args() {
+			groups = append(groups, []string{f})
+		}
 	}
-	for _, f := range fs.Args() {
-		fmt.Fprintf(env.stdout, "%s: ok\n", f)
+	code := exitOK
+	for _, files := range groups {
+		if _, err := dsl.LoadFiles(loadOpts(env, log), files...); err != nil {
+			printLoadError(env, err)
+			code = exitProblems
+			continue
+		}
+		for _, f := range files {
+			fmt.Fprintf(env.stdout, "%s: ok\n", f)
+		}
 	}
-	return exitOK
+	return code
 }
 
 func cmdFmt(_ context.Context, env *cliEnv, args []string) int {

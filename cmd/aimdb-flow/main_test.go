@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, ctx context.Context, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &cliEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}}
+	code := dispatch(ctx, e, args)
+	return result{code, out.String(), errb.String()}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		args []string
+		code int
+		out  string // in stdout or stderr
+	}{
+		{nil, exitUsage, "Commands:"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"--help"}, exitOK, "Exit codes: 0 success"},
+		{[]string{"version"}, exitOK, "aimdb-flow "},
+		{[]string{"run", "--help"}, exitOK, "Usage: aimdb-flow run [flags] FILE..."},
+		{[]string{"run", "--http"}, exitUsage, "flag needs an argument"},
+		{[]string{"fmt", "-h"}, exitOK, "-w"},
+		{[]string{"graph", "--help"}, exitOK, "--format"},
+		{[]string{"test", "--help"}, exitOK, "*.test.json"},
+		{[]string{"validate"}, exitUsage, "no files given"},
+		{[]string{"validate", "/does/not/exist.flow"}, exitProblems, "no such file"},
+		{[]string{"graph", "--format", "png", "x.flow"}, exitUsage, "unknown format"},
+	}
+	for _, tc := range tests {
+		r := runCLI(t, ctx, nil, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.out) {
+			t.Errorf("aimdb-flow %v: exit %d, output:\n%s%s\nwant exit %d and %q", tc.args, r.code, r.stdout, r.stderr, tc.code, tc.out)
+		}
+	}
+}
+
+const okFlow = `connector file "file://"
+
+record readings {
+  from "file://${IN}" decode json
+}
+
+pipeline hot {
+  from readings
+  filter ` + "`temp > 25.0`" + `
+  set alert ` + "`true`" + `
+  to "file://${OUT}" encode json
+}
+`
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.flow", okFlow)
+	bad := writeFile(t, dir, "bad.flow", "connector file \"file://\"\nrecord r {\n  from \"file:///x\" decode jsn\n}\n")
+	env := map[string]string{"IN": "/in", "OUT": "/out"}
+	if r := runCLI(t, context.Background(), env, "validate", good); r.code != exitOK || !strings.Contains(r.stdout, "good.flow: ok") {
+		t.Fatalf("validate good: %+v", r)
+	}
+	r := runCLI(t, context.Background(), env, "validate", good, bad)
+	want := bad + ":3:27: unknown codec \"jsn\" (known: [json msgpack raw])\n" +
+		"      from \"file:///x\" decode jsn\n" +
+		"                              ^\n"
+	if r.code != exitProblems || !strings.HasPrefix(r.stderr, want) || !strings.Contains(r.stdout, "good.flow: ok") {
+		t.Fatalf("validate bad: exit %d\n%s\nwant prefix\n%s", r.code, r.stderr, want)
+	}
+	// Together, the two files declare the connector twice.
+	if r := runCLI(t, context.Background(), env, "validate", "--together", good, bad); r.code != exitProblems || !strings.Contains(r.stderr, `connector "file" declared twice`) {
+		t.Fatalf("validate --together: %+v", r)
+	}
+	// An unset variable without a default is a problem too.
+	if r := runCLI(t, context.Background(), nil, "validate", good); r.code != exitProblems || !strings.Contains(r.stderr, "environment variable IN is not set") {
+		t.Fatalf("unset env: %+v", r)
+	}
+}
+
+func TestFmt(t *testing.T) {
+	dir := t.TempDir()
+	messy := "connector   file \"file://\"   # c\nrecord r {\n\tfrom \"file:///x\"   decode json\n}\n"
+	p := writeFile(t, dir, "m.flow", messy)
+	want := "connector file \"file://\" # c\n\nrecord r {\n  from \"file:///x\" decode json\n}\n"
+	if r := runCLI(t, context.Background(), nil, "fmt", p); r.code != exitOK || r.stdout != want {
+		t.Fatalf("fmt: %+v", r)
+	}
+	if r := runCLI(t, context.Background(), nil, "fmt", "-l", p); r.code != exitProblems || strings.TrimSpace(r.stdout) != p {
+		t.Fatalf("fmt -l: %+v", r)
+	}
+	if r := runCLI(t, context.Background(), nil, "fmt", "-w", p); r.code != exitOK {
+		t.Fatalf("fmt -w: %+v", r)
+	}
+	if b, _ := os.ReadFile(p); string(b) != want {
+		t.Fatalf("after fmt -w:\n%s", b)
+	}
+	if r := runCLI(t, context.Background(), nil, "fmt", "-l", p); r.code != exitOK || r.stdout != "" {
+		t.Fatalf("fmt -l on a formatted file: %+v", r)
+	}
+	broken := writeFile(t, dir, "b.flow", "record r {\n")
+	if r := runCLI(t, context.Background(), nil, "fmt", "-w", broken); r.code != exitProblems {
+		t.Fatalf("fmt of a broken file: %+v", r)
+	}
+	if b, _ := os.ReadFile(broken); string(b) != "record r {\n" {
+		t.Fatal("fmt -w rewrote a file that does not parse")
+	}
+}
+
+func TestGraph(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "g.flow", okFlow)
+	env := map[string]string{"IN": "/in", "OUT": "/out"}
+	r := runCLI(t, context.Background(), env, "graph", p)
+	if r.code != exitOK || !strings.Contains(r.stdout, "digraph") || !strings.Contains(r.stdout, `filter `+"`temp > 25.0`") {
+		t.Fatalf("graph dot: %+v", r)
+	}
+	r = runCLI(t, context.Background(), env, "graph", p, "--format", "mermaid")
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "flowchart LR") || !strings.Contains(r.stdout, "file:///in") {
+		t.Fatalf("graph mermaid: %+v", r)
+	}
+}
+
+func TestTestCommand(t *testing.T) {
+	if r := runCLI(t, context.Background(), nil, "test", "../../pipelines"); r.code != exitOK || !strings.Contains(r.stdout, "ok:") {
+		t.Fatalf("test pipelines/: %+v", r)
+	}
+	r := runCLI(t, context.Background(), nil, "test", "../../dsl/flowtest/testdata/failing.test.json")
+	if r.code != exitProblems || !strings.Contains(r.stdout, "FAIL: 4 of 4 test cases failed") {
+		t.Fatalf("failing suite: %+v", r)
+	}
+}
+
+// TestRunFinite runs a file-to-file flow to its end: the run exits 0 by
+// itself and the output is complete.
+func TestRunFinite(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, dir, "in.jsonl", "{\"temp\":30}\n{\"temp\":10}\nnot json\n{\"temp\":26.5}\n")
+	out := filepath.Join(dir, "out.jsonl")
+	p := writeFile(t, dir, "w.flow", okFlow)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := runCLI(t, ctx, map[string]string{"IN": in, "OUT": out}, "run", p)
+	if r.code != exitOK {
+		t.Fatalf("run: %+v", r)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || string(b) != "{\"alert\":true,\"temp\":30}\n{\"alert\":true,\"temp\":26.5}\n" {
+		t.Fatalf("output %q, %v", b, err)
+	}
+	// The bad line was dead-lettered (no destination: logged as a warning).
+	if !strings.Contains(r.stderr, "record dropped") {
+		t.Fatalf("no warning about the bad line: %s", r.stderr)
+	}
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestRunHTTPAndSignal serves the health endpoints while an endless flow
+// runs, then stops it with SIGINT: the run drains and exits 0.
+func TestRunHTTPAndSignal(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	p := writeFile(t, dir, "gen.flow", "connector gen \"gen://\"\nconnector file \"file://\"\n\nrecord r {\n  from \"gen://r\" decode json rate 200\n}\n\npipeline p {\n  from r\n  to \"file://"+out+"\" encode json\n}\n")
+	port := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() { done <- runCLI(t, ctx, nil, "run", "--http", ":"+port, p) }()
+
+	base := "http://127.0.0.1:" + port
+	deadline := time.Now().Add(15 * time.Second)
+	ready := false
+	for time.Now().Before(deadline) && !ready {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			ready = resp.StatusCode == http.StatusOK
+			resp.Body.Close()
+		}
+		if !ready {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !ready {
+		t.Fatal("/readyz never answered 200")
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/stats")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/stats: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.code != exitOK {
+			t.Fatalf("run after SIGINT: %+v", r)
+		}
+	case <-ctx.Done():
+		t.Fatal("run did not stop after SIGINT")
+	}
+	if b, err := os.ReadFile(out); err != nil || len(b) == 0 {
+		t.Fatalf("nothing written before the signal: %v", err)
+	}
+}
