@@ -10,7 +10,11 @@
 //     acks, encoding/json, up to 32 publishes in flight, each inbound message
 //     acknowledged after its republish was confirmed (at-least-once).
 //   - pipeline: the same relay as an aimdb-flow graph (mqtt connector, JSON
-//     codec, FilterValue stage) run by pipeline.Runner.
+//     codec, FilterValue stage) run by pipeline.Runner, default settings:
+//     each output publish waits for its PUBACK before the next.
+//   - pipeline-async: the same graph with the connector's async_publish
+//     setting (up to 32 QoS 1 publishes in flight, acks finished on
+//     confirmation).
 //
 // Reported per relay: msgs/s (input messages over the time from the first
 // publish to the last output received), end-to-end latency p50/p99 (from
@@ -125,7 +129,7 @@ func runAll(brokerURL string, n, paced, rate int, jsonOut string) error {
 	fmt.Printf("W2 MQTT relay through mosquitto: %d msgs unpaced + %d paced at %d/s, QoS 1, GOMAXPROCS=%d, %s, load average %s\n",
 		n, paced, rate, runtime.GOMAXPROCS(0), runtime.Version(), strings.TrimSpace(string(load)))
 	var results []Result
-	relays := []string{"handwritten", "pipeline"}
+	relays := []string{"handwritten", "pipeline", "pipeline-async"}
 	if os.Getenv("W2_CONNECTOR") != "" {
 		relays = append(relays, "connector")
 	}
@@ -154,12 +158,15 @@ func runAll(brokerURL string, n, paced, rate int, jsonOut string) error {
 	for _, r := range results {
 		byKey[r.Relay+"/"+r.Phase] = r
 	}
-	if h, p := byKey["handwritten/unpaced"], byKey["pipeline/unpaced"]; h.CPUusMsg > 0 {
-		fmt.Printf("\npipeline / handwritten: CPU per msg %.2fx (target <= 1.1x), throughput %.2fx, RSS %.1f MiB (target <= 32)\n",
-			p.CPUusMsg/h.CPUusMsg, p.MsgsPerSec/h.MsgsPerSec, p.RSSMiB)
-	}
-	if h, p := byKey["handwritten/paced"], byKey["pipeline/paced"]; h.P99us > 0 {
-		fmt.Printf("paced p99: pipeline %.0f µs vs handwritten %.0f µs (%.2fx)\n", p.P99us, h.P99us, p.P99us/h.P99us)
+	fmt.Println()
+	for _, name := range relays[1:] {
+		if h, p := byKey["handwritten/unpaced"], byKey[name+"/unpaced"]; h.CPUusMsg > 0 && p.CPUusMsg > 0 {
+			fmt.Printf("%s / handwritten: CPU per msg %.2fx (target <= 1.1x), throughput %.2fx, RSS %.1f MiB (target <= 32)\n",
+				name, p.CPUusMsg/h.CPUusMsg, p.MsgsPerSec/h.MsgsPerSec, p.RSSMiB)
+		}
+		if h, p := byKey["handwritten/paced"], byKey[name+"/paced"]; h.P99us > 0 && p.P99us > 0 {
+			fmt.Printf("%s paced p99: %.0f µs vs handwritten %.0f µs (%.2fx)\n", name, p.P99us, h.P99us, p.P99us/h.P99us)
+		}
 	}
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
@@ -463,7 +470,9 @@ func relay(kind, brokerURL string) error {
 	go func() { <-sig; cancel() }()
 	switch kind {
 	case "pipeline":
-		return pipelineRelay(ctx, brokerURL)
+		return pipelineRelay(ctx, brokerURL, false)
+	case "pipeline-async":
+		return pipelineRelay(ctx, brokerURL, true)
 	case "handwritten":
 		return handRelay(ctx, brokerURL)
 	case "connector":
@@ -472,8 +481,12 @@ func relay(kind, brokerURL string) error {
 	return fmt.Errorf("unknown relay %q", kind)
 }
 
-func pipelineRelay(ctx context.Context, brokerURL string) error {
-	b, err := mqtt.Factory(brokerURL, pipeline.Params{"client_id": "w2-relay-pipeline", "clean_start": "true"})
+func pipelineRelay(ctx context.Context, brokerURL string, async bool) error {
+	params := pipeline.Params{"client_id": "w2-relay-pipeline", "clean_start": "true"}
+	if async {
+		params["async_publish"] = "true"
+	}
+	b, err := mqtt.Factory(brokerURL, params)
 	if err != nil {
 		return err
 	}
@@ -599,7 +612,7 @@ func handRelay(ctx context.Context, brokerURL string) error {
 
 // connectorDispatcher decodes, filters and republishes in the connector's
 // receive goroutine, without the runner (diagnostic: W2_CONNECTOR=1).
-type connectorDispatcher struct{ c *mqtt.Conn }
+type connectorDispatcher struct{ c mqtt.AsyncConn }
 
 func (d connectorDispatcher) Dispatch(ctx context.Context, env *pipeline.Envelope) error {
 	v, err := codec.JSON{}.Decode(env.Payload)
@@ -621,7 +634,7 @@ func (d connectorDispatcher) Dispatch(ctx context.Context, env *pipeline.Envelop
 }
 
 func connectorRelay(ctx context.Context, brokerURL string) error {
-	b, err := mqtt.Factory(brokerURL, pipeline.Params{"client_id": "w2-relay-connector", "clean_start": "true"})
+	b, err := mqtt.Factory(brokerURL, pipeline.Params{"client_id": "w2-relay-connector", "clean_start": "true", "async_publish": "true"})
 	if err != nil {
 		return err
 	}
@@ -630,7 +643,7 @@ func connectorRelay(ctx context.Context, brokerURL string) error {
 	if err != nil {
 		return err
 	}
-	c := cn.(*mqtt.Conn)
+	c := cn.(mqtt.AsyncConn)
 	done := make(chan error, 1)
 	go func() { done <- c.Serve(ctx, subs, connectorDispatcher{c}) }()
 	for c.Ready() != nil {

@@ -95,8 +95,16 @@ type Config struct {
 	// PublishTimeout bounds one publish from hand-off to broker
 	// confirmation, including time spent in the offline queue (default 10s).
 	PublishTimeout time.Duration
+	// AsyncPublish makes the connector a pipeline.AsyncPublisher: up to
+	// MaxInflight QoS>0 publishes are pipelined and each record's ack is
+	// finished when its confirmation arrives. A record the broker rejects
+	// is then nacked to its source instead of being dead-lettered, and
+	// order may vary slightly. Off by default: each Publish waits for its
+	// confirmation, and rejections are dead-lettered.
+	AsyncPublish bool
 	// MaxInflight is how many QoS>0 publishes may await their
-	// acknowledgement at once (default 32; 1 keeps strict order).
+	// acknowledgement at once with AsyncPublish (default 32; 1 keeps strict
+	// order); it also sizes the worker pool that drains the offline queue.
 	MaxInflight int
 	// ReceiveMaximum is how many unacknowledged QoS>0 messages the broker
 	// may send this client at once (default 512).
@@ -197,7 +205,7 @@ func (c *Config) brokerURL() (*url.URL, error) {
 // Settings: client_id, username, password, keepalive, clean_start,
 // session_expiry, connect_timeout, ca_file, cert_file, key_file,
 // insecure_skip_verify, offline_queue, offline_policy (block|drop-oldest),
-// publish_timeout, max_inflight, receive_maximum, ack_interval,
+// publish_timeout, async_publish, max_inflight, receive_maximum, ack_interval,
 // reconnect_min, reconnect_max. Durations are Go durations ("30s") or plain
 // seconds ("30").
 func ParseConfig(endpoint string, p pipeline.Params) (Config, error) {
@@ -265,6 +273,8 @@ func ParseConfig(endpoint string, p pipeline.Params) (Config, error) {
 			}
 		case "publish_timeout":
 			c.PublishTimeout = dur(k, v)
+		case "async_publish":
+			c.AsyncPublish = boolean(k, v)
 		case "max_inflight":
 			c.MaxInflight = num(k, v, 65535)
 		case "receive_maximum":
@@ -290,7 +300,7 @@ func ParseConfig(endpoint string, p pipeline.Params) (Config, error) {
 
 var connectorSettings = []string{"client_id", "username", "password", "keepalive", "clean_start", "session_expiry",
 	"connect_timeout", "ca_file", "cert_file", "key_file", "insecure_skip_verify", "offline_queue", "offline_policy",
-	"publish_timeout", "max_inflight", "receive_maximum", "ack_interval", "reconnect_min", "reconnect_max"}
+	"publish_timeout", "async_publish", "max_inflight", "receive_maximum", "ack_interval", "reconnect_min", "reconnect_max"}
 
 func parseDuration(v string) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(v, 64); err == nil {

@@ -40,7 +40,8 @@ type Stats struct {
 }
 
 // Conn is a built MQTT connector. It implements pipeline.Connector,
-// pipeline.Source, pipeline.AsyncPublisher and pipeline.Readiness.
+// pipeline.Source and pipeline.Readiness (and, wrapped in AsyncConn,
+// pipeline.AsyncPublisher).
 type Conn struct {
 	cfg       Config
 	name      string
@@ -99,7 +100,6 @@ type client struct {
 var (
 	_ pipeline.Connector      = (*Conn)(nil)
 	_ pipeline.Source         = (*Conn)(nil)
-	_ pipeline.AsyncPublisher = (*Conn)(nil)
 	_ pipeline.Readiness      = (*Conn)(nil)
 )
 

@@ -23,7 +23,8 @@ type EmbeddedBroker struct {
 
 // StartEmbedded starts a broker on addr ("127.0.0.1:0" picks a free
 // loopback port) and returns once it accepts connections. log receives the
-// broker's warnings and errors (nil: slog.Default()).
+// broker's errors (nil: slog.Default()); its warnings are mostly clients
+// closing their connections and are not logged.
 func StartEmbedded(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -37,7 +38,7 @@ func StartEmbedded(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
 	caps.MaximumClientWritesPending = 1 << 20
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps,
-		Logger:       slog.New(minLevel{h: log.With("component", "embedded-broker").Handler(), min: slog.LevelWarn}),
+		Logger:       slog.New(minLevel{h: log.With("component", "embedded-broker").Handler(), min: slog.LevelError}),
 	})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, fmt.Errorf("mqtt: embedded broker: %w", err)

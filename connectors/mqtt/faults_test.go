@@ -18,7 +18,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/tests/mqtttest"
 )
 
-func build(t *testing.T, url string, p pipeline.Params, log *slog.Logger) *mqtt.Conn {
+func build(t *testing.T, url string, p pipeline.Params, log *slog.Logger) mqtt.AsyncConn {
 	t.Helper()
 	b := builder(t, url, p)
 	if log == nil {
@@ -33,7 +33,14 @@ func build(t *testing.T, url string, p pipeline.Params, log *slog.Logger) *mqtt.
 		defer cancel()
 		_ = c.Close(ctx)
 	})
-	return c.(*mqtt.Conn)
+	switch c := c.(type) {
+	case mqtt.AsyncConn:
+		return c
+	case *mqtt.Conn:
+		return mqtt.AsyncConn{Conn: c}
+	}
+	t.Fatalf("Build returned %T", c)
+	return mqtt.AsyncConn{}
 }
 
 type outcome struct {
@@ -59,7 +66,7 @@ func (o *outcome) get(key string) (error, bool) {
 func TestOfflineQueueDropOldest(t *testing.T) {
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
 	sub := newClient(t, br.URL(), clientOpts{ID: "dq-sub", Subscribe: []string{"q/#"}, QoS: 1, Persistent: true})
-	c := build(t, br.URL(), pipeline.Params{"offline_queue": "3", "offline_policy": "drop-oldest",
+	c := build(t, br.URL(), pipeline.Params{"async_publish": "true", "offline_queue": "3", "offline_policy": "drop-oldest",
 		"publish_timeout": "30s", "reconnect_max": "300ms"}, nil)
 	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
 	br.Stop()
@@ -104,7 +111,7 @@ func TestOfflineQueueDropOldest(t *testing.T) {
 
 func TestOfflineQueueBlockNeverHangs(t *testing.T) {
 	br := mqtttest.Start(t, mqtttest.Options{})
-	c := build(t, br.URL(), pipeline.Params{"offline_queue": "1", "offline_policy": "block", "publish_timeout": "400ms"}, nil)
+	c := build(t, br.URL(), pipeline.Params{"async_publish": "true", "offline_queue": "1", "offline_policy": "block", "publish_timeout": "400ms"}, nil)
 	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
 	br.Stop()
 	waitFor(t, 10*time.Second, "disconnected", func() bool { return c.Ready() != nil })

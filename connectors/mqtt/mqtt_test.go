@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,8 +36,14 @@ func hot(limit float64) pipeline.Processor {
 }
 
 func TestRoundTrip(t *testing.T) {
+	for _, async := range []string{"false", "true"} {
+		t.Run("async_publish="+async, func(t *testing.T) { roundTrip(t, async) })
+	}
+}
+
+func roundTrip(t *testing.T, async string) {
 	br := mqtttest.Start(t, mqtttest.Options{})
-	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{"client_id": "rt-pipeline"}))
+	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{"client_id": "rt-pipeline", "async_publish": async}))
 	g.Record("sensor.temp").From("mqtt://sensors/+/temp", codec.JSON{}, pipeline.WithParams(pipeline.Params{"qos": "1"}))
 	g.Pipeline("alerts").From("sensor.temp").Via(hot(25)).
 		To("mqtt://alerts/{device}", codec.JSON{}, pipeline.WithParams(pipeline.Params{"qos": "1", "content_type": "application/json"}))
@@ -363,7 +371,7 @@ func TestEmbeddedBroker(t *testing.T) {
 	g := pipeline.New().Connector("local", b)
 	g.Record("src").To("local://sensors/{device}/temp", codec.JSON{})
 	g.Record("back").From("local://sensors/+/temp", codec.JSON{})
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,4 +440,61 @@ func expired() context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	_ = cancel
 	return ctx
+}
+
+func TestQoS2BothWays(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), nil))
+	g.Record("in").From("mqtt://q2/in", codec.Raw{}, pipeline.WithParams(pipeline.Params{"qos": "2"})).
+		To("mqtt://q2/out", codec.Raw{}, pipeline.WithParams(pipeline.Params{"qos": "2", "retain": "true"}))
+	sub := newClient(t, br.URL(), clientOpts{Subscribe: []string{"q2/out"}, QoS: 2})
+	run(t, g)
+	pub := newClient(t, br.URL(), clientOpts{})
+	for i := range 20 {
+		pub.publish("q2/in", fmt.Sprint(i), 2)
+	}
+	got := map[string]bool{}
+	for len(got) < 20 {
+		m := sub.recv(10 * time.Second)
+		if m.QoS != 2 {
+			t.Fatalf("qos %d, want 2", m.QoS)
+		}
+		got[m.Payload] = true
+	}
+	// retain: a late subscriber gets the last value.
+	late := newClient(t, br.URL(), clientOpts{Subscribe: []string{"q2/out"}, QoS: 1})
+	if m := late.recv(10 * time.Second); !m.Retain || m.Payload != "19" {
+		t.Fatalf("retained message %+v, want 19 with the retain flag", m)
+	}
+}
+
+// TestRejectedPublishIsDeadLettered: mosquitto's ACL denies publishing to
+// forbidden/#; the broker's rejection is final and the record goes to the
+// dead-letter destination with the reason, while allowed records flow.
+func TestRejectedPublishIsDeadLettered(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{ACL: "topic readwrite #\ntopic deny forbidden/#\n"})
+	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), nil))
+	g.Record("in").From("mqtt://jobs/+", codec.JSON{})
+	g.Pipeline("p").From("in").To("mqtt://{dest}/x", codec.JSON{})
+	g.DeadLetterTo("mqtt://dlq", codec.Raw{})
+	sub := newClient(t, br.URL(), clientOpts{Subscribe: []string{"allowed/#", "dlq"}, QoS: 1})
+	run(t, g)
+	pub := newClient(t, br.URL(), clientOpts{})
+	pub.publish("jobs/1", `{"dest":"forbidden"}`, 1)
+	pub.publish("jobs/2", `{"dest":"allowed"}`, 1)
+	seen := map[string]msg{}
+	for len(seen) < 2 {
+		m := sub.recv(10 * time.Second)
+		seen[m.Topic] = m
+	}
+	if _, ok := seen["allowed/x"]; !ok {
+		t.Fatalf("allowed record missing: %v", seen)
+	}
+	var d pipeline.DeadLetter
+	if err := json.Unmarshal([]byte(seen["dlq"].Payload), &d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(d.Error, "rejected") || !strings.Contains(d.Stage, "publish") || d.Payload != `{"dest":"forbidden"}` {
+		t.Fatalf("dead letter %+v", d)
+	}
 }

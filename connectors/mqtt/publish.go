@@ -131,6 +131,12 @@ func (p *publisher) stats(s *Stats) {
 
 func (p *publisher) lenLocked() int { return len(p.q) - p.head }
 
+func (p *publisher) queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lenLocked()
+}
+
 // enqueue adds r, applying the offline policy when the queue is full.
 func (p *publisher) enqueue(ctx context.Context, r *pubReq) error {
 	var timer *time.Timer
@@ -282,7 +288,29 @@ func (p *publisher) send(r *pubReq) {
 		p.fail(r, fmt.Errorf("mqtt: publish to %s timed out after %v: %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded))
 		return
 	}
-	ctx, cancel := context.WithDeadline(p.workCtx, r.deadline)
+	retry, err := p.attempt(p.workCtx, r)
+	switch {
+	case retry:
+		// Not sent, or sent on a connection whose session is gone: retry
+		// first thing on the next connection.
+		r.state.Store(0)
+		p.mu.Lock()
+		p.pushFrontLocked(r)
+		p.mu.Unlock()
+		p.signalItem()
+	case err != nil:
+		p.fail(r, err)
+	default:
+		p.published.Add(1)
+		r.finish(nil)
+	}
+}
+
+// attempt publishes r once and waits for the broker's confirmation. retry
+// reports a connection-level failure after which r may be sent again;
+// otherwise err is the final outcome (nil, a broker rejection, a timeout).
+func (p *publisher) attempt(parent context.Context, r *pubReq) (retry bool, err error) {
+	ctx, cancel := context.WithDeadline(parent, r.deadline)
 	cctx, cancelCause := context.WithCancelCause(ctx)
 	p.flightMu.Lock()
 	p.flights[r] = cancelCause
@@ -296,30 +324,25 @@ func (p *publisher) send(r *pubReq) {
 	cancel()
 	switch {
 	case err == nil && (resp == nil || resp.ReasonCode < 0x80):
-		p.published.Add(1)
-		r.finish(nil)
+		return false, nil
 	case resp != nil && resp.ReasonCode >= 0x80:
 		reason := ""
-		if resp.Properties != nil {
-			reason = resp.Properties.ReasonString
+		if resp.Properties != nil && resp.Properties.ReasonString != "" {
+			reason = ": " + resp.Properties.ReasonString
 		}
-		p.fail(r, fmt.Errorf("mqtt: broker rejected publish to %s: reason 0x%02x %s", r.p.Topic, resp.ReasonCode, reason))
+		return false, fmt.Errorf("mqtt: broker rejected publish to %s: reason 0x%02x%s", r.p.Topic, resp.ReasonCode, reason)
 	case errors.Is(err, paho.ErrInvalidArguments):
-		p.fail(r, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err))
+		return false, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err)
 	case p.workCtx.Err() != nil:
-		p.fail(r, ErrClosed)
+		return false, ErrClosed
+	case parent.Err() != nil:
+		return false, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, parent.Err())
 	case time.Now().Before(r.deadline) && (errors.Is(cause, errSessionLost) || errors.Is(err, autopaho.ConnectionDownError) || !p.c.out.up.Load() || isConnErr(err)):
-		// Not sent, or sent on a connection whose session is gone: retry
-		// first thing on the next connection.
-		r.state.Store(0)
-		p.mu.Lock()
-		p.pushFrontLocked(r)
-		p.mu.Unlock()
-		p.signalItem()
+		return true, err
 	case errors.Is(err, context.DeadlineExceeded) || !time.Now().Before(r.deadline):
-		p.fail(r, fmt.Errorf("mqtt: publish to %s not confirmed within %v: %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded))
+		return false, fmt.Errorf("mqtt: publish to %s not confirmed within %v: %w", r.p.Topic, p.c.cfg.PublishTimeout, context.DeadlineExceeded)
 	default:
-		p.fail(r, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err))
+		return false, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err)
 	}
 }
 
@@ -446,6 +469,21 @@ func (c *Conn) newReq(ctx context.Context, dest string, opts any, env *pipeline.
 // first. A publish that timed out may still be delivered later.
 func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
 	r := c.newReq(ctx, dest, opts, env)
+	if c.out.up.Load() && c.pub.queued() == 0 {
+		// Connected and nothing waiting ahead: publish from the caller's
+		// goroutine, no hand-off.
+		r.state.Store(1)
+		retry, err := c.pub.attempt(ctx, r)
+		if !retry {
+			if err != nil {
+				c.pub.failed.Add(1)
+			} else {
+				c.pub.published.Add(1)
+			}
+			return err
+		}
+		r.state.Store(0) // connection lost meanwhile: queue it
+	}
 	ch := make(chan error, 1)
 	r.done = func(err error) { ch <- err }
 	if err := c.pub.enqueue(ctx, r); err != nil {
@@ -467,12 +505,23 @@ func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 	}
 }
 
+// AsyncConn is the connector built with Config.AsyncPublish: a Conn that
+// also implements pipeline.AsyncPublisher.
+type AsyncConn struct{ *Conn }
+
+var _ pipeline.AsyncPublisher = AsyncConn{}
+
 // PublishAsync implements pipeline.AsyncPublisher: it queues the record
 // (blocking only while the queue is full, see OfflinePolicy) and finishes
 // env.Ack with the outcome once the broker confirmed it or the publish
 // timeout passed. Up to Config.MaxInflight publishes are in flight at once,
 // so their order on the wire may differ slightly; MaxInflight 1 keeps it.
-func (c *Conn) PublishAsync(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
+//
+// A failure reaches the runner only through the ack: the source message is
+// rejected (redelivered), never dead-lettered. That is why asynchronous
+// publishing is opt-in.
+func (a AsyncConn) PublishAsync(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
+	c := a.Conn
 	r := c.newReq(ctx, dest, opts, env)
 	r.deadline = time.Now().Add(c.cfg.PublishTimeout) // the hand-off ctx ends with this call
 	ack := env.Ack

@@ -46,6 +46,9 @@ type Options struct {
 	// Persistence keeps sessions, subscriptions and queued QoS>0 messages
 	// across Stop/Restart (mosquitto writes its database on SIGTERM).
 	Persistence bool
+	// ACL, when set, is written to an acl_file (mosquitto syntax; lines
+	// before any "user" line apply to anonymous clients).
+	ACL string
 	// Extra is appended verbatim to the generated configuration.
 	Extra string
 	// Verbose copies mosquitto's log to the test log.
@@ -145,6 +148,13 @@ func (b *Broker) writeConfig() error {
 		fmt.Fprintf(&c, "allow_anonymous false\npassword_file %s\n", pw)
 	} else {
 		fmt.Fprintf(&c, "allow_anonymous true\n")
+	}
+	if b.opts.ACL != "" {
+		acl := filepath.Join(b.dir, "acl")
+		if err := os.WriteFile(acl, []byte(b.opts.ACL), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(&c, "acl_file %s\n", acl)
 	}
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.port)
 	if b.opts.TLS {
