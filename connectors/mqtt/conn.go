@@ -98,9 +98,9 @@ type client struct {
 }
 
 var (
-	_ pipeline.Connector      = (*Conn)(nil)
-	_ pipeline.Source         = (*Conn)(nil)
-	_ pipeline.Readiness      = (*Conn)(nil)
+	_ pipeline.Connector = (*Conn)(nil)
+	_ pipeline.Source    = (*Conn)(nil)
+	_ pipeline.Readiness = (*Conn)(nil)
 )
 
 func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Logger) (*Conn, error) {
