@@ -15,6 +15,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
+	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -53,6 +54,7 @@ func Default() Registry {
 	r["http"], r["https"] = httpconn.Factory, httpconn.Factory
 	r[kafka.Scheme] = kafka.Factory
 	r["mqtt"], r["mqtts"], r["embedded"] = mqtt.Factory, mqtt.Factory, mqtt.EmbeddedFactory
+	r["serial"] = serial.Factory
 	return r
 }
 

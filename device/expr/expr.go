@@ -65,6 +65,7 @@ type Program struct {
 	scratch []byte
 	idents  []string
 	schema  Schema
+	stage   []value.Value // map literal staging
 }
 
 // Option configures Compile.
@@ -110,6 +111,9 @@ func Compile(src string, opts ...Option) (*Program, error) {
 		}
 	}
 	p := &Program{src: src, nodes: ps.nodes, root: root}
+	if n := &ps.nodes[root]; n.op == opMap {
+		p.stage = make([]value.Value, 0, len(n.args))
+	}
 	seen := map[string]bool{}
 	for _, n := range ps.nodes {
 		if n.op == opIdent && !seen[n.name] {
@@ -160,6 +164,7 @@ func (p *Program) Clone() *Program {
 	c := *p
 	c.nodes = append([]node(nil), p.nodes...)
 	c.scratch = make([]byte, 0, cap(p.scratch))
+	c.stage = make([]value.Value, 0, cap(p.stage))
 	return &c
 }
 
@@ -197,13 +202,9 @@ func (p *Program) EvalInto(env value.Env, dst *value.Object) error {
 		return ErrNotMap
 	}
 	p.scratch = p.scratch[:0]
-	// Evaluate every field before resetting dst, so dst may also be env.
-	// Values are staged in the scratch-independent array below.
-	var stage [16]value.Value
-	vals := stage[:0]
-	if len(n.args) > len(stage) {
-		return errors.New("expr: map literal has more than 16 fields")
-	}
+	// Evaluate every field before resetting dst (values are staged in a
+	// buffer preallocated at compile time, so nothing escapes per call).
+	vals := p.stage[:0]
 	for _, a := range n.args {
 		v, err := p.eval(a, env)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aimdb-dev/aimdb-flow/device/expr"
+	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 )
 
@@ -143,7 +144,7 @@ func TestEvalAllocatesNothing(t *testing.T) {
 		`(temp - 32) * 5 / 9 > 0 ? len(device) : count % 2`,
 	} {
 		p := expr.MustCompile(src)
-		allocs := testing.AllocsPerRun(200, func() {
+		allocs := alloctest.PerRun(200, func() {
 			if _, err := p.Eval(rec); err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +155,7 @@ func TestEvalAllocatesNothing(t *testing.T) {
 	}
 	m := expr.MustCompile(`{"d": upper(device), "t": temp}`)
 	dst := value.NewObject(4, 64)
-	if allocs := testing.AllocsPerRun(200, func() { m.EvalInto(rec, dst) }); allocs != 0 {
+	if allocs := alloctest.PerRun(200, func() { m.EvalInto(rec, dst) }); allocs != 0 {
 		t.Errorf("EvalInto: %.1f allocs", allocs)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aimdb-dev/aimdb-flow/device/flow"
 	"github.com/aimdb-dev/aimdb-flow/device/frame"
+	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
 )
@@ -161,7 +162,7 @@ func TestNoAllocationsPerRecord(t *testing.T) {
 	obj.Set("device", value.StringOf("d-1"))
 	obj.Set("temp", value.FloatOf(30))
 	obj.Set("seq", value.IntOf(0))
-	allocs := testing.AllocsPerRun(1000, func() {
+	allocs := alloctest.PerRun(1000, func() {
 		if err := readings.Write(ctx, "sensors/d-1/temp", obj); err != nil {
 			t.Fatal(err)
 		}

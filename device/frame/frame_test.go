@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aimdb-dev/aimdb-flow/device/frame"
+	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
 )
 
 func TestCRC16KnownValue(t *testing.T) {
@@ -135,7 +136,7 @@ func TestNoAllocations(t *testing.T) {
 	w := frame.NewWriter(&stream, 128)
 	r := frame.NewReader(&stream, 128)
 	payload := []byte(`{"device":"d-1","temp":21.5}`)
-	allocs := testing.AllocsPerRun(500, func() {
+	allocs := alloctest.PerRun(500, func() {
 		if err := w.WriteRecord("sensors/d-1/temp", payload); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
 	"github.com/aimdb-dev/aimdb-flow/device/jsonflat"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 )
@@ -73,7 +74,7 @@ func TestNoAllocations(t *testing.T) {
 	in := []byte(`{"device":"d-\u00e91","temp":21.5,"n":-3,"ok":true}`)
 	o := value.NewObject(8, 128)
 	buf := make([]byte, 0, 256)
-	allocs := testing.AllocsPerRun(500, func() {
+	allocs := alloctest.PerRun(500, func() {
 		if err := jsonflat.Decode(in, o); err != nil {
 			t.Fatal(err)
 		}

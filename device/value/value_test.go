@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 )
 
@@ -60,7 +61,7 @@ func TestNoAllocations(t *testing.T) {
 	o := value.NewObject(8, 64)
 	name := []byte("device")
 	v := value.BytesOf([]byte("d-1"))
-	if n := testing.AllocsPerRun(100, func() {
+	if n := alloctest.PerRun(100, func() {
 		o.Reset()
 		o.SetBytes(name, v)
 		o.Set("temp", value.FloatOf(1))

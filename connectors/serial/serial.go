@@ -1,0 +1,362 @@
+// Package serial is the host side of device/frame: it reads framed record
+// messages (COBS + CRC-16, topic + payload) from a serial device, a pipe or
+// FIFO, a file, or a TCP byte stream, and dispatches them into a host
+// pipeline; outbound links write framed records back to the device.
+//
+// Endpoints (connector serial "..."):
+//
+//	serial:///dev/ttyUSB0          a serial device (set `baud 115200` to put it in raw mode at that speed)
+//	serial:///tmp/device.fifo      a named pipe, or a regular file (read to its end: a finite source)
+//	serial://127.0.0.1:7000        a TCP byte stream (ser2net, QEMU -serial tcp:..., a device bridge)
+//
+// Settings: baud N (ttys only, Linux), max_frame N (bytes, default 4096).
+//
+// Links: an inbound address is a topic filter with MQTT wildcards matched
+// against the topic of each frame ("serial://sensors/+/temp"; "serial://#"
+// takes everything). The runner routes serial links by exact address, so a
+// frame matched by a wildcard filter is dispatched with env.Topic set to the
+// filter and the frame's own topic in the "topic" header; a frame matched by
+// an exact filter carries its topic in env.Topic as usual. An outbound
+// address is the topic written into the frame.
+//
+// The stream is reopened with exponential backoff after it fails or ends
+// (except for regular files). Frames that fail their CRC are counted and
+// skipped; the stream resynchronises at the next delimiter.
+package serial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/device/frame"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
+)
+
+// TopicHeader carries a frame's own topic when it was matched by a
+// wildcard filter.
+const TopicHeader = "topic"
+
+// DefaultMaxFrame is the default largest frame message accepted.
+const DefaultMaxFrame = 4096
+
+// Config configures a serial connector.
+type Config struct {
+	// Open returns the byte stream. It is called again (with backoff) after
+	// the stream fails or ends, unless Finite reports true. If the stream
+	// also implements io.Writer, outbound links write frames to it.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+	// Finite reports whether the end of the stream ends the source (a
+	// regular file). Nil means never.
+	Finite func() bool
+	// MaxFrame bounds a frame's message size (default DefaultMaxFrame).
+	MaxFrame int
+	// Backoff paces reopen attempts.
+	Backoff pipeline.Backoff
+}
+
+// Builder builds a serial connector.
+type Builder struct{ cfg Config }
+
+// New returns a builder for cfg.
+func New(cfg Config) *Builder {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = DefaultMaxFrame
+	}
+	return &Builder{cfg: cfg}
+}
+
+// Scheme implements pipeline.Builder.
+func (b *Builder) Scheme() string { return "serial" }
+
+// ParseLinkOptions implements pipeline.LinkOptionParser: links take no
+// options; inbound addresses must be valid topic filters.
+func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
+	if len(p) > 0 {
+		return nil, errors.New("serial links take no options")
+	}
+	if dir == pipeline.Inbound && addr != "" {
+		if err := topic.Validate(addr); err != nil {
+			return nil, fmt.Errorf("serial link %q: %w", addr, err)
+		}
+	}
+	return nil, nil
+}
+
+// Build implements pipeline.Builder. It does not open the stream: Serve
+// (or the first Publish) does, with retries.
+func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
+	if b.cfg.Open == nil {
+		return nil, errors.New("serial: no Open function configured")
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Conn{cfg: b.cfg, log: log.With("connector", env.Name)}, nil
+}
+
+// Conn is a built serial connector.
+type Conn struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	stream io.ReadCloser
+	fw     *frame.Writer // non-nil when stream is writable
+	closed bool
+
+	frames  atomic.Uint64
+	corrupt atomic.Uint64
+	serving atomic.Bool
+}
+
+// Stats reports frames received and frames dropped as corrupt or overlong.
+func (c *Conn) Stats() (frames, corrupt uint64) { return c.frames.Load(), c.corrupt.Load() }
+
+// Ready implements pipeline.Readiness: while serving inbound links, ready
+// means the stream is open. A connector with only outbound links opens the
+// stream on the first Publish and is always ready.
+func (c *Conn) Ready() error {
+	if !c.serving.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stream == nil {
+		return errors.New("serial: stream not open")
+	}
+	return nil
+}
+
+// Finite implements pipeline.FiniteSource.
+func (c *Conn) Finite([]pipeline.Subscription) bool {
+	return c.cfg.Finite != nil && c.cfg.Finite()
+}
+
+func (c *Conn) open(ctx context.Context) (io.ReadCloser, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("serial: connector closed")
+	}
+	if c.stream != nil {
+		return c.stream, nil
+	}
+	s, err := c.cfg.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.stream = s
+	c.fw = nil
+	if w, ok := s.(io.Writer); ok {
+		c.fw = frame.NewWriter(w, c.cfg.MaxFrame)
+	}
+	return s, nil
+}
+
+func (c *Conn) drop(s io.ReadCloser) {
+	c.mu.Lock()
+	if c.stream == s {
+		c.stream, c.fw = nil, nil
+	}
+	c.mu.Unlock()
+	s.Close()
+}
+
+// Serve implements pipeline.Source.
+func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
+	// One dispatch per distinct filter: the runner fans out to every record
+	// linked with that address.
+	var filters []string
+	seen := map[string]bool{}
+	for _, s := range subs {
+		if !seen[s.Filter] {
+			seen[s.Filter] = true
+			filters = append(filters, s.Filter)
+		}
+	}
+	c.serving.Store(true)
+	defer c.serving.Store(false)
+	bo := c.cfg.Backoff
+	for ctx.Err() == nil {
+		s, err := c.open(ctx)
+		if err != nil {
+			if c.Finite(subs) {
+				return fmt.Errorf("serial: open: %w", err)
+			}
+			c.log.Warn("serial: open failed, retrying", "err", err)
+			if !bo.Sleep(ctx) {
+				return nil
+			}
+			continue
+		}
+		bo.Reset()
+		err = c.read(ctx, s, filters, d)
+		c.drop(s)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case c.Finite(subs):
+			if err == nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		c.log.Warn("serial: stream ended, reopening", "err", err)
+		if !bo.Sleep(ctx) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (c *Conn) read(ctx context.Context, s io.ReadCloser, filters []string, d pipeline.Dispatcher) error {
+	stop := context.AfterFunc(ctx, func() { s.Close() }) // unblock Read on cancel
+	defer stop()
+	r := frame.NewReader(s, c.cfg.MaxFrame)
+	for {
+		tp, payload, err := r.ReadRecord()
+		switch {
+		case errors.Is(err, frame.ErrCorrupt) || errors.Is(err, frame.ErrTooLong) || errors.Is(err, frame.ErrRecord):
+			n := c.corrupt.Add(1)
+			c.log.Debug("serial: dropped bad frame", "err", err, "dropped", n)
+			continue
+		case err != nil:
+			return err
+		}
+		c.frames.Add(1)
+		t := string(tp)
+		now := time.Now()
+		for _, f := range filters {
+			env := pipeline.Envelope{Topic: t, Time: now, Partition: -1}
+			switch {
+			case f == t:
+			case f == "" || topic.HasWildcard(f) && topic.Match(f, t):
+				env.Topic = f
+				env.Headers = pipeline.Headers{{Key: TopicHeader, Value: t}}
+			default:
+				continue
+			}
+			env.Payload = append([]byte(nil), payload...) // ownership passes on
+			if err := d.Dispatch(ctx, &env); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Publish implements pipeline.Connector: it writes env.Payload as a framed
+// record under dest to the device (the stream must be writable).
+func (c *Conn) Publish(ctx context.Context, dest string, _ any, env *pipeline.Envelope) error {
+	if _, err := c.open(ctx); err != nil {
+		return fmt.Errorf("serial: publish: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fw == nil {
+		return errors.New("serial: publish: stream is read-only")
+	}
+	if err := c.fw.WriteRecord(dest, env.Payload); err != nil {
+		return fmt.Errorf("serial: publish: %w", err)
+	}
+	return nil
+}
+
+// Close implements pipeline.Connector.
+func (c *Conn) Close(context.Context) error {
+	c.mu.Lock()
+	s := c.stream
+	c.stream, c.fw, c.closed = nil, nil, true
+	c.mu.Unlock()
+	if s != nil {
+		return s.Close()
+	}
+	return nil
+}
+
+// OpenPath opens a device, FIFO or file for reading and writing (reading
+// only if it cannot be opened for writing). A positive baud puts a tty
+// into raw mode at that speed.
+func OpenPath(path string, baud int) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(context.Context) (io.ReadCloser, error) {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			var rerr error
+			if f, rerr = os.Open(path); rerr != nil {
+				return nil, err
+			}
+		}
+		if baud > 0 {
+			if err := setRaw(f, baud); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("serial: %s: %w", path, err)
+			}
+		}
+		return f, nil
+	}
+}
+
+// IsRegularFile reports whether path is a regular file (a finite source).
+func IsRegularFile(path string) func() bool {
+	return func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Mode().IsRegular()
+	}
+}
+
+// DialTCP connects to a TCP byte stream.
+func DialTCP(addr string) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+}
+
+// Factory builds a serial connector from a DSL declaration; it is
+// registered in connectors/registry under "serial".
+func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("serial endpoint: %w", err)
+	}
+	var cfg Config
+	baud := 0
+	for k, v := range params {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("serial: %s: want a positive integer, got %q", k, v)
+		}
+		switch k {
+		case "baud":
+			baud = n
+		case "max_frame":
+			cfg.MaxFrame = n
+		default:
+			return nil, fmt.Errorf("serial: unknown setting %q (want baud, max_frame)", k)
+		}
+	}
+	switch {
+	case u.Host != "":
+		if baud > 0 {
+			return nil, errors.New("serial: baud applies to a device path, not a TCP address")
+		}
+		cfg.Open = DialTCP(u.Host)
+	case u.Path != "":
+		cfg.Open = OpenPath(u.Path, baud)
+		cfg.Finite = IsRegularFile(u.Path)
+	default:
+		return nil, fmt.Errorf("serial endpoint %q: want serial:///dev/ttyX, serial:///path or serial://host:port", endpoint)
+	}
+	return New(cfg), nil
+}
