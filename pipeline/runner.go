@@ -156,7 +156,15 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return errors.New("pipeline: runner already started")
 	}
 	for _, c := range r.connList {
-		conn, berr := c.spec.b.Build(ctx, BuildEnv{Name: c.name, Logger: r.log.With("connector", c.name), Tracer: r.opts.Tracer, Inbound: c.subs})
+		name := c.name
+		conn, berr := c.spec.b.Build(ctx, BuildEnv{Name: c.name, Logger: r.log.With("connector", c.name), Tracer: r.opts.Tracer, Inbound: c.subs,
+			DeadLetter: func(ctx context.Context, env *Envelope, dest string, cause error) error {
+				if r.graphDL == nil {
+					r.deadLetters.Add(1)
+					return ErrNoDeadLetter
+				}
+				return r.deadLetter(ctx, r.graphDL, env, "", "publish", "", name+"://"+dest, cause)
+			}})
 		if berr != nil {
 			r.closeConns(ctx)
 			return fmt.Errorf("connector %s: %w", c.name, berr)
@@ -580,7 +588,7 @@ func (o *outRun) send(ctx context.Context, env *Envelope) error {
 func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) error {
 	span := o.r.hooks.start(ctx, env, o.pubInfo)
 	var err error
-	if o.async != nil && allowAsync && env.Ack != nil {
+	if o.async != nil && allowAsync {
 		env.Ack.Add(1)
 		if err = o.async.PublishAsync(ctx, env.Topic, o.link.Options, env); err != nil {
 			env.Ack.Add(-1)
