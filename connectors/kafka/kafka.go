@@ -126,7 +126,7 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*kafkago.Writer{}}
+	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*kafkago.Writer{}, deadLetter: env.DeadLetter}
 	c.sem = make(chan struct{}, b.cfg.MaxInFlight)
 	c.closed = make(chan struct{})
 	if len(env.Inbound) > 0 {
@@ -156,6 +156,10 @@ type conn struct {
 	bg      sync.WaitGroup
 
 	src *source
+
+	// deadLetter dead-letters records the broker finally rejected after an
+	// asynchronous hand-off (from pipeline.BuildEnv).
+	deadLetter func(ctx context.Context, env *pipeline.Envelope, dest string, cause error) error
 }
 
 var (

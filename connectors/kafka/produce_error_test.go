@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,5 +88,81 @@ func TestAsyncProduceErrorRedelivers(t *testing.T) {
 		t.Error("no record was redelivered after the rejected produce")
 	}
 	t.Logf("%d records redelivered after the rejected produce; output has %d records for %d inputs", again, len(out), total)
+	run.stop(t, false)
+}
+
+// TestAsyncProduceRejectionDeadLettered: with a dead-letter destination, a
+// record the broker finally rejects after the asynchronous hand-off goes
+// to the dead-letter topic with provenance and is acknowledged, so the
+// input is not redelivered and every other record still reaches the
+// output.
+func TestAsyncProduceRejectionDeadLettered(t *testing.T) {
+	const total = 30
+	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"pd-in": 1, "pd-out": 1, "pd-dlq": 1}})
+	produceN(t, cl, "pd-in", 0, total)
+
+	var rejected atomic.Int32
+	cl.Kfake().ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.ProduceRequest)
+		if len(req.Topics) == 0 || req.Topics[0].Topic != "pd-out" || rejected.Load() > 0 {
+			return nil, nil, false
+		}
+		rejected.Add(1)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.PolicyViolation.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	var mu sync.Mutex
+	delivered := map[int64]int{}
+	g := pipeline.New().Connector("kafka", builder(t, cl, "pd"))
+	g.Record("in").From("kafka://pd-in", codec.Raw{})
+	g.Pipeline("p").From("in").Via(stages.Tap(func(env *pipeline.Envelope) {
+		mu.Lock()
+		delivered[env.Offset]++
+		mu.Unlock()
+	})).To("kafka://pd-out", codec.Raw{})
+	g.DeadLetterTo("kafka://pd-dlq", codec.Raw{})
+	run := start(t, g, 5*time.Second)
+
+	waitCommittedToEnd(t, cl, "pd", "pd-in")
+	dlq, err := cl.ReadAll("pd-dlq", 0, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cl.ReadAll("pd-out", 0, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dlq) == 0 {
+		t.Fatal("the rejected records were not dead-lettered")
+	}
+	for _, m := range dlq {
+		for _, want := range []string{`"stage":"publish"`, "Policy Violation", `kafka://pd-out`} {
+			if !strings.Contains(string(m.Value), want) {
+				t.Fatalf("dead letter %s lacks %s", m.Value, want)
+			}
+		}
+	}
+	if len(out)+len(dlq) != total {
+		t.Fatalf("output %d + dead letters %d, want %d records accounted for", len(out), len(dlq), total)
+	}
+	mu.Lock()
+	for off, n := range delivered {
+		if n > 1 {
+			t.Errorf("offset %d delivered %d times: a dead-lettered record must not be redelivered", off, n)
+		}
+	}
+	mu.Unlock()
 	run.stop(t, false)
 }

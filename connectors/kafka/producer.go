@@ -66,7 +66,33 @@ func (c *conn) completion(msgs []kafkago.Message, err error) {
 		c.setOutReady(nil)
 	}
 	for i := range msgs {
-		if a, ok := msgs[i].WriterData.(*pipeline.Ack); ok {
+		a, _ := msgs[i].WriterData.(*pipeline.Ack)
+		if err != nil && !retriable(err) && c.deadLetter != nil {
+			// A permanent rejection (policy violation, record too large,
+			// ...): dead-letter the record when the graph has a
+			// destination, then acknowledge it; otherwise nack for
+			// redelivery. The dead letter is published off the writer's
+			// goroutine, which must not wait on itself.
+			m := msgs[i]
+			c.bg.Add(1)
+			go func() {
+				defer c.bg.Done()
+				env := pipeline.Envelope{Topic: m.Topic, Key: m.Key, Payload: m.Value, Time: m.Time}
+				for _, h := range m.Headers {
+					env.Headers = append(env.Headers, pipeline.Header{Key: h.Key, Value: string(h.Value)})
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
+				defer cancel()
+				if dlErr := c.deadLetter(ctx, &env, m.Topic, err); dlErr != nil {
+					a.Finish(err)
+					return
+				}
+				a.Done()
+			}()
+			<-c.sem
+			continue
+		}
+		if a != nil {
 			a.Finish(err)
 		}
 		<-c.sem
