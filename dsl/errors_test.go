@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/aimdb-dev/aimdb-flow/connectors/registry"
 )
 
 // load runs the whole front end on one source and returns the problems as
@@ -55,7 +57,7 @@ func TestProblems(t *testing.T) {
 		{"checker: unknown statement with suggestion", "conector gen \"gen://\"\n",
 			[]string{"t.flow:1:1: unknown statement \"conector\" (want connector, record, pipeline, deadletter) (did you mean \"connector\"?)"}, nil},
 		{"checker: unknown scheme", "connector x \"nope://\"\n",
-			[]string{"t.flow:1:13: connector x: unknown connector scheme \"nope\" (known: embedded, file, gen, http, https, kafka, mem, mqtt, mqtts, stdio)"}, nil},
+			[]string{"t.flow:1:13: connector x: unknown connector scheme \"nope\" (known: " + strings.Join(registry.Default().Schemes(), ", ") + ")"}, nil},
 		{"checker: missing codec", okHeader + "record r {\n  from \"gen://x\"\n}\n",
 			[]string{"t.flow:4:17: from: missing decode CODEC (one of json, msgpack, raw)"}, nil},
 		{"checker: unknown codec", okHeader + "record r {\n  from \"gen://x\" decode jsn\n}\n",
