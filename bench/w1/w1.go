@@ -147,6 +147,12 @@ func ExprFilter(src string) (pipeline.Processor, error) {
 // Pipeline runs W1 as an aimdb-flow graph through the Go API. workers > 1
 // decodes, filters, maps and encodes on that many goroutines, in order.
 func Pipeline(ctx context.Context, inPath, outPath string, workers int) (pipeline.Snapshot, error) {
+	return PipelineWith(ctx, inPath, outPath, workers, pipeline.RunOptions{})
+}
+
+// PipelineWith is Pipeline with the given run options (for example a
+// Tracer, to measure the tracing overhead on W1).
+func PipelineWith(ctx context.Context, inPath, outPath string, workers int, opts pipeline.RunOptions) (pipeline.Snapshot, error) {
 	os.Remove(outPath)
 	filter, err := ExprFilter(FilterExpr)
 	if err != nil {
@@ -169,7 +175,7 @@ func Pipeline(ctx context.Context, inPath, outPath string, workers int) (pipelin
 		rec.From("file://"+inPath, codec.JSON{})
 		p.Via(filter, alert).To("file://"+outPath, codec.JSON{})
 	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
+	r, err := pipeline.NewRunner(g, opts)
 	if err != nil {
 		return pipeline.Snapshot{}, err
 	}

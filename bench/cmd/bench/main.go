@@ -1,92 +1,149 @@
 // Command bench runs the aimdb-flow benchmark workloads, each against its
 // hand-written baseline in the same run, and writes
-// bench/results/<date>.json and .md.
+// bench/results/<date>.json, .md and .svg.
 //
 // Every variant runs in a fresh child process (this binary re-executed with
-// -child), so wall time, CPU time and peak RSS belong to that variant alone.
-// Variants of a workload alternate A B A B ... for -rounds rounds; the
-// report gives medians, min-max and the candidate/baseline ratio taken
-// within each round (then its median), which cancels slow drifts of the
-// machine.
+// -child, the aimdb-flow CLI, or the W2 relay program), so wall time, CPU
+// time and peak RSS belong to that variant alone. Variants of a workload
+// alternate A B A B ... for -rounds rounds; the report gives medians,
+// min-max and the candidate/baseline ratio taken within each round (then
+// its median), which cancels slow drifts of the machine.
 //
 //	go run ./bench/cmd/bench            # full run
 //	go run ./bench/cmd/bench -quick     # short run for development
 //	go run ./bench/cmd/bench -only w1   # one workload
+//	go run ./bench/cmd/bench -list      # the workload names
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/bench/chart"
 )
 
 func main() {
 	var (
-		quick  = flag.Bool("quick", false, "short run: fewer records and rounds")
+		quick  = flag.Bool("quick", false, "short run: fewer records and 3 rounds (under two minutes)")
 		rounds = flag.Int("rounds", 5, "A/B rounds per workload")
-		only   = flag.String("only", "", "comma-separated workload names to run (default all)")
-		outDir = flag.String("out", "bench/results", "directory for the JSON and markdown reports")
-		child  = flag.String("child", "", "internal: run one variant and print its result")
-		input  = flag.String("input", "", "internal: input file for -child")
+		only   = flag.String("only", "", "comma-separated workload names to run (default all; see -list)")
+		list   = flag.Bool("list", false, "list the workloads and exit")
+		outDir = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
+		procs  = flag.Int("procs", 0, "GOMAXPROCS for the measured processes (0: Go's default, the number of usable cores)")
 		n      = flag.Int("n", 0, "records per run (default per workload)")
+		// Child-process flags (internal).
+		child   = flag.String("child", "", "internal: run one variant and print its result")
+		input   = flag.String("input", "", "internal: input file for -child")
+		k       = flag.Int("k", 0, "internal: variant parameter for -child (pipelines, workers)")
+		brokers = flag.String("brokers", "", "internal: Kafka brokers for -child")
+		group   = flag.String("group", "", "internal: Kafka group for -child")
+		output  = flag.String("output", "", "internal: output (file or topic) for -child")
+		expect  = flag.Int("expect", 0, "internal: records expected to pass the filter, for -child")
 	)
 	flag.Parse()
 	if *child != "" {
-		os.Exit(runChild(*child, *input, *n))
+		os.Exit(runChild(childArgs{variant: *child, input: *input, n: *n, k: *k, brokers: *brokers,
+			group: *group, output: *output, expect: *expect}))
+	}
+	if *list {
+		for _, w := range workloads() {
+			fmt.Printf("%-10s %s\n", w.name, w.about)
+		}
+		return
 	}
 	if *quick && *rounds == 5 {
 		*rounds = 3
 	}
-	cfg := config{quick: *quick, rounds: *rounds, records: *n}
+	if *rounds < 1 {
+		fatal(errors.New("-rounds must be at least 1"))
+	}
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		if w = strings.TrimSpace(w); w != "" {
 			want[w] = true
 		}
 	}
-	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Quick: *quick, Rounds: *rounds}
+	known := map[string]bool{}
+	for _, w := range workloads() {
+		known[w.name] = true
+	}
+	for w := range want {
+		if !known[w] {
+			fatal(fmt.Errorf("unknown workload %q (see -list)", w))
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := moduleRoot()
+	if err != nil {
+		fatal(err)
+	}
 	dir, err := os.MkdirTemp("", "aimdb-bench-")
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	cfg := &config{quick: *quick, rounds: *rounds, records: *n, procs: *procs, root: root, dir: dir, self: self}
+	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(*procs), Quick: *quick, Rounds: *rounds}
+	started := time.Now()
 	for _, w := range workloads() {
 		if len(want) > 0 && !want[w.name] {
 			continue
 		}
 		slog.Info("workload", "name", w.name)
-		res, err := w.run(context.Background(), cfg, dir)
-		if err != nil {
+		t0 := time.Now()
+		res, err := w.run(ctx, cfg)
+		var skip *skipError
+		switch {
+		case errors.As(err, &skip):
+			slog.Warn("workload skipped", "name", w.name, "reason", skip.reason)
+			rep.Skipped = append(rep.Skipped, w.name+": "+skip.reason)
+			continue
+		case err != nil:
 			fatal(fmt.Errorf("%s: %w", w.name, err))
 		}
+		slog.Info("workload done", "name", w.name, "took", time.Since(t0).Round(time.Millisecond))
 		rep.Workloads = append(rep.Workloads, res...)
 	}
+	rep.Seconds = time.Since(started).Seconds()
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		fatal(err)
 	}
 	stamp := time.Now().UTC().Format("2006-01-02T150405")
+	base := filepath.Join(*outDir, stamp)
 	js, _ := json.MarshalIndent(rep, "", "  ")
-	jsonPath := filepath.Join(*outDir, stamp+".json")
-	mdPath := filepath.Join(*outDir, stamp+".md")
-	md := rep.markdown()
-	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
-		fatal(err)
-	}
-	if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
-		fatal(err)
+	md := rep.markdown(stamp + ".svg")
+	svg := rep.chart()
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{base + ".json", js}, {base + ".md", []byte(md)}, {base + ".svg", svg}} {
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			fatal(err)
+		}
 	}
 	fmt.Print(md)
-	fmt.Printf("\nwrote %s and %s\n", jsonPath, mdPath)
+	fmt.Printf("\nwrote %s.json, %s.md and %s.svg (%.0f s)\n", base, base, base, rep.Seconds)
 }
 
 func fatal(err error) {
@@ -94,31 +151,74 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
+// skipError marks a workload that cannot run on this machine (a missing
+// program); the run goes on and the report says why.
+type skipError struct{ reason string }
+
+func (e *skipError) Error() string { return "skipped: " + e.reason }
+
 type config struct {
 	quick   bool
 	rounds  int
-	records int
+	records int    // -n override
+	procs   int    // GOMAXPROCS for children (0: default)
+	root    string // module root
+	dir     string // scratch directory, removed at exit
+	self    string // this executable
+}
+
+// pick returns the record count for a workload: -n, else quick or full.
+func (c *config) pick(full, quick int) int {
+	if c.records > 0 {
+		return c.records
+	}
+	if c.quick {
+		return quick
+	}
+	return full
+}
+
+// env returns the environment of a measured child process.
+func (c *config) env(procs int) []string {
+	env := os.Environ()
+	if procs == 0 {
+		procs = c.procs
+	}
+	if procs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
+	return env
 }
 
 type workload struct {
-	name string
-	run  func(ctx context.Context, cfg config, dir string) ([]result, error)
+	name, about string
+	run         func(ctx context.Context, cfg *config) ([]result, error)
 }
 
 // result is one row of the report.
 type result struct {
-	Workload string             `json:"workload"`
-	Variant  string             `json:"variant"`
-	Baseline string             `json:"baseline,omitempty"`
-	Unit     string             `json:"unit"`
-	Median   float64            `json:"median"`
-	Min      float64            `json:"min"`
-	Max      float64            `json:"max"`
-	Ratio    float64            `json:"ratio_to_baseline,omitempty"` // median of per-round ratios
-	Target   string             `json:"target,omitempty"`
-	Met      *bool              `json:"target_met,omitempty"`
-	Extra    map[string]float64 `json:"extra,omitempty"`
-	Samples  []float64          `json:"samples"`
+	Workload string  `json:"workload"`
+	Variant  string  `json:"variant"`
+	Baseline string  `json:"baseline,omitempty"`
+	Unit     string  `json:"unit"`
+	Median   float64 `json:"median"`
+	Min      float64 `json:"min"`
+	Max      float64 `json:"max"`
+	// Ratio is the median of the per-round candidate/baseline ratios of
+	// the primary metric (Ratios holds them in round order).
+	Ratio  float64   `json:"ratio_to_baseline,omitempty"`
+	Ratios []float64 `json:"ratios,omitempty"`
+	Target string    `json:"target,omitempty"`
+	// Goal is the numeric target the chart draws: on Ratio when there is
+	// a baseline, else on Median; Lower means lower is better.
+	Goal  float64            `json:"goal,omitempty"`
+	Lower bool               `json:"lower_is_better,omitempty"`
+	Met   *bool              `json:"target_met,omitempty"`
+	Extra map[string]float64 `json:"extra,omitempty"`
+	// Latency holds latency percentiles in microseconds ("p50", "p99").
+	Latency map[string]float64 `json:"latency_us,omitempty"`
+	Samples []float64          `json:"samples"`
+	Note    string             `json:"note,omitempty"`
 }
 
 type report struct {
@@ -126,15 +226,24 @@ type report struct {
 	Machine   map[string]string `json:"machine"`
 	Quick     bool              `json:"quick"`
 	Rounds    int               `json:"rounds"`
+	Seconds   float64           `json:"seconds"`
 	Workloads []result          `json:"workloads"`
+	Skipped   []string          `json:"skipped,omitempty"`
 }
 
-func machine() map[string]string {
+func machine(procs int) map[string]string {
+	gmp := runtime.GOMAXPROCS(0)
+	if procs > 0 {
+		gmp = procs
+	}
 	m := map[string]string{
 		"go":         runtime.Version(),
 		"goos":       runtime.GOOS + "/" + runtime.GOARCH,
 		"cores":      fmt.Sprint(runtime.NumCPU()),
-		"gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0)),
+		"gomaxprocs": fmt.Sprint(gmp),
+	}
+	if h, err := os.Hostname(); err == nil {
+		m["host"] = h
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -145,44 +254,154 @@ func machine() map[string]string {
 			}
 		}
 	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				m["memory"] = strings.TrimSpace(v)
+			}
+		}
+	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m["loadavg_at_start"] = strings.TrimSpace(string(b))
 	}
 	return m
 }
 
-// childRun is what a child process measured.
+// moduleRoot finds the directory holding the module's go.mod, from the
+// working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/aimdb-dev/aimdb-flow")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the harness inside the aimdb-flow module (make bench)")
+		}
+		dir = parent
+	}
+}
+
+// buildTool compiles a package of the module into the scratch directory.
+func buildTool(ctx context.Context, cfg *config, pkg, name string) (string, error) {
+	out := filepath.Join(cfg.dir, "bin", name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = cfg.root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// proc is what one measured process cost.
+type proc struct {
+	Wall    time.Duration
+	CPU     time.Duration // user + system
+	PeakRSS int64         // bytes: the process's own VmHWM
+	Stdout  []byte
+}
+
+// runProc runs cmd to completion and measures it. Peak RSS comes from
+// the child's /proc/PID/status VmHWM, polled while it runs: getrusage's
+// ru_maxrss is unusable here because Go starts children with
+// CLONE_VFORK|CLONE_VM, so the child's figure starts at the parent's peak.
+func runProc(ctx context.Context, cmd *exec.Cmd) (proc, error) {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return proc{}, err
+	}
+	done := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		var hwm int64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > hwm {
+				hwm = v
+			}
+			select {
+			case <-done:
+				peak <- hwm
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	wall := time.Since(start)
+	close(done)
+	p := proc{Wall: wall, PeakRSS: <-peak, Stdout: stdout.Bytes()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		p.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 2000 {
+			msg = msg[len(msg)-2000:]
+		}
+		return p, fmt.Errorf("%s: %w: %s", filepath.Base(cmd.Path), err, msg)
+	}
+	if ctx.Err() != nil {
+		return p, ctx.Err()
+	}
+	return p, nil
+}
+
+// vmHWM returns a process's peak resident set size in bytes (0 if
+// unknown). pid 0 means this process.
+func vmHWM(pid int) int64 {
+	path := "/proc/self/status"
+	if pid > 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/status"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// childRun is what a harness child process measured itself.
 type childRun struct {
 	Records int                `json:"records"`
 	Extra   map[string]float64 `json:"extra,omitempty"`
+	RSS     int64              `json:"rss"` // own VmHWM at exit, bytes
 	Wall    time.Duration      `json:"-"`
 	CPU     time.Duration      `json:"-"`
-	MaxRSS  int64              `json:"-"` // bytes
 }
 
-// spawn runs one variant in a child process.
-func spawn(ctx context.Context, variant, input string, n int) (childRun, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return childRun{}, err
-	}
-	cmd := exec.CommandContext(ctx, exe, "-child", variant, "-input", input, "-n", fmt.Sprint(n))
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	wall := time.Since(start)
+// spawn runs one variant in a child process of this binary.
+func spawn(ctx context.Context, cfg *config, procs int, variant string, args ...string) (childRun, error) {
+	cmd := exec.CommandContext(ctx, cfg.self, append([]string{"-child", variant}, args...)...)
+	cmd.Env = cfg.env(procs)
+	p, err := runProc(ctx, cmd)
 	if err != nil {
 		return childRun{}, fmt.Errorf("child %s: %w", variant, err)
 	}
 	var cr childRun
-	if err := json.Unmarshal(out, &cr); err != nil {
-		return childRun{}, fmt.Errorf("child %s output %q: %w", variant, out, err)
+	if err := json.Unmarshal(p.Stdout, &cr); err != nil {
+		return childRun{}, fmt.Errorf("child %s output %q: %w", variant, p.Stdout, err)
 	}
-	cr.Wall = wall
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		cr.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		cr.MaxRSS = ru.Maxrss * 1024
-	}
+	cr.Wall, cr.CPU = p.Wall, p.CPU
+	cr.RSS = max(cr.RSS, p.PeakRSS)
 	return cr, nil
 }
 
@@ -199,6 +418,9 @@ func median(xs []float64) float64 {
 }
 
 func minmax(xs []float64) (float64, float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
 	lo, hi := xs[0], xs[0]
 	for _, x := range xs {
 		lo, hi = min(lo, x), max(hi, x)
@@ -206,12 +428,15 @@ func minmax(xs []float64) (float64, float64) {
 	return lo, hi
 }
 
+// summarize builds a row. met, when given, decides the target on the
+// ratio (with a baseline) or on the median (without).
 func summarize(workload, variant, baseline, unit string, samples, ratios []float64, target string, met func(float64) bool) result {
 	lo, hi := minmax(samples)
 	r := result{Workload: workload, Variant: variant, Baseline: baseline, Unit: unit,
 		Median: median(samples), Min: lo, Max: hi, Samples: samples, Target: target}
 	if len(ratios) > 0 {
 		r.Ratio = median(ratios)
+		r.Ratios = ratios
 	}
 	if met != nil {
 		ok := met(r.Ratio)
@@ -223,23 +448,38 @@ func summarize(workload, variant, baseline, unit string, samples, ratios []float
 	return r
 }
 
-func (r report) markdown() string {
+// series collects per-variant samples across rounds.
+type series map[string][]float64
+
+func (s series) add(k string, v float64) { s[k] = append(s[k], v) }
+
+func (r report) markdown(svgName string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# aimdb-flow benchmark report\n\n%s, %s, %s cores (GOMAXPROCS %s), %s, load at start: %s%s\n\n",
-		r.Date, r.Machine["cpu"], r.Machine["cores"], r.Machine["gomaxprocs"], r.Machine["go"], r.Machine["loadavg_at_start"],
+	fmt.Fprintf(&b, "# aimdb-flow benchmark report\n\n%s, %s, %s cores, GOMAXPROCS %s, %s, %s memory, load at start: %s%s\n\n",
+		r.Date, r.Machine["cpu"], r.Machine["cores"], r.Machine["gomaxprocs"], r.Machine["go"], r.Machine["memory"], r.Machine["loadavg_at_start"],
 		map[bool]string{true: ", quick run", false: ""}[r.Quick])
-	fmt.Fprintf(&b, "Medians of %d alternating rounds; ratio = median of per-round candidate/baseline ratios.\n\n", r.Rounds)
-	b.WriteString("| workload | variant | median | min–max | vs baseline | target | met | details |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "Medians of %d alternating rounds (%.0f s in all); ratio = median of the per-round candidate/baseline ratios (listed in brackets). Chart: [%s](%s).\n\n",
+		r.Rounds, r.Seconds, svgName, svgName)
+	b.WriteString("| workload | variant | median | min–max | vs baseline (per round) | target | met | details |\n|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Workloads {
 		ratio := ""
 		if w.Baseline != "" {
-			ratio = fmt.Sprintf("%.2f× %s", w.Ratio, w.Baseline)
+			parts := make([]string, len(w.Ratios))
+			for i, x := range w.Ratios {
+				parts[i] = fmt.Sprintf("%.2f", x)
+			}
+			ratio = fmt.Sprintf("**%.2f×** %s [%s]", w.Ratio, w.Baseline, strings.Join(parts, " "))
 		}
 		met := ""
 		if w.Met != nil {
 			met = map[bool]string{true: "yes", false: "**no**"}[*w.Met]
 		}
 		var extras []string
+		for _, k := range []string{"p50", "p99"} {
+			if v, ok := w.Latency[k]; ok {
+				extras = append(extras, fmt.Sprintf("%s %s µs", k, fmtNum(v)))
+			}
+		}
 		keys := make([]string, 0, len(w.Extra))
 		for k := range w.Extra {
 			keys = append(keys, k)
@@ -248,21 +488,60 @@ func (r report) markdown() string {
 		for _, k := range keys {
 			extras = append(extras, fmt.Sprintf("%s %s", k, fmtNum(w.Extra[k])))
 		}
+		if w.Note != "" {
+			extras = append(extras, w.Note)
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s %s | %s–%s | %s | %s | %s | %s |\n", w.Workload, w.Variant, fmtNum(w.Median), w.Unit,
 			fmtNum(w.Min), fmtNum(w.Max), ratio, w.Target, met, strings.Join(extras, ", "))
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "\nSkipped: %s\n", s)
 	}
 	return b.String()
 }
 
 func fmtNum(x float64) string {
-	switch {
-	case x >= 1e6:
+	switch a := max(x, -x); {
+	case a >= 1e6:
 		return fmt.Sprintf("%.2fM", x/1e6)
-	case x >= 1e4:
+	case a >= 1e4:
 		return fmt.Sprintf("%.0fk", x/1e3)
-	case x >= 100:
+	case a >= 100:
 		return fmt.Sprintf("%.0f", x)
-	default:
+	case a >= 1 || a == 0:
 		return fmt.Sprintf("%.2f", x)
+	default:
+		return fmt.Sprintf("%.3g", x)
 	}
 }
+
+// chart draws the report as SVG.
+func (r report) chart() []byte {
+	c := chart.Report{
+		Title:    "aimdb-flow benchmarks",
+		Subtitle: fmt.Sprintf("%s · %s · %s cores, GOMAXPROCS %s · %s · %d rounds%s", r.Date, r.Machine["cpu"], r.Machine["cores"], r.Machine["gomaxprocs"], r.Machine["go"], r.Rounds, map[bool]string{true: " (quick)", false: ""}[r.Quick]),
+	}
+	for _, w := range r.Workloads {
+		label := w.Workload + " · " + w.Variant
+		switch {
+		case w.Baseline != "" && w.Workload != scalingPipelines:
+			c.Bars = append(c.Bars, chart.Bar{Label: label, Value: w.Ratio, Target: w.Goal, Lower: w.Lower, Met: w.Met,
+				Min: minOf(w.Ratios), Max: maxOf(w.Ratios), Caption: fmt.Sprintf("%.2f×", w.Ratio)})
+		case w.Baseline == "" && w.Goal > 0 && w.Median > 0:
+			c.Bars = append(c.Bars, chart.Bar{Label: label, Value: w.Median / w.Goal, Target: 1, Lower: w.Lower, Met: w.Met,
+				Min: w.Min / w.Goal, Max: w.Max / w.Goal, Caption: fmt.Sprintf("%s %s", fmtNum(w.Median), w.Unit)})
+		}
+		if len(w.Latency) > 0 {
+			c.Latencies = append(c.Latencies, chart.Latency{Label: label, P50: w.Latency["p50"], P99: w.Latency["p99"]})
+		}
+		if w.Workload == scalingPipelines {
+			if np, ok := w.Extra["pipelines"]; ok {
+				c.Scaling = append(c.Scaling, chart.Point{X: np, Throughput: w.Median, RSSMiB: w.Extra["RSS MiB"]})
+			}
+		}
+	}
+	return c.SVG()
+}
+
+func minOf(xs []float64) float64 { lo, _ := minmax(xs); return lo }
+func maxOf(xs []float64) float64 { _, hi := minmax(xs); return hi }
