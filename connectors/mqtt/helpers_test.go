@@ -47,6 +47,14 @@ func newClient(t testing.TB, brokerURL string, o clientOpts) *client {
 		t.Fatal(err)
 	}
 	c := &client{t: t, ch: make(chan msg, 100000)}
+	var user string
+	var pass []byte
+	if u.User != nil {
+		user = u.User.Username()
+		p, _ := u.User.Password()
+		pass = []byte(p)
+		u.User = nil
+	}
 	ready := make(chan struct{}, 1)
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
@@ -54,6 +62,8 @@ func newClient(t testing.TB, brokerURL string, o clientOpts) *client {
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              autopaho.NewConstantBackoff(50 * time.Millisecond),
 		ConnectTimeout:                5 * time.Second,
+		ConnectUsername:               user,
+		ConnectPassword:               pass,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 			go func() {
 				if len(o.Subscribe) > 0 {
