@@ -95,13 +95,17 @@ func BenchmarkMQTTRelayTracing(b *testing.B) {
 	}{
 		{"off", nil},
 		{"otel-always", tp(sdktrace.AlwaysSample())},
-		{"otel-ratio-1pct", tp(otelflow.SampleRatio(0.01))},
+		{"otel-ratio-1pct", tp(sdktrace.ParentBased(sdktrace.AlwaysSample()))},
 	}
 	for i, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			var tracer pipeline.Tracer
 			if v.tp != nil {
-				tracer = otelflow.New(v.tp)
+				var opts []otelflow.Option
+				if v.name == "otel-ratio-1pct" {
+					opts = append(opts, otelflow.WithRootRatio(0.01))
+				}
+				tracer = otelflow.New(v.tp, opts...)
 				defer func() { _ = v.tp.Shutdown(context.Background()) }()
 			}
 			relay := pipeline.New().Connector("", mqttBuilderB(b, br.URL(), "bench-relay-"+strconv.Itoa(i)))

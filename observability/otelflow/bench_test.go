@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -67,37 +69,44 @@ func runW1(b *testing.B, in, out string, tracer pipeline.Tracer) {
 // hop latency histograms only, and with OpenTelemetry spans (always
 // sampled, in both stage modes; and 1% sampled), every span going through
 // the SDK's batch processor to a discarding exporter.
+// tracerVariant builds one tracing configuration for the overhead
+// benchmarks; stop flushes and shuts its provider down.
+type tracerVariant struct {
+	name   string
+	tracer func() (tr pipeline.Tracer, stop func())
+}
+
+func overheadVariants() []tracerVariant {
+	tp := func(s sdktrace.Sampler) *sdktrace.TracerProvider {
+		return sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}), sdktrace.WithSampler(s))
+	}
+	otel := func(s sdktrace.Sampler, opts ...otelflow.Option) func() (pipeline.Tracer, func()) {
+		return func() (pipeline.Tracer, func()) {
+			p := tp(s)
+			return otelflow.New(p, opts...), func() { _ = p.Shutdown(context.Background()) }
+		}
+	}
+	return []tracerVariant{
+		{"off", func() (pipeline.Tracer, func()) { return nil, func() {} }},
+		{"latency-histograms", func() (pipeline.Tracer, func()) { return metrics.NewLatency(nil), func() {} }},
+		{"otel-always", otel(sdktrace.AlwaysSample())},
+		{"otel-always-fused-events", otel(sdktrace.AlwaysSample(), otelflow.WithStageMode(otelflow.FusedStageEvents))},
+		{"otel-always-hops-stage", otel(sdktrace.AlwaysSample(), otelflow.WithHops(pipeline.HopStage))},
+		{"otel-sdk-ratio-1pct", otel(otelflow.SampleRatio(0.01))},
+		{"otel-root-ratio-1pct", otel(sdktrace.ParentBased(sdktrace.AlwaysSample()), otelflow.WithRootRatio(0.01))},
+	}
+}
+
+// BenchmarkTracingOverhead runs W1 with each tracing configuration as a
+// sub-benchmark (for allocations per run): tracing off, hop latency
+// histograms only, OpenTelemetry always sampled (span per stage, fused
+// events, stage hops only) and 1% sampled, every span going through the
+// SDK's batch processor to a discarding exporter.
 func BenchmarkTracingOverhead(b *testing.B) {
 	const n = 50000
 	in := benchInput(b, n)
 	out := filepath.Join(b.TempDir(), "out.jsonl")
-	tp := func(s sdktrace.Sampler) *sdktrace.TracerProvider {
-		return sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}), sdktrace.WithSampler(s))
-	}
-	variants := []struct {
-		name   string
-		tracer func() (pipeline.Tracer, func())
-	}{
-		{"off", func() (pipeline.Tracer, func()) { return nil, func() {} }},
-		{"latency-histograms", func() (pipeline.Tracer, func()) { return metrics.NewLatency(nil), func() {} }},
-		{"otel-always", func() (pipeline.Tracer, func()) {
-			p := tp(sdktrace.AlwaysSample())
-			return otelflow.New(p), func() { _ = p.Shutdown(context.Background()) }
-		}},
-		{"otel-always-fused-events", func() (pipeline.Tracer, func()) {
-			p := tp(sdktrace.AlwaysSample())
-			return otelflow.New(p, otelflow.WithStageMode(otelflow.FusedStageEvents)), func() { _ = p.Shutdown(context.Background()) }
-		}},
-		{"otel-always-hops-stage", func() (pipeline.Tracer, func()) {
-			p := tp(sdktrace.AlwaysSample())
-			return otelflow.New(p, otelflow.WithHops(pipeline.HopStage)), func() { _ = p.Shutdown(context.Background()) }
-		}},
-		{"otel-ratio-1pct", func() (pipeline.Tracer, func()) {
-			p := tp(otelflow.SampleRatio(0.01))
-			return otelflow.New(p), func() { _ = p.Shutdown(context.Background()) }
-		}},
-	}
-	for _, v := range variants {
+	for _, v := range overheadVariants() {
 		b.Run(v.name, func(b *testing.B) {
 			tr, stop := v.tracer()
 			defer stop()
@@ -108,10 +117,58 @@ func BenchmarkTracingOverhead(b *testing.B) {
 			}
 			cpu := cpuTime() - cpu0
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*b.N), "ns/record")
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*b.N), "cpu-ns/record")
 		})
 	}
+}
+
+// BenchmarkTracingOverheadRounds runs the same variants interleaved: every
+// iteration is one round running W1 once per variant, and the reported
+// figure per variant is the median over rounds of its wall and CPU time
+// divided by the "off" run of the same round. Interleaving keeps a machine
+// whose load drifts from favouring one variant.
+func BenchmarkTracingOverheadRounds(b *testing.B) {
+	const n = 50000
+	in := benchInput(b, n)
+	out := filepath.Join(b.TempDir(), "out.jsonl")
+	vs := overheadVariants()
+	tracers := make([]pipeline.Tracer, len(vs))
+	for i, v := range vs {
+		tr, stop := v.tracer()
+		defer stop()
+		tracers[i] = tr
+	}
+	wall := make([][]float64, len(vs))
+	cpu := make([][]float64, len(vs))
+	for b.Loop() {
+		for i := range vs {
+			t0, c0 := time.Now(), cpuTime()
+			runW1(b, in, out, tracers[i])
+			wall[i] = append(wall[i], float64(time.Since(t0)))
+			cpu[i] = append(cpu[i], float64(cpuTime()-c0))
+		}
+	}
+	for i, v := range vs {
+		var wr, cr []float64
+		for r := range wall[i] {
+			wr = append(wr, wall[i][r]/wall[0][r])
+			cr = append(cr, cpu[i][r]/cpu[0][r])
+		}
+		b.ReportMetric(median(cpu[i])/n, v.name+"-cpu-ns/rec")
+		if i > 0 {
+			b.ReportMetric(median(wr), v.name+"-wall-x")
+			b.ReportMetric(median(cr), v.name+"-cpu-x")
+		}
+	}
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }
 
 // BenchmarkStartHop is the cost of one stage hop on a sampled and on an

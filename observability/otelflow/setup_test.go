@@ -32,7 +32,9 @@ func oneHop(t *testing.T, p *otelflow.Provider) {
 	if tr == nil {
 		t.Fatal("tracing unexpectedly off")
 	}
-	tr.StartHop(context.Background(), e, &pipeline.HopInfo{Hop: pipeline.HopReceive, Connector: "mqtt", Scheme: "mqtt"}).End(nil)
+	if s := tr.StartHop(context.Background(), e, &pipeline.HopInfo{Hop: pipeline.HopReceive, Connector: "mqtt", Scheme: "mqtt"}); s != nil {
+		s.End(nil)
+	}
 }
 
 func TestSetupOff(t *testing.T) {

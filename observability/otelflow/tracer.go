@@ -27,6 +27,7 @@ package otelflow
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,19 @@ func WithHops(hops ...pipeline.Hop) Option {
 	}
 }
 
+// WithRootRatio makes the tracer itself decide which new traces (records
+// arriving without trace context) are sampled, with probability ratio,
+// before calling the SDK: an unsampled record then costs no span, no
+// allocation and no header. Records arriving with a traceparent keep the
+// upstream decision as usual. Unlike a parent-based ratio sampler in the
+// SDK, an unsampled new record does not carry an unsampled traceparent
+// onwards, so the next process decides afresh. Pair it with an SDK sampler
+// that samples every root it is given (Setup does this for the
+// traceidratio samplers).
+func WithRootRatio(ratio float64) Option {
+	return func(t *Tracer) { t.rootRatio = min(max(ratio, 0), 1); t.rootSampling = true }
+}
+
 // Tracer implements pipeline.Tracer and pipeline.BatchTracer on an
 // OpenTelemetry TracerProvider. It is safe for concurrent use.
 type Tracer struct {
@@ -124,7 +138,9 @@ type Tracer struct {
 	prop           propagation.TextMapPropagator
 	mode           StageMode
 	unsampledSpans bool
-	fastInject     bool     // prop is the default W3C propagator
+	fastInject     bool // prop is the default W3C propagator
+	rootSampling   bool // WithRootRatio
+	rootRatio      float64
 	skip           [8]bool  // hop kinds that get no span
 	metas          sync.Map // *pipeline.HopInfo -> *hopMeta
 	bufMetas       sync.Map // record name -> *hopMeta
@@ -246,6 +262,10 @@ func (t *Tracer) bufferMeta(rec string) *hopMeta {
 	return actual.(*hopMeta)
 }
 
+// unsampledRoot marks a record whose new trace was not sampled by
+// WithRootRatio: none of its hops gets a span.
+var unsampledRoot = &hop{}
+
 // hop is one started span and what env.Trace points to while (and after)
 // it runs: later hops of the same record use its span context as parent.
 type hop struct {
@@ -314,14 +334,24 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 		env.Trace = t.startGroup(ctx, g.TraceInputs(), info)
 	}
 	ph, psc := t.parent(ctx, env)
-	if int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
+	if ph == unsampledRoot || int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
 		return nil
 	}
-	if info.Hop != pipeline.HopReceive && psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
+	if psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
 		// Not sampled upstream: no span, but keep the decision travelling.
-		if info.Hop == pipeline.HopPublish {
+		switch info.Hop {
+		case pipeline.HopPublish:
 			t.inject(ctx, env, psc)
+		case pipeline.HopReceive:
+			// Remember the remote decision without asking the SDK.
+			h := &hop{sc: psc, info: info, meta: t.meta(info)}
+			h.ended.Store(true)
+			env.Trace = h
 		}
+		return nil
+	}
+	if !psc.IsValid() && t.rootSampling && (t.rootRatio == 0 || rand.Float64() >= t.rootRatio) {
+		env.Trace = unsampledRoot
 		return nil
 	}
 	m := t.meta(info)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -676,3 +677,74 @@ func TestWithHops(t *testing.T) {
 		t.Errorf("send parent = %s, want the stage (encode skipped)", p)
 	}
 }
+
+// TestRootRatio: the tracer's own decision for new traces; records with
+// an upstream traceparent keep the upstream decision whatever the ratio.
+func TestRootRatio(t *testing.T) {
+	const sampledParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tests := []struct {
+		name        string
+		ratio       float64
+		headers     pipeline.Headers
+		wantSpans   int
+		wantPropag  bool
+		wantTraceID string
+	}{
+		{"new trace, ratio 0", 0, nil, 0, false, ""},
+		{"new trace, ratio 1", 1, nil, 7, true, ""},
+		{"sampled upstream, ratio 0", 0, pipeline.Headers{{Key: "traceparent", Value: sampledParent}}, 7, true, "4bf92f3577b34da6a3ce929d0e0e4736"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			bus := mem.NewBus()
+			out, unsub := bus.Subscribe("hop/#", 10)
+			defer unsub()
+			start(t, graphA(bus), otelflow.New(provider("A", rec, nil), otelflow.WithRootRatio(tc.ratio)))
+			publish(t, bus, "src/d-1", `{"device":"d-1","temp":30}`, tc.headers)
+			got := recv(t, out)
+			tp, ok := got.Headers.Get("traceparent")
+			if ok != tc.wantPropag || tc.wantTraceID != "" && !strings.Contains(tp, tc.wantTraceID) {
+				t.Fatalf("traceparent = %q (present %v), want present %v in trace %q", tp, ok, tc.wantPropag, tc.wantTraceID)
+			}
+			if tc.wantSpans == 0 {
+				if n := len(rec.Started()); n != 0 {
+					t.Fatalf("%d spans started for an unsampled new trace", n)
+				}
+				return
+			}
+			waitSpans(t, rec, tc.wantSpans)
+		})
+	}
+}
+
+// TestSetupRatio: parentbased_traceidratio samples about that fraction of
+// new traces (400 records at 0.5: outside [130, 270] has a probability
+// below 1e-10).
+func TestSetupRatio(t *testing.T) {
+	exp := &countingExporter{}
+	p, err := otelflow.Setup(context.Background(), otelflow.Config{SpanExporter: exp,
+		Getenv: env(map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 400; i++ {
+		oneHop(t, p)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := exp.n.Load(); n < 130 || n > 270 {
+		t.Fatalf("%d of 400 new traces sampled at ratio 0.5", n)
+	}
+}
+
+// countingExporter counts exported spans (tracetest.InMemoryExporter
+// forgets them on Shutdown).
+type countingExporter struct{ n atomic.Int64 }
+
+func (c *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	c.n.Add(int64(len(spans)))
+	return nil
+}
+func (*countingExporter) Shutdown(context.Context) error { return nil }
