@@ -169,8 +169,14 @@ func TestBadJSONDeadLetteredWhileGoodFlow(t *testing.T) {
 // publishing, starts it again, and checks that every message the broker
 // acknowledged to the producer reaches the consumer through the pipeline.
 func TestAtLeastOnceAcrossBrokerRestart(t *testing.T) {
+	for _, async := range []string{"false", "true"} {
+		t.Run("async_publish="+async, func(t *testing.T) { atLeastOnce(t, async) })
+	}
+}
+
+func atLeastOnce(t *testing.T, async string) {
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
-	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{
+	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{"async_publish": async,
 		"client_id": "alo-pipeline", "session_expiry": "600", "reconnect_max": "500ms", "publish_timeout": "30s"}))
 	var seenMu sync.Mutex
 	seenIn := map[string]int{}
