@@ -77,6 +77,7 @@ pipeline hot {
   from readings
   filter ` + "`temp > 25.0`" + `
   set alert ` + "`true`" + `
+  log "hot reading"
   to "file://${OUT}" encode json
 }
 `
@@ -180,6 +181,10 @@ func TestRunFinite(t *testing.T) {
 	if !strings.Contains(r.stderr, "record dropped") {
 		t.Fatalf("no warning about the bad line: %s", r.stderr)
 	}
+	// The log statement prints even at the default (warn) level.
+	if strings.Count(r.stderr, `msg="hot reading"`) != 2 {
+		t.Fatalf("log statement output missing: %s", r.stderr)
+	}
 }
 
 func freePort(t *testing.T) string {
@@ -222,6 +227,11 @@ func TestRunHTTPAndSignal(t *testing.T) {
 	resp, err := http.Get(base + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	resp, err = http.Get(base + "/stats")

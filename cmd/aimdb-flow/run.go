@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/dsl"
+	"github.com/aimdb-dev/aimdb-flow/observability/metrics"
+	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -30,8 +32,12 @@ On a terminal a one-line status (records in/out/dropped per second) is
 shown on stderr; otherwise only warnings and errors are logged.
 
 --http serves /healthz (the process is up), /readyz (every connector is
-connected; 503 otherwise) and /stats (counters as JSON). It binds loopback
-unless an explicit non-loopback host is given.`
+connected; 503 otherwise), /metrics (Prometheus text; with --hop-latency
+also per-hop latency histograms) and /stats (counters as JSON). It binds
+loopback unless an explicit non-loopback host is given.
+
+--trace (or the standard OTEL_* variables) turns on OpenTelemetry tracing:
+one span per hop, trace context carried across MQTT, Kafka and HTTP.`
 
 func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "run")
@@ -39,6 +45,8 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	logLevel := fs.String("log-level", "warn", "log `LEVEL`: debug, info, warn or error")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "how long in-flight records may take to drain on shutdown")
 	status := fs.String("status", "auto", "live status line: auto (on a terminal), on or off")
+	traceExp := fs.String("trace", "", "OpenTelemetry trace `EXPORTER`: otlp, console or none (default: from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
+	hopLatency := fs.Bool("hop-latency", false, "export per-hop latency histograms on /metrics (costs a little per record)")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
@@ -64,12 +72,36 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	sw := &statusWriter{w: env.stderr, enabled: showStatus}
 	log := slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: level}))
 
-	g, err := dsl.LoadFiles(loadOpts(env, log), fs.Args()...)
+	// log statements in a file always print (at info), whatever --log-level.
+	opts := loadOpts(env, slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	g, err := dsl.LoadFiles(opts, fs.Args()...)
 	if err != nil {
 		printLoadError(env, err)
 		return exitProblems
 	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: log, DrainTimeout: *drain})
+	getenv := func(k string) string { v, _ := env.getenv(k); return v }
+	tp, err := otelflow.Setup(ctx, otelflow.Config{Exporter: *traceExp, Getenv: getenv, Writer: env.stderr})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "aimdb-flow run: tracing: %v\n", err)
+		return exitProblems
+	}
+	defer func() {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("tracing: flushing spans failed", "error", err)
+		}
+	}()
+	var tracer pipeline.Tracer
+	if tp.Enabled() {
+		tracer = tp.PipelineTracer()
+	}
+	var latency *metrics.Latency
+	if *hopLatency {
+		latency = metrics.NewLatency(tracer)
+		tracer = latency
+	}
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: log, DrainTimeout: *drain, Tracer: tracer})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "aimdb-flow: %v\n", err)
 		return exitProblems
@@ -98,7 +130,11 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	}()
 
 	if *httpAddr != "" {
-		srv, ln, err := serveHTTP(*httpAddr, r, log)
+		var mopts []metrics.Option
+		if latency != nil {
+			mopts = append(mopts, metrics.WithLatency(latency))
+		}
+		srv, ln, err := serveHTTP(*httpAddr, r, log, mopts...)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "aimdb-flow run: --http: %v\n", err)
 			return exitProblems
@@ -174,7 +210,7 @@ func rate(n uint64, secs float64) string {
 }
 
 // serveHTTP starts the health endpoints. A bare ":PORT" binds loopback.
-func serveHTTP(addr string, r *pipeline.Runner, log *slog.Logger) (*http.Server, net.Listener, error) {
+func serveHTTP(addr string, r *pipeline.Runner, log *slog.Logger, mopts ...metrics.Option) (*http.Server, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
@@ -186,16 +222,8 @@ func serveHTTP(addr string, r *pipeline.Runner, log *slog.Logger) (*http.Server,
 		log.Warn("http endpoints bound to a non-loopback address; they are reachable from the network", "addr", host)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := r.Ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
+	// /metrics (Prometheus), /healthz and /readyz.
+	mux.Handle("/", metrics.Handler(r, mopts...))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -224,12 +252,14 @@ type statusWriter struct {
 	line    string
 }
 
+// Write writes a log line (above the status line). Writes are serialized:
+// several loggers share the writer.
 func (s *statusWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.enabled {
 		return s.w.Write(p)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.line != "" {
 		s.w.Write([]byte("\r\033[K"))
 	}
