@@ -439,3 +439,32 @@ func TestLabelEscaping(t *testing.T) {
 		t.Fatalf("link = %v", v)
 	}
 }
+
+// TestMeasureEvery: with 1-in-4 measurement, 40 hops still count as 40.
+func TestMeasureEvery(t *testing.T) {
+	r, err := pipeline.NewRunner(testGraph(mem.NewBus()), pipeline.RunOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat := metrics.NewLatency(nil, metrics.MeasureEvery(4))
+	info := &pipeline.HopInfo{Hop: pipeline.HopStage, Pipeline: "hot", Stage: "1:filter"}
+	measured := 0
+	for i := 0; i < 40; i++ {
+		if s := lat.StartHop(context.Background(), &pipeline.Envelope{}, info); s != nil {
+			measured++
+			s.End(nil)
+		}
+	}
+	if measured != 10 {
+		t.Fatalf("measured %d hops of 40, want 10", measured)
+	}
+	var b strings.Builder
+	if err := metrics.Write(&b, r, metrics.WithLatency(lat)); err != nil {
+		t.Fatal(err)
+	}
+	s := parseExposition(t, strings.NewReader(b.String()))
+	if c := s.get(t, "aimdb_flow_hop_duration_seconds_count", "hop", "stage", "pipeline", "hot", "stage", "1:filter", "record", "", "link", ""); c != 40 {
+		t.Fatalf("_count = %v, want 40", c)
+	}
+	checkHistograms(t, s)
+}

@@ -89,6 +89,9 @@ func overheadVariants() []tracerVariant {
 	return []tracerVariant{
 		{"off", func() (pipeline.Tracer, func()) { return nil, func() {} }},
 		{"latency-histograms", func() (pipeline.Tracer, func()) { return metrics.NewLatency(nil), func() {} }},
+		{"latency-histograms-1in16", func() (pipeline.Tracer, func()) {
+			return metrics.NewLatency(nil, metrics.MeasureEvery(16)), func() {}
+		}},
 		{"otel-always", otel(sdktrace.AlwaysSample())},
 		{"otel-always-fused-events", otel(sdktrace.AlwaysSample(), otelflow.WithStageMode(otelflow.FusedStageEvents))},
 		{"otel-always-hops-stage", otel(sdktrace.AlwaysSample(), otelflow.WithHops(pipeline.HopStage))},
