@@ -95,6 +95,7 @@ type client struct {
 	netConn    net.Conn
 	upSignal   signal
 	connects   atomic.Uint64
+	noSubIDs   atomic.Bool // the broker does not support subscription identifiers
 }
 
 var (
@@ -310,6 +311,7 @@ func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	n := cl.connects.Add(1)
 	gen := cl.gen.Add(1)
 	cl.connErr.Store(nil)
+	cl.noSubIDs.Store(ca.Properties != nil && !ca.Properties.SubIDAvailable)
 	cl.up.Store(true)
 	c.log.Info("mqtt connected", "role", cl.role, "broker", c.url.String(), "client_id", cl.id,
 		"session_present", ca.SessionPresent, "connects", n)
@@ -466,12 +468,18 @@ func (c *Conn) subscribe(cl *client, gen uint64) {
 	cm := cl.cm
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ConnectTimeout)
 	defer cancel()
+	if cl.noSubIDs.Load() && len(c.plan) > 1 {
+		c.log.Warn("mqtt broker does not support subscription identifiers: messages matching several subscriptions may be dispatched more than once")
+	}
 	for _, s := range c.plan {
-		id := s.id
-		sa, err := cm.Subscribe(ctx, &paho.Subscribe{
+		sub := &paho.Subscribe{
 			Subscriptions: []paho.SubscribeOptions{{Topic: s.filter, QoS: s.opts.QoS, NoLocal: s.opts.NoLocal, RetainAsPublished: s.opts.RetainAsPublished}},
-			Properties:    &paho.SubscribeProperties{SubscriptionIdentifier: &id},
-		})
+		}
+		if !cl.noSubIDs.Load() {
+			id := s.id
+			sub.Properties = &paho.SubscribeProperties{SubscriptionIdentifier: &id}
+		}
+		sa, err := cm.Subscribe(ctx, sub)
 		if err == nil && len(sa.Reasons) > 0 && sa.Reasons[0] >= 0x80 {
 			err = fmt.Errorf("broker rejected the subscription (reason 0x%02x)", sa.Reasons[0])
 		}
