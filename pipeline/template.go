@@ -92,17 +92,20 @@ func (t *Template) Render(env *Envelope) (string, error) {
 
 func lookupField(env *Envelope, path []string) (string, error) {
 	if len(path) == 1 {
+		// A value that is not a map (nil, raw bytes, an array) has no
+		// fields: the envelope's own fields apply.
+		m, _ := env.Value.(map[string]any)
 		switch path[0] {
 		case "topic":
-			if _, ok := env.Value.(map[string]any)["topic"]; !ok {
+			if _, ok := m["topic"]; !ok {
 				return env.Topic, nil
 			}
 		case "key":
-			if _, ok := env.Value.(map[string]any)["key"]; !ok {
+			if _, ok := m["key"]; !ok {
 				return string(env.Key), nil
 			}
 		case "partition":
-			if _, ok := env.Value.(map[string]any)["partition"]; !ok {
+			if _, ok := m["partition"]; !ok {
 				return strconv.Itoa(int(env.Partition)), nil
 			}
 		}
