@@ -56,6 +56,7 @@ func init() {
 		{name: "fmt", args: "[-w | -l] FILE...", short: "print files in canonical form", long: fmtHelp, run: cmdFmt},
 		{name: "graph", args: "[--format dot|mermaid] FILE...", short: "draw the pipeline graph", long: graphHelp, run: cmdGraph},
 		{name: "test", args: "[-v] [DIR|FILE...]", short: "run pipeline tests (*.test.json)", long: testHelp, run: cmdTest},
+		{name: "bench", args: "[--records N] [--rate R] [--json] FILE...", short: "drive pipeline files with generated records; report throughput and latency per stage", long: benchHelp, run: cmdBench},
 		{name: "version", short: "print the version", run: cmdVersion},
 	}
 }
