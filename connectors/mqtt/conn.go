@@ -284,25 +284,61 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 	if err != nil {
 		return nil, err
 	}
+	var out net.Conn
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), writeTimeout: c.cfg.PublishTimeout}
+	} else {
+		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), writeTimeout: c.cfg.PublishTimeout}
 	}
-	bc := &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10)}
 	cl.netMu.Lock()
-	cl.netConn = bc
+	cl.netConn = out
 	cl.netMu.Unlock()
-	return bc, nil
+	return out, nil
 }
 
-// bufConn buffers reads and serialises writes (paho requires thread-safe
-// writes: it checks for sync.Locker).
+// tcpConn buffers reads (paho reads packet headers byte by byte) and
+// serialises writes (paho requires thread-safe writes and takes the lock
+// around each packet). Embedding *net.TCPConn keeps its vectored write:
+// net.Buffers.WriteTo sends a packet's parts in one writev. Taking the lock
+// also arms a write deadline, so a broker that stops reading fails the
+// connection (and autopaho reconnects) instead of blocking a publish past
+// its timeout.
+type tcpConn struct {
+	*net.TCPConn
+	r            *bufio.Reader
+	mu           sync.Mutex
+	writeTimeout time.Duration
+}
+
+func (t *tcpConn) Read(p []byte) (int, error) { return t.r.Read(p) }
+
+func (t *tcpConn) Lock() {
+	t.mu.Lock()
+	if t.writeTimeout > 0 {
+		_ = t.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+	}
+}
+
+func (t *tcpConn) Unlock() { t.mu.Unlock() }
+
+// bufConn is tcpConn for other connections (TLS): buffered reads,
+// serialised and time-bounded writes.
 type bufConn struct {
 	net.Conn
-	r  *bufio.Reader
-	mu sync.Mutex
+	r            *bufio.Reader
+	mu           sync.Mutex
+	writeTimeout time.Duration
 }
 
 func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *bufConn) Write(p []byte) (int, error) {
+	if b.writeTimeout > 0 {
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
+	}
+	return b.Conn.Write(p)
+}
 func (b *bufConn) Lock()                      { b.mu.Lock() }
 func (b *bufConn) Unlock()                    { b.mu.Unlock() }
 
