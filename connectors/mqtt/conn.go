@@ -339,8 +339,8 @@ func (b *bufConn) Write(p []byte) (int, error) {
 	}
 	return b.Conn.Write(p)
 }
-func (b *bufConn) Lock()                      { b.mu.Lock() }
-func (b *bufConn) Unlock()                    { b.mu.Unlock() }
+func (b *bufConn) Lock()   { b.mu.Lock() }
+func (b *bufConn) Unlock() { b.mu.Unlock() }
 
 func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	c := cl.c
