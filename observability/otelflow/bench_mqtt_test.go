@@ -8,6 +8,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/stages"
@@ -47,7 +48,9 @@ func runBench(b *testing.B, g *pipeline.Graph, tracer pipeline.Tracer, before fu
 // mosquitto: QoS 1 in, JSON decode, filter, JSON encode, QoS 1 out) with
 // the relay's tracing off, always sampled, and 1% sampled. Producer and
 // consumer are aimdb-flow graphs in the same process (identical across
-// variants), so cpu-us/msg differences are the relay's tracing cost.
+// variants), so cpu-us/msg differences are the relay's tracing cost. Each
+// iteration is a round running every variant once; the figures are
+// medians over rounds (cpu-x: CPU relative to "off" in the same round).
 func BenchmarkMQTTRelayTracing(b *testing.B) {
 	br := mqtttest.Start(b, mqtttest.Options{})
 	const n = 4000
@@ -89,52 +92,69 @@ func BenchmarkMQTTRelayTracing(b *testing.B) {
 	tp := func(s sdktrace.Sampler) *sdktrace.TracerProvider {
 		return sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}), sdktrace.WithSampler(s))
 	}
+	always, rooted := tp(sdktrace.AlwaysSample()), tp(sdktrace.ParentBased(sdktrace.AlwaysSample()))
+	defer func() { _ = always.Shutdown(context.Background()) }()
+	defer func() { _ = rooted.Shutdown(context.Background()) }()
 	variants := []struct {
-		name string
-		tp   *sdktrace.TracerProvider
+		name   string
+		tracer pipeline.Tracer
 	}{
 		{"off", nil},
-		{"otel-always", tp(sdktrace.AlwaysSample())},
-		{"otel-ratio-1pct", tp(sdktrace.ParentBased(sdktrace.AlwaysSample()))},
+		{"otel-always", otelflow.New(always)},
+		{"otel-ratio-1pct", otelflow.New(rooted, otelflow.WithRootRatio(0.01))},
 	}
-	for i, v := range variants {
-		b.Run(v.name, func(b *testing.B) {
-			var tracer pipeline.Tracer
-			if v.tp != nil {
-				var opts []otelflow.Option
-				if v.name == "otel-ratio-1pct" {
-					opts = append(opts, otelflow.WithRootRatio(0.01))
-				}
-				tracer = otelflow.New(v.tp, opts...)
-				defer func() { _ = v.tp.Shutdown(context.Background()) }()
-			}
-			relay := pipeline.New().Connector("", mqttBuilderB(b, br.URL(), "bench-relay-"+strconv.Itoa(i)))
+	ctx := context.Background()
+	cpu := make([][]float64, len(variants))
+	wall := make([][]float64, len(variants))
+	round := 0
+	for b.Loop() {
+		round++
+		for i, v := range variants {
+			// A fresh relay per run (no session left behind), started
+			// outside the measured time.
+			relay := pipeline.New().Connector("", mqttRelayBuilder(b, br.URL(), "bench-relay-"+strconv.Itoa(round)+"-"+strconv.Itoa(i)))
 			relay.Record("in").From("mqtt://sensors/temp", codec.JSON{}, qos1)
 			relay.Pipeline("relay").From("in").Via(stages.FilterValue(hotOnly)).To("mqtt://alerts/temp", codec.JSON{}, qos1)
-			_, stop := runBench(b, relay, tracer, nil)
-			defer stop()
-			ctx := context.Background()
-			cpu0 := cpuTime()
-			for b.Loop() {
-				for _, p := range payloads {
-					if err := w.Write(ctx, &pipeline.Envelope{Payload: p}); err != nil {
-						b.Fatal(err)
-					}
+			_, stop := runBench(b, relay, v.tracer, nil)
+			t0, c0 := time.Now(), cpuTime()
+			for _, p := range payloads {
+				if err := w.Write(ctx, &pipeline.Envelope{Payload: p}); err != nil {
+					b.Fatal(err)
 				}
-				rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-				for got := 0; got < hot; got++ {
-					env, err := sink.Recv(rctx)
-					if err != nil {
-						cancel()
-						b.Fatalf("after %d of %d: %v", got, hot, err)
-					}
-					env.Ack.Done()
-				}
-				cancel()
 			}
-			cpu := cpuTime() - cpu0
-			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
-			b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu-us/msg")
-		})
+			rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			for got := 0; got < hot; got++ {
+				env, err := sink.Recv(rctx)
+				if err != nil {
+					cancel()
+					b.Fatalf("%s: after %d of %d: %v", v.name, got, hot, err)
+				}
+				env.Ack.Done()
+			}
+			cancel()
+			wall[i] = append(wall[i], float64(time.Since(t0)))
+			cpu[i] = append(cpu[i], float64(cpuTime()-c0))
+			stop()
+		}
 	}
+	for i, v := range variants {
+		var cr []float64
+		for r := range cpu[i] {
+			cr = append(cr, cpu[i][r]/cpu[0][r])
+		}
+		b.ReportMetric(median(cpu[i])/n/1e3, v.name+"-cpu-us/msg")
+		b.ReportMetric(n/(median(wall[i])/1e9), v.name+"-msgs/s")
+		if i > 0 {
+			b.ReportMetric(median(cr), v.name+"-cpu-x")
+		}
+	}
+}
+
+func mqttRelayBuilder(t testing.TB, url, clientID string) *mqtt.Builder {
+	t.Helper()
+	b, err := mqtt.New(mqtt.Config{URL: url, ClientID: clientID, SessionExpiry: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
