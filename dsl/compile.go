@@ -155,7 +155,7 @@ func (c *compiler) decl(s *Stmt) {
 }
 
 func (c *compiler) connector(a *args) {
-	name, npos, ok := a.ident("a connector name, e.g. connector mqtt \"mqtt://127.0.0.1:1883\"")
+	name, _, ok := a.ident("a connector name, e.g. connector mqtt \"mqtt://127.0.0.1:1883\"")
 	if !ok {
 		return
 	}
@@ -170,16 +170,14 @@ func (c *compiler) connector(a *args) {
 		// A stand-in keeps links on this connector from being reported
 		// as unknown as well.
 		scheme, _, _ := strings.Cut(url, "://")
-		c.g.Connector(name, failedBuilder{scheme: scheme}, npos)
+		c.g.Connector(name, failedBuilder{scheme: scheme}, a.s.Kw.Pos)
 		return
 	}
 	if c.opts.WrapConnector != nil {
 		b = c.opts.WrapConnector(name, url, b)
 	}
-	c.g.Connector(name, b, s2pos(a.s))
+	c.g.Connector(name, b, a.s.Kw.Pos)
 }
-
-func s2pos(s *Stmt) pipeline.Pos { return s.Kw.Pos }
 
 func (c *compiler) record(a *args) {
 	name, npos, ok := a.ident("a record name, e.g. record sensor.temp { ... }")
@@ -554,9 +552,8 @@ func (c *compiler) value(t *Token) (string, bool) {
 	if err != nil {
 		p := t.Pos
 		if t.Kind == String {
-			if i := strings.Index(t.Text, "${"); i >= 0 && off == 0 {
-				off = i - 1
-			}
+			// The offset is in the unquoted text: exact unless escapes
+			// precede the variable.
 			p.Col += 1 + utf8.RuneCountInString(raw[:min(off, len(raw))])
 		}
 		c.errorf(p, "%v", err)
