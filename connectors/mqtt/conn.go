@@ -284,12 +284,14 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 	if err != nil {
 		return nil, err
 	}
+	// A write that makes no progress for this long fails the connection.
+	wt := max(c.cfg.PublishTimeout, c.cfg.KeepAlive)
 	var out net.Conn
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
-		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), writeTimeout: c.cfg.PublishTimeout}
+		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), writeTimeout: wt}
 	} else {
-		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), writeTimeout: c.cfg.PublishTimeout}
+		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), writeTimeout: wt}
 	}
 	cl.netMu.Lock()
 	cl.netConn = out
@@ -301,9 +303,9 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 // serialises writes (paho requires thread-safe writes and takes the lock
 // around each packet). Embedding *net.TCPConn keeps its vectored write:
 // net.Buffers.WriteTo sends a packet's parts in one writev. Taking the lock
-// also arms a write deadline, so a broker that stops reading fails the
-// connection (and autopaho reconnects) instead of blocking a publish past
-// its timeout.
+// also arms a write deadline (the larger of the publish timeout and the
+// keep-alive), so a broker that stops reading fails the connection (and
+// autopaho reconnects) instead of blocking a writer forever.
 type tcpConn struct {
 	*net.TCPConn
 	r            *bufio.Reader
