@@ -498,7 +498,11 @@ func pipelineRelay(ctx context.Context, brokerURL string, async bool) error {
 			return t > 25
 		})).
 		To("mqtt://alerts/temp", codec.JSON{}, pipeline.WithParams(pipeline.Params{"qos": "1"}))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("W2_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: log})
 	if err != nil {
 		return err
