@@ -502,7 +502,11 @@ func (t *Tracer) startGroup(ctx context.Context, inputs []any, info *pipeline.Ho
 	for i, v := range inputs {
 		traces[i] = traceOf(v)
 	}
-	span := t.groupSpan(ctx, traces, "batch "+info.Pipeline, info)
+	owner := info.Pipeline
+	if owner == "" {
+		owner = info.Record
+	}
+	span := t.groupSpan(ctx, traces, "batch "+owner, info)
 	span.End()
 	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: t.meta(info)}
 	h.ended.Store(true)
