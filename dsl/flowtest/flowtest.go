@@ -331,7 +331,7 @@ func (s *Suite) runCase(ctx context.Context, log *slog.Logger, c Case) (fails []
 	if rctx.Err() != nil && ctx.Err() == nil {
 		failf("timed out after %s", timeout)
 	}
-	return append(fails, h.check(c, dlLinks)...)
+	return append(fails, h.check(c, dlLinks, g.ConnectorNames())...)
 }
 
 func matchesAny(filters []string, t string) bool {
@@ -352,7 +352,7 @@ func compactJSON(raw json.RawMessage) []byte {
 	return b
 }
 
-func (h *harness) check(c Case, dlLinks map[string]bool) []string {
+func (h *harness) check(c Case, dlLinks map[string]bool, conns map[string]string) []string {
 	var fails []string
 	failf := func(format string, args ...any) { fails = append(fails, fmt.Sprintf(format, args...)) }
 	h.mu.Lock()
@@ -375,6 +375,10 @@ func (h *harness) check(c Case, dlLinks map[string]bool) []string {
 		l, err := pipeline.ParseLink(k)
 		if err != nil {
 			failf("expect %s: %v", k, err)
+			continue
+		}
+		if _, ok := conns[l.Connector]; !ok {
+			failf("expect %s: the pipeline file declares no connector %q", k, l.Connector)
 			continue
 		}
 		var got []output
@@ -597,9 +601,15 @@ func (c *testConn) Close(context.Context) error { return nil }
 // inputs (and, for a loopback connector, what it was sent) are processed.
 func (c *testConn) Finite([]pipeline.Subscription) bool { return true }
 
-func (c *testConn) dispatch(ctx context.Context, d pipeline.Dispatcher, env pipeline.Envelope) error {
+// dispatch feeds one message; its in-flight count is released when every
+// part of the graph it reached is done with it. counted says the caller
+// already added it to the count (loopback messages are counted when
+// published, so the count never drops to zero in between).
+func (c *testConn) dispatch(ctx context.Context, d pipeline.Dispatcher, env pipeline.Envelope, counted bool) error {
 	h := c.b.h
-	h.inflight.Add(1)
+	if !counted {
+		h.inflight.Add(1)
+	}
 	env.Ack = pipeline.NewAck(func(error) { h.inflight.Add(-1) })
 	env.Time = time.Now()
 	return d.Dispatch(ctx, &env)
@@ -612,7 +622,7 @@ const quiet = 100 * time.Millisecond
 func (c *testConn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
 	h := c.b.h
 	for _, env := range h.inputs[c.b.name] {
-		if c.dispatch(ctx, d, env) != nil {
+		if c.dispatch(ctx, d, env, false) != nil {
 			h.feeding.Add(-1)
 			return nil
 		}
@@ -626,8 +636,7 @@ func (c *testConn) Serve(ctx context.Context, subs []pipeline.Subscription, d pi
 	for {
 		select {
 		case env := <-c.loop:
-			h.inflight.Add(-1) // counted again by dispatch
-			if c.dispatch(ctx, d, env) != nil {
+			if c.dispatch(ctx, d, env, true) != nil {
 				return nil
 			}
 		case <-tick.C:

@@ -30,10 +30,11 @@ func TestFailuresAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"wrong value":            `out://relayed/x message #1: got {"kind":"x","n":1,"where":"in/a"}, want {"n":2}`,
-		"wrong count":            "out://relayed/x: got 1 messages, want 0",
-		"unexpected dead letter": "unexpected dead letters",
-		"input matches no link":  "input bus://elsewhere matches no record's from link",
+		"wrong value":                            `out://relayed/x message #1: got {"kind":"x","n":1,"where":"in/a"}, want {"n":2}`,
+		"wrong count":                            "out://relayed/x: got 1 messages, want 0",
+		"unexpected dead letter":                 "unexpected dead letters",
+		"input matches no link":                  "input bus://elsewhere matches no record's from link",
+		"expectation on an undeclared connector": `expect typo://relayed/x: the pipeline file declares no connector "typo"`,
 	}
 	res := s.Run(context.Background(), quietLog())
 	if len(res) != len(want) {
