@@ -20,6 +20,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
 	"github.com/aimdb-dev/aimdb-flow/device/flow"
 	"github.com/aimdb-dev/aimdb-flow/device/frame"
+	"github.com/aimdb-dev/aimdb-flow/device/jsonflat"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
@@ -54,7 +55,7 @@ func devicePipeline(t *testing.T, w io.Writer, temps []float64) {
 	alerts := f.Record("alerts", buffer.Config{Kind: buffer.Ring, Size: 16})
 	f.Pipeline("hot").From(readings).Filter(hotFilter).
 		Map(`{"device": device, "temp": temp, "seq": seq}`).Into("", alerts)
-	f.Pipeline("uplink").From(alerts).To("", flow.NewFrameSink(frame.NewWriter(w, 200), 180))
+	f.Pipeline("uplink").From(alerts).To("", flow.NewFrameSink(frame.NewWriter(w, 200), jsonflat.Codec{}, 180))
 	if err := f.Validate(); err != nil {
 		t.Error(err)
 		return

@@ -242,13 +242,13 @@ func TestDifferentialAgainstExprLang(t *testing.T) {
 				agreedErr++
 			case werr != nil:
 				mismatches++
-				t.Errorf("%q on %v: expr-lang error %v, device %v", src, env, werr, got)
+				t.Errorf("%q on %v: expr-lang error %v, device %s", src, env, werr, value.Format(got))
 			case gerr != nil:
 				mismatches++
 				t.Errorf("%q on %v: expr-lang %v (%T), device error %v", src, env, want, want, gerr)
 			case !sameResult(want, got):
 				mismatches++
-				t.Errorf("%q on %v: expr-lang %v (%T), device %v (%s)", src, env, want, want, got, got.K)
+				t.Errorf("%q on %v: expr-lang %v (%T), device %s (%s)", src, env, want, want, value.Format(got), got.K)
 			default:
 				agreedOK++
 			}
@@ -300,7 +300,7 @@ func TestDifferentialMapLiterals(t *testing.T) {
 		for k, wv := range wm {
 			gv, ok := dst.Lookup(k)
 			if !ok || !sameResult(wv, gv) {
-				t.Fatalf("%q: field %s: expr-lang %v, device %v", src, k, wv, gv)
+				t.Fatalf("%q: field %s: expr-lang %v, device %s", src, k, wv, value.Format(gv))
 			}
 		}
 	}

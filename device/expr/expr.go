@@ -212,7 +212,7 @@ func (p *Program) EvalInto(env value.Env, dst *value.Object) error {
 		}
 		vals = append(vals, v)
 	}
-	if env == value.Env(dst) {
+	if o, ok := env.(*value.Object); ok && o == dst { // pointer compare: no interface equality in device builds
 		return errors.New("expr: EvalInto needs a destination distinct from env")
 	}
 	dst.Reset()
@@ -568,8 +568,8 @@ func (p *Program) call(n *node, env value.Env) (value.Value, error) {
 		case value.Float:
 			return value.IntOf(int64(a.F)), nil
 		case value.String:
-			i, err := strconv.ParseInt(bytesString(a.S), 10, 64)
-			if err != nil {
+			i, ok := parseInt(bytesString(a.S), 10)
+			if !ok {
 				return p.fail(n, n.name, a, b, ErrConvert)
 			}
 			return value.IntOf(i), nil
@@ -581,8 +581,8 @@ func (p *Program) call(n *node, env value.Env) (value.Value, error) {
 		case value.Float:
 			return a, nil
 		case value.String:
-			f, err := strconv.ParseFloat(bytesString(a.S), 64)
-			if err != nil {
+			f, ok := parseFloat(bytesString(a.S))
+			if !ok {
 				return p.fail(n, n.name, a, b, ErrConvert)
 			}
 			return value.FloatOf(f), nil

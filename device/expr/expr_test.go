@@ -23,7 +23,7 @@ func record() *value.Object {
 func TestEval(t *testing.T) {
 	tests := []struct {
 		src  string
-		want string // Value.String() of the result, or "error: <substring>"
+		want string // value.Format of the result, or "error: <substring>"
 	}{
 		{`temp > 25.0 && device startsWith "d-"`, "true"},
 		{`temp > 25 and not ok`, "false"},
@@ -57,12 +57,12 @@ func TestEval(t *testing.T) {
 			v, err := p.Eval(record())
 			if e, ok := strings.CutPrefix(tt.want, "error: "); ok {
 				if err == nil || !strings.Contains(err.Error(), e) {
-					t.Fatalf("got %v, %v; want error %q", v, err, e)
+					t.Fatalf("got %s, %v; want error %q", value.Format(v), err, e)
 				}
 				return
 			}
-			if err != nil || v.String() != tt.want {
-				t.Fatalf("got %v, %v; want %s", v, err, tt.want)
+			if err != nil || value.Format(v) != tt.want {
+				t.Fatalf("got %s, %v; want %s", value.Format(v), err, tt.want)
 			}
 		})
 	}
@@ -119,7 +119,7 @@ func TestEvalIntoMapLiteral(t *testing.T) {
 	var sb strings.Builder
 	for i := 0; i < dst.Len(); i++ {
 		f := dst.Field(i)
-		fmt.Fprintf(&sb, "%s=%s ", f.Name, f.Val)
+		fmt.Fprintf(&sb, "%s=%s ", f.Name, value.Format(f.Val))
 	}
 	if got := sb.String(); got != "device=d-7 temp_f=81.5 alert=true " {
 		t.Fatalf("got %q", got)

@@ -178,12 +178,18 @@ func unquote(s string, q byte) (string, int, error) {
 			case '\\', '"', '\'':
 				b = append(b, e)
 			case 'x', 'u', 'U':
-				n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e]
+				n := 2
+				switch e {
+				case 'u':
+					n = 4
+				case 'U':
+					n = 8
+				}
 				if i+n > len(s) {
 					return "", 0, strError("short escape")
 				}
-				v, err := strconv.ParseUint(s[i:i+n], 16, 32)
-				if err != nil {
+				v, ok := parseInt(s[i:i+n], 16)
+				if !ok || s[i] == '+' || s[i] == '-' || v > 0x10FFFF {
 					return "", 0, strError("invalid escape")
 				}
 				if e == 'x' {

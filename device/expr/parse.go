@@ -456,21 +456,21 @@ func (p *parser) parseMap() (int32, error) {
 func parseNumber(s string) (value.Value, error) {
 	clean := strings.ReplaceAll(s, "_", "")
 	if strings.HasPrefix(clean, "0x") || strings.HasPrefix(clean, "0X") {
-		i, err := strconv.ParseInt(clean[2:], 16, 64)
-		if err != nil {
+		i, ok := parseInt(clean[2:], 16)
+		if !ok || clean[2:] == "" || clean[2] == '+' || clean[2] == '-' {
 			return value.Value{}, strError("invalid number " + s)
 		}
 		return value.IntOf(i), nil
 	}
 	if strings.ContainsAny(clean, ".eE") {
-		f, err := strconv.ParseFloat(clean, 64)
-		if err != nil {
-			return value.Value{}, strError("invalid number " + s)
+		f, ok := parseFloat(clean)
+		if !ok {
+			return value.Value{}, strError("float literal " + s + " is outside the device subset (at most 15 significant digits and |exponent| <= 22)")
 		}
 		return value.FloatOf(f), nil
 	}
-	i, err := strconv.ParseInt(clean, 10, 64)
-	if err != nil {
+	i, ok := parseInt(clean, 10)
+	if !ok {
 		return value.Value{}, strError("invalid integer " + s)
 	}
 	return value.IntOf(i), nil

@@ -4,7 +4,8 @@
 // After that, writing a record, running it through filters and maps, and
 // writing it to a sink allocate nothing.
 //
-// Records hold encoded messages (topic + flat JSON, at most MaxMsg bytes)
+// Records hold encoded messages (topic + a binflat or JSON record, at most
+// MaxMsg bytes)
 // in a pipeline/buffer buffer (ring, latest, mailbox or queue). A pipeline
 // reads one record, decodes each message into a preallocated value.Object,
 // runs its filters and maps (device/expr expressions, the device subset of
@@ -21,13 +22,25 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 
+	"github.com/aimdb-dev/aimdb-flow/device/binflat"
 	"github.com/aimdb-dev/aimdb-flow/device/expr"
 	"github.com/aimdb-dev/aimdb-flow/device/frame"
-	"github.com/aimdb-dev/aimdb-flow/device/jsonflat"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
 )
+
+// Codec encodes records for storage in a record's buffer and for sinks.
+type Codec interface {
+	Append(dst []byte, o *value.Object) ([]byte, error)
+	Decode(data []byte, o *value.Object) error
+}
+
+// The codecs: binflat.Codec{} (the default storage; it needs no float
+// parsing or formatting, so a device build that never uses JSON links none
+// of strconv's float tables) and jsonflat.Codec{}. This package imports
+// neither JSON nor float formatting itself.
 
 // MaxMsg is the largest encoded message (topic + payload) a record holds.
 const MaxMsg = 192
@@ -35,6 +48,7 @@ const MaxMsg = 192
 // Msg is one buffered message, stored by value in a record's buffer.
 type Msg struct {
 	n, topicLen uint16
+	seq         uint32 // write sequence number, checked by readers
 	b           [MaxMsg]byte
 }
 
@@ -57,13 +71,13 @@ func (m *Msg) Set(topic, payload []byte) error {
 	return nil
 }
 
-// encode writes topic and the JSON form of obj into m.
-func (m *Msg) encode(topic []byte, obj *value.Object) error {
+// encode writes topic and obj (encoded with c) into m.
+func (m *Msg) encode(c Codec, topic []byte, obj *value.Object) error {
 	if len(topic) > MaxMsg {
 		return ErrMsgTooLong
 	}
 	m.topicLen = uint16(copy(m.b[:], topic))
-	out, err := jsonflat.Append(m.b[m.topicLen:m.topicLen], obj)
+	out, err := c.Append(m.b[m.topicLen:m.topicLen], obj)
 	if err != nil {
 		return err
 	}
@@ -82,6 +96,9 @@ type Config struct {
 	// Scratch sizes each expression's string scratch (default
 	// expr.DefaultScratch).
 	Scratch int
+	// Storage is how records hold messages (default binflat.Codec{}). Record.WriteRaw
+	// payloads must be in this encoding.
+	Storage Codec
 }
 
 // Flow is a set of records and pipelines, built once at start-up.
@@ -103,24 +120,44 @@ func New(cfg Config) *Flow {
 	if cfg.Scratch <= 0 {
 		cfg.Scratch = expr.DefaultScratch
 	}
+	if cfg.Storage == nil {
+		cfg.Storage = binflat.Codec{}
+	}
 	return &Flow{cfg: cfg}
+}
+
+// ref is what a record's buffer carries: a slot in the record's message
+// pool and the sequence number written there. Buffers copy their elements
+// by value; keeping the element this small keeps TinyGo's generated code
+// small (large by-value aggregates bloat it) and copies cheap.
+type ref struct {
+	slot uint16
+	seq  uint32
 }
 
 // Record is a named stream of messages with one buffer.
 type Record struct {
 	name   string
-	buf    buffer.Buffer[Msg]
-	msg    Msg // staging for Write (kept here, not on a small device stack)
+	buf    buffer.Buffer[ref]
+	mu     sync.Mutex // guards pool slots against a concurrent reader (Run)
+	pool   []Msg      // cap+2 slots: what the buffer holds, one being read, one being written
+	seq    uint32
 	writes uint64
+	codec  Codec
 }
 
 // Record declares a record with the given buffer (see pipeline/buffer).
+// Its message storage (MaxMsg bytes per slot) is allocated here.
 func (f *Flow) Record(name string, cfg buffer.Config) *Record {
 	if err := cfg.Validate(); err != nil {
 		f.errs = append(f.errs, errors.New("record "+name+": "+err.Error()))
 		cfg = buffer.Config{Kind: buffer.Latest}
 	}
-	r := &Record{name: name, buf: buffer.New[Msg](cfg)}
+	n := 1
+	if cfg.Kind == buffer.Ring || cfg.Kind == buffer.Queue {
+		n = cfg.Size
+	}
+	r := &Record{name: name, buf: buffer.New[ref](cfg), pool: make([]Msg, n+2), codec: f.cfg.Storage}
 	f.records = append(f.records, r)
 	return r
 }
@@ -128,30 +165,61 @@ func (f *Flow) Record(name string, cfg buffer.Config) *Record {
 // Name returns the record name.
 func (r *Record) Name() string { return r.name }
 
-// Write encodes obj as flat JSON under topic and pushes it. Only a queue
+// slot returns the pool slot for the next write (the caller holds r.mu).
+func (r *Record) slot() (*Msg, ref) {
+	rf := ref{slot: uint16(r.seq % uint32(len(r.pool))), seq: r.seq}
+	m := &r.pool[rf.slot]
+	m.seq = rf.seq
+	return m, rf
+}
+
+func (r *Record) push(ctx context.Context, rf ref) error {
+	r.seq++
+	r.writes++
+	return r.buf.Push(ctx, rf)
+}
+
+// Write encodes obj (with the flow's Storage codec) under topic and pushes it. Only a queue
 // buffer blocks (when full). Write is for the record's single writer.
 func (r *Record) Write(ctx context.Context, topic string, obj *value.Object) error {
-	if err := r.msg.encode(stringBytes(topic), obj); err != nil {
+	r.mu.Lock()
+	m, rf := r.slot()
+	err := m.encode(r.codec, stringBytes(topic), obj)
+	r.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	r.writes++
-	return r.buf.Push(ctx, r.msg)
+	return r.push(ctx, rf)
 }
 
 // WriteRaw pushes an already encoded payload.
 func (r *Record) WriteRaw(ctx context.Context, topic, payload []byte) error {
-	if err := r.msg.Set(topic, payload); err != nil {
+	r.mu.Lock()
+	m, rf := r.slot()
+	err := m.Set(topic, payload)
+	r.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	r.writes++
-	return r.buf.Push(ctx, r.msg)
+	return r.push(ctx, rf)
+}
+
+// read copies the message rf refers to into dst; false if the slot was
+// reused meanwhile (the reader lagged).
+func (r *Record) read(rf ref, dst *Msg) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	src := &r.pool[rf.slot]
+	if src.seq != rf.seq {
+		return false
+	}
+	dst.n, dst.topicLen, dst.seq = src.n, src.topicLen, src.seq
+	copy(dst.b[:src.n], src.b[:src.n])
+	return true
 }
 
 // Stats returns the record buffer's counters.
 func (r *Record) Stats() buffer.Stats { return r.buf.Stats() }
-
-// Subscribe adds a reader to the record (for code outside a pipeline).
-func (r *Record) Subscribe() buffer.Reader[Msg] { return r.buf.Subscribe() }
 
 // Close closes the record's buffer: its readers drain and stop.
 func (r *Record) Close() { r.buf.Close() }
@@ -170,22 +238,24 @@ func (f SinkFunc) Send(ctx context.Context, topic []byte, obj *value.Object) err
 	return f(ctx, topic, obj)
 }
 
-// FrameSink encodes records as flat JSON and writes them as framed record
-// messages (device/frame) to w: the publisher sink for a UART.
+// FrameSink encodes records (binflat or jsonflat) and writes them as framed
+// record messages (device/frame) to a byte stream: the publisher sink for a
+// UART.
 type FrameSink struct {
-	w   *frame.Writer
-	buf []byte
+	w     *frame.Writer
+	codec Codec
+	buf   []byte
 }
 
-// NewFrameSink returns a sink writing to fw; maxPayload bounds the encoded
-// JSON (its buffer is allocated here).
-func NewFrameSink(fw *frame.Writer, maxPayload int) *FrameSink {
-	return &FrameSink{w: fw, buf: make([]byte, 0, maxPayload)}
+// NewFrameSink returns a sink writing to fw with codec c; maxPayload bounds
+// the encoded record (its buffer is allocated here).
+func NewFrameSink(fw *frame.Writer, c Codec, maxPayload int) *FrameSink {
+	return &FrameSink{w: fw, codec: c, buf: make([]byte, 0, maxPayload)}
 }
 
 // Send implements Sink.
 func (s *FrameSink) Send(_ context.Context, topic []byte, obj *value.Object) error {
-	out, err := jsonflat.Append(s.buf[:0], obj)
+	out, err := s.codec.Append(s.buf[:0], obj)
 	if err != nil {
 		return err
 	}
@@ -218,7 +288,7 @@ type Pipeline struct {
 	name    string
 	f       *Flow
 	from    *Record
-	rd      buffer.Reader[Msg]
+	rd      buffer.Reader[ref]
 	stages  []stage
 	sink    Sink
 	into    *Record
@@ -315,20 +385,21 @@ func (f *Flow) Poll(ctx context.Context) (int, error) {
 		for {
 			m, ok, err := p.rd.TryRecv()
 			if err != nil {
-				var lag *buffer.LagError
-				if errors.As(err, &lag) {
+				// Buffers return *LagError unwrapped; a type assertion (not
+				// errors.As) keeps reflection out of device builds.
+				if lag, ok := err.(*buffer.LagError); ok {
 					p.stats.Lagged += lag.Missed
 					continue
 				}
-				if err == buffer.ErrClosed {
-					break
-				}
-				return total, err
+				break // TryRecv's only other error is buffer.ErrClosed
 			}
 			if !ok {
 				break
 			}
-			p.msg = m
+			if !p.from.read(m, &p.msg) {
+				p.stats.Lagged++
+				continue
+			}
 			total++
 			if err := p.process(ctx); err != nil && ctx.Err() != nil {
 				return total, ctx.Err()
@@ -361,22 +432,26 @@ func (p *Pipeline) run(ctx context.Context) error {
 	for {
 		m, err := p.rd.Recv(ctx)
 		if err != nil {
-			var lag *buffer.LagError
+			lag, isLag := err.(*buffer.LagError)
 			switch {
-			case errors.As(err, &lag):
+			case isLag:
 				p.stats.Lagged += lag.Missed
 				continue
-			case err == buffer.ErrClosed:
-				if p.into != nil {
-					p.into.Close()
-				}
-				return nil
 			case ctx.Err() != nil:
 				return nil
 			}
-			return err
+			// Recv's only other error is buffer.ErrClosed (compared by
+			// elimination: interface equality would link reflection into
+			// device builds).
+			if p.into != nil {
+				p.into.Close()
+			}
+			return nil
 		}
-		p.msg = m
+		if !p.from.read(m, &p.msg) {
+			p.stats.Lagged++
+			continue
+		}
 		p.process(ctx)
 	}
 }
@@ -393,7 +468,7 @@ func (p *Pipeline) fail(err error) error {
 func (p *Pipeline) process(ctx context.Context) error {
 	p.stats.In++
 	cur, spare := p.objs[0], p.objs[1]
-	if err := jsonflat.Decode(p.msg.Payload(), cur); err != nil {
+	if err := p.from.codec.Decode(p.msg.Payload(), cur); err != nil {
 		return p.fail(err)
 	}
 	for i := range p.stages {
@@ -421,9 +496,13 @@ func (p *Pipeline) process(ctx context.Context) error {
 	}
 	var err error
 	if p.into != nil {
-		if err = p.into.msg.encode(topic, cur); err == nil {
-			p.into.writes++
-			err = p.into.buf.Push(ctx, p.into.msg)
+		r := p.into
+		r.mu.Lock()
+		m, rf := r.slot()
+		err = m.encode(r.codec, topic, cur)
+		r.mu.Unlock()
+		if err == nil {
+			err = r.push(ctx, rf)
 		}
 	} else {
 		err = p.sink.Send(ctx, topic, cur)

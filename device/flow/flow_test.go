@@ -13,6 +13,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/device/flow"
 	"github.com/aimdb-dev/aimdb-flow/device/frame"
 	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
+	"github.com/aimdb-dev/aimdb-flow/device/jsonflat"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
 )
@@ -29,7 +30,7 @@ func build(t testing.TB, w io.Writer) (*flow.Flow, *flow.Record, *flow.Pipeline)
 		Filter(hotFilter).
 		Map(`{"device": device, "temp": temp, "alert": true}`).
 		Into("", alerts)
-	f.Pipeline("uplink").From(alerts).To("alerts/temp", flow.NewFrameSink(frame.NewWriter(w, 160), 140))
+	f.Pipeline("uplink").From(alerts).To("alerts/temp", flow.NewFrameSink(frame.NewWriter(w, 160), jsonflat.Codec{}, 140))
 	if err := f.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 }
 
 func TestStageErrorsAreCountedNotFatal(t *testing.T) {
-	f := flow.New(flow.Config{})
+	f := flow.New(flow.Config{Storage: jsonflat.Codec{}})
 	in := f.Record("in", buffer.Config{Kind: buffer.Queue, Size: 4})
 	var seen []string
 	var out []string
@@ -123,7 +124,7 @@ func TestRingLagIsCounted(t *testing.T) {
 	var n int
 	p := f.Pipeline("p").From(in).To("", flow.SinkFunc(func(context.Context, []byte, *value.Object) error { n++; return nil }))
 	for i := 0; i < 5; i++ {
-		in.WriteRaw(context.Background(), nil, []byte(`{}`))
+		in.WriteRaw(context.Background(), nil, []byte{0}) // an empty binflat record
 	}
 	f.Poll(context.Background())
 	if st := p.Stats(); st.Lagged != 3 || n != 2 {
@@ -210,7 +211,7 @@ func Example() {
 	f.Pipeline("alerts").From(readings).
 		Filter(`temp > 25.0 && device startsWith "d-"`).
 		Map(`{"device": device, "temp": temp, "alert": true}`).
-		To("alerts/temp", flow.NewFrameSink(frame.NewWriter(&uart, 160), 140))
+		To("alerts/temp", flow.NewFrameSink(frame.NewWriter(&uart, 160), jsonflat.Codec{}, 140))
 	if err := f.Validate(); err != nil {
 		panic(err)
 	}

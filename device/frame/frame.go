@@ -52,33 +52,41 @@ func CRC16(b []byte) uint16 {
 func AppendEncode(dst, msg []byte) []byte {
 	crc := CRC16(msg)
 	tail := [2]byte{byte(crc >> 8), byte(crc)}
-	codeAt := len(dst)
-	dst = append(dst, 0)
-	code := byte(1)
-	emit := func(c byte) {
-		if c == 0 {
-			dst[codeAt] = code
-			codeAt = len(dst)
-			dst = append(dst, 0)
-			code = 1
-			return
-		}
-		dst = append(dst, c)
-		code++
-		if code == 0xFF {
-			dst[codeAt] = code
-			codeAt = len(dst)
-			dst = append(dst, 0)
-			code = 1
-		}
-	}
+	e := cobsEncoder{dst: dst, codeAt: len(dst), code: 1}
+	e.dst = append(e.dst, 0)
 	for _, c := range msg {
-		emit(c)
+		e.put(c)
 	}
-	emit(tail[0])
-	emit(tail[1])
-	dst[codeAt] = code
-	return append(dst, 0)
+	e.put(tail[0])
+	e.put(tail[1])
+	e.dst[e.codeAt] = e.code
+	return append(e.dst, 0)
+}
+
+// cobsEncoder is a plain struct rather than a closure: TinyGo heap-allocates
+// variables captured by closures on some targets.
+type cobsEncoder struct {
+	dst    []byte
+	codeAt int
+	code   byte
+}
+
+func (e *cobsEncoder) put(c byte) {
+	if c == 0 {
+		e.dst[e.codeAt] = e.code
+		e.codeAt = len(e.dst)
+		e.dst = append(e.dst, 0)
+		e.code = 1
+		return
+	}
+	e.dst = append(e.dst, c)
+	e.code++
+	if e.code == 0xFF {
+		e.dst[e.codeAt] = e.code
+		e.codeAt = len(e.dst)
+		e.dst = append(e.dst, 0)
+		e.code = 1
+	}
 }
 
 // Decode decodes one frame body (without the 0x00 delimiter) in place and

@@ -42,6 +42,19 @@ type decoder struct {
 	data []byte
 	i    int
 	dst  *value.Object
+	out  []byte // string being unescaped (the arena's free tail)
+	n    int
+}
+
+// put appends one byte to the string being decoded. (A method, not a
+// closure: TinyGo heap-allocates closure-captured variables on some targets.)
+func (d *decoder) put(c byte) bool {
+	if d.n == len(d.out) {
+		return false
+	}
+	d.out[d.n] = c
+	d.n++
+	return true
 }
 
 func (d *decoder) fail(err error) error { return &SyntaxError{Offset: d.i, Err: err} }
@@ -158,24 +171,16 @@ func (d *decoder) number() (value.Value, error) {
 	if b[d.i] == '-' {
 		d.i++
 	}
-	digits := func() int {
-		n := 0
-		for d.i < len(b) && b[d.i] >= '0' && b[d.i] <= '9' {
-			d.i++
-			n++
-		}
-		return n
-	}
 	if d.i < len(b) && b[d.i] == '0' {
 		d.i++
-	} else if digits() == 0 {
+	} else if d.digits() == 0 {
 		return value.Value{}, d.fail(ErrSyntax)
 	}
 	isFloat := false
 	if d.i < len(b) && b[d.i] == '.' {
 		d.i++
 		isFloat = true
-		if digits() == 0 {
+		if d.digits() == 0 {
 			return value.Value{}, d.fail(ErrSyntax)
 		}
 	}
@@ -185,7 +190,7 @@ func (d *decoder) number() (value.Value, error) {
 		if d.i < len(b) && (b[d.i] == '+' || b[d.i] == '-') {
 			d.i++
 		}
-		if digits() == 0 {
+		if d.digits() == 0 {
 			return value.Value{}, d.fail(ErrSyntax)
 		}
 	}
@@ -196,10 +201,19 @@ func (d *decoder) number() (value.Value, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(bytesString(text), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
+	if ne, ok := err.(*strconv.NumError); err != nil && !(ok && ne.Err == strconv.ErrRange) {
 		return value.Value{}, d.fail(ErrSyntax)
 	}
 	return value.FloatOf(f), nil
+}
+
+func (d *decoder) digits() int {
+	n := 0
+	for d.i < len(d.data) && d.data[d.i] >= '0' && d.data[d.i] <= '9' {
+		d.i++
+		n++
+	}
+	return n
 }
 
 func parseInt(b []byte) (int64, bool) {
@@ -234,16 +248,7 @@ func (d *decoder) str() ([]byte, error) {
 		return nil, d.fail(ErrSyntax)
 	}
 	d.i++
-	out := d.dst.Arena()
-	n := 0
-	put := func(c byte) bool {
-		if n == len(out) {
-			return false
-		}
-		out[n] = c
-		n++
-		return true
-	}
+	d.out, d.n = d.dst.Arena(), 0
 	for {
 		if d.i >= len(b) {
 			return nil, d.fail(ErrSyntax)
@@ -252,7 +257,7 @@ func (d *decoder) str() ([]byte, error) {
 		switch {
 		case c == '"':
 			d.i++
-			return d.dst.Commit(n), nil
+			return d.dst.Commit(d.n), nil
 		case c < 0x20:
 			return nil, d.fail(ErrSyntax)
 		case c == '\\':
@@ -300,7 +305,7 @@ func (d *decoder) str() ([]byte, error) {
 				var tmp [4]byte
 				w := utf8.EncodeRune(tmp[:], ru)
 				for k := 0; k < w; k++ {
-					if !put(tmp[k]) {
+					if !d.put(tmp[k]) {
 						return nil, d.fail(value.ErrArenaFull)
 					}
 				}
@@ -308,7 +313,7 @@ func (d *decoder) str() ([]byte, error) {
 			default:
 				return nil, d.fail(ErrSyntax)
 			}
-			if !put(r) {
+			if !d.put(r) {
 				return nil, d.fail(value.ErrArenaFull)
 			}
 		case c >= utf8.RuneSelf:
@@ -319,13 +324,13 @@ func (d *decoder) str() ([]byte, error) {
 				src = replacementChar[:]
 			}
 			for _, x := range src {
-				if !put(x) {
+				if !d.put(x) {
 					return nil, d.fail(value.ErrArenaFull)
 				}
 			}
 			d.i += w
 		default:
-			if !put(c) {
+			if !d.put(c) {
 				return nil, d.fail(value.ErrArenaFull)
 			}
 			d.i++
@@ -439,3 +444,12 @@ func appendString(dst, s []byte) []byte {
 	}
 	return append(dst, '"')
 }
+
+// Codec adapts the package to device/flow's Codec interface.
+type Codec struct{}
+
+// Append implements flow.Codec.
+func (Codec) Append(dst []byte, o *value.Object) ([]byte, error) { return Append(dst, o) }
+
+// Decode implements flow.Codec.
+func (Codec) Decode(data []byte, o *value.Object) error { return Decode(data, o) }

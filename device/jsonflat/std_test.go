@@ -57,7 +57,7 @@ func FuzzDecode(f *testing.F) {
 					}
 				}
 				if !ok {
-					t.Fatalf("%s %q: field %q = %v, encoding/json %v", label, data, k, gv, wv)
+					t.Fatalf("%s %q: field %q = %s, encoding/json %v", label, data, k, value.Format(gv), wv)
 				}
 			}
 		}

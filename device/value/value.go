@@ -114,8 +114,10 @@ func (v Value) AppendText(dst []byte) []byte {
 	return append(dst, "nil"...)
 }
 
-// String formats v for debugging (allocates).
-func (v Value) String() string { return string(v.AppendText(nil)) }
+// Format formats v for debugging (allocates). It is a function, not a
+// String method, so that device builds which never format values do not
+// link float formatting through interface method tables.
+func Format(v Value) string { return string(v.AppendText(nil)) }
 
 // BytesEqual reports whether a and b hold the same bytes (no allocation on
 // any compiler).

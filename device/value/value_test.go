@@ -52,7 +52,7 @@ func TestEqual(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if got := tt.a.Equal(tt.b); got != tt.want {
-			t.Errorf("%v == %v: %v", tt.a, tt.b, got)
+			t.Errorf("%s == %s: %v", value.Format(tt.a), value.Format(tt.b), got)
 		}
 	}
 }
