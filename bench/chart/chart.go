@@ -93,9 +93,11 @@ func (r Report) barPanel(b *bytes.Buffer, y float64) float64 {
 	y += 24
 	xmax := 1.2
 	for _, bar := range r.Bars {
-		xmax = max(xmax, bar.Value*1.1, bar.Max*1.05, bar.Target*1.15)
+		// Whiskers do not stretch the axis (one noisy round would squash
+		// every bar); they are clipped at its end.
+		xmax = max(xmax, bar.Value*1.1, bar.Target*1.15)
 	}
-	xmax = math.Min(xmax, 20)
+	xmax = math.Min(xmax, 5)
 	xmax = niceCeil(xmax)
 	sx := func(v float64) float64 { return plotX0 + (plotX1-plotX0)*math.Min(v, xmax)/xmax }
 	top := y

@@ -44,6 +44,7 @@ func main() {
 		rounds = flag.Int("rounds", 5, "A/B rounds per workload")
 		only   = flag.String("only", "", "comma-separated workload names to run (default all; see -list)")
 		list   = flag.Bool("list", false, "list the workloads and exit")
+		redraw = flag.String("chart", "", "redraw the .md and .svg of an earlier run from its `JSON` report, then exit")
 		outDir = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
 		procs  = flag.Int("procs", 0, "GOMAXPROCS for the measured processes (0: Go's default, the number of usable cores)")
 		n      = flag.Int("n", 0, "records per run (default per workload)")
@@ -64,6 +65,12 @@ func main() {
 	if *list {
 		for _, w := range workloads() {
 			fmt.Printf("%-10s %s\n", w.name, w.about)
+		}
+		return
+	}
+	if *redraw != "" {
+		if err := redrawReport(*redraw); err != nil {
+			fatal(err)
 		}
 		return
 	}
@@ -144,6 +151,27 @@ func main() {
 	}
 	fmt.Print(md)
 	fmt.Printf("\nwrote %s.json, %s.md and %s.svg (%.0f s)\n", base, base, base, rep.Seconds)
+}
+
+// redrawReport rewrites the markdown and SVG of a JSON report.
+func redrawReport(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	base := strings.TrimSuffix(path, ".json")
+	if err := os.WriteFile(base+".md", []byte(rep.markdown(filepath.Base(base)+".svg")), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".svg", rep.chart(), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s.md and %s.svg\n", base, base)
+	return nil
 }
 
 func fatal(err error) {
@@ -531,7 +559,7 @@ func (r report) chart() []byte {
 			c.Bars = append(c.Bars, chart.Bar{Label: label, Value: w.Median / w.Goal, Target: 1, Lower: w.Lower, Met: w.Met,
 				Min: w.Min / w.Goal, Max: w.Max / w.Goal, Caption: fmt.Sprintf("%s %s", fmtNum(w.Median), w.Unit)})
 		}
-		if len(w.Latency) > 0 {
+		if w.Latency["p50"] > 0 || w.Latency["p99"] > 0 {
 			c.Latencies = append(c.Latencies, chart.Latency{Label: label, P50: w.Latency["p50"], P99: w.Latency["p99"]})
 		}
 		if w.Workload == scalingPipelines {

@@ -28,7 +28,7 @@ func runScaling(ctx context.Context, cfg *config) ([]result, error) {
 }
 
 func scalingCores2(ctx context.Context, cfg *config) ([]result, error) {
-	n := cfg.pick(1_000_000, 100_000)
+	n := cfg.pick(1_000_000, 50_000)
 	input, err := w1Input(cfg, n)
 	if err != nil {
 		return nil, err
@@ -68,8 +68,11 @@ func scalingCores2(ctx context.Context, cfg *config) ([]result, error) {
 // pipeline counts within each round. Memory per pipeline is the slope of
 // peak RSS against the number of pipelines (least squares).
 func scalingPipelinesCurve(ctx context.Context, cfg *config) ([]result, error) {
-	total := cfg.pick(1_000_000, 128_000)
+	total := cfg.pick(1_000_000, 64_000)
 	counts := []int{1, 2, 4, 8, 16, 32, 64}
+	if cfg.quick {
+		counts = []int{1, 4, 16, 64}
+	}
 	inputs := map[int]string{}
 	for _, k := range counts {
 		p, err := w1Input(cfg, max(total/k, 1))

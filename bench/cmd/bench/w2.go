@@ -35,10 +35,10 @@ type w2Result struct {
 // runs the hand-written relay and then the pipeline relay, each in its
 // own child process, unpaced and then paced.
 func runW2(ctx context.Context, cfg *config) ([]result, error) {
-	n := cfg.pick(100_000, 20_000)
+	n := cfg.pick(100_000, 5_000)
 	paced, rate := 10_000, 2000
 	if cfg.quick {
-		paced = 2000
+		paced = 1000
 	}
 	stop, url, err := startMosquitto(ctx, cfg.dir)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // hand-written kafka-go loop and the pipeline, each in a child process
 // with a fresh consumer group and output topic.
 func runW3(ctx context.Context, cfg *config) ([]result, error) {
-	n := cfg.pick(500_000, 60_000)
+	n := cfg.pick(300_000, 30_000)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listenLoopback))
 	if err != nil {
 		return nil, err
