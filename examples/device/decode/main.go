@@ -27,19 +27,20 @@ import (
 func main() {
 	wantMin := flag.Int("want-min", 0, "exit 1 unless at least this many records pass the filter")
 	in := flag.String("in", "/dev/stdin", "device stream: a file, FIFO, tty or host:port")
+	format := flag.String("codec", "binflat", "record encoding the device uses: binflat or json")
 	flag.Parse()
-	if err := run(*in, *wantMin); err != nil {
+	var dec pipeline.Decoder = serial.BinFlat{}
+	if *format == "json" {
+		dec = codec.JSON{}
+	}
+	if err := run(*in, dec, *wantMin); err != nil {
 		fmt.Fprintln(os.Stderr, "decode:", err)
 		os.Exit(1)
 	}
 }
 
-func run(in string, wantMin int) error {
-	ep := "serial://" + in
-	if in[0] == '/' {
-		ep = "serial://" + in // serial:///dev/stdin
-	}
-	dev, err := serial.Factory(ep, nil)
+func run(in string, dec pipeline.Decoder, wantMin int) error {
+	dev, err := serial.Factory("serial://"+in, nil) // serial:///dev/stdin or serial://host:port
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func run(in string, wantMin int) error {
 	}
 	var n atomic.Int64
 	g := pipeline.New().Connector("dev", dev).Connector("", file.NewStdio(nil, nil, nil))
-	g.Record("alerts").From("dev://#", codec.JSON{})
+	g.Record("alerts").From("dev://#", dec)
 	g.Pipeline("edge").From("alerts").
 		Via(stages.Filter(func(env *pipeline.Envelope) (bool, error) {
 			ok, err := exprlang.Run(prog, env.Value)
