@@ -93,5 +93,22 @@ func Group(inputs []pipeline.Envelope) pipeline.Envelope {
 		out.Time = inputs[len(inputs)-1].Time
 		out.Trace = inputs[0].Trace
 	}
+	if len(inputs) > 1 && inputs[0].Trace != nil {
+		// Keep every input's trace state so a tracer can link the group's
+		// span to each input (otelflow.TraceGroup). With tracing off Trace
+		// is nil and nothing is allocated.
+		tg := make(traceGroup, len(inputs))
+		for i := range inputs {
+			tg[i] = inputs[i].Trace
+		}
+		out.Trace = tg
+	}
 	return out
 }
+
+// traceGroup carries a group's input trace states; tracers recognise it by
+// its TraceInputs method.
+type traceGroup []any
+
+// TraceInputs returns the trace state of each input of the group.
+func (g traceGroup) TraceInputs() []any { return g }
