@@ -47,6 +47,22 @@ func TestPipelineFiles(t *testing.T) {
 			if generated == 0 {
 				t.Error("no source was driven")
 			}
+			// What loops back arrives: every looped-back publish reaches the
+			// loopback source (demo.flow: readings -> mqtt -> sensor.temp).
+			var looped, received uint64
+			for _, s := range rep.Sinks {
+				if s.Loopback {
+					looped += s.Messages
+				}
+			}
+			for _, s := range rep.Sources {
+				if s.Loopback {
+					received += s.Messages
+				}
+			}
+			if looped != received {
+				t.Errorf("looped back %d messages, loopback sources received %d", looped, received)
+			}
 			var text bytes.Buffer
 			if err := rep.WriteText(&text); err != nil {
 				t.Fatal(err)
