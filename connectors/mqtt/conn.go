@@ -43,6 +43,10 @@ type Stats struct {
 // pipeline.Source and pipeline.Readiness (and, wrapped in AsyncConn,
 // pipeline.AsyncPublisher).
 type Conn struct {
+	// deadLetter dead-letters records the broker permanently rejected
+	// after an asynchronous hand-off (from pipeline.BuildEnv).
+	deadLetter func(ctx context.Context, env *pipeline.Envelope, dest string, cause error) error
+
 	cfg       Config
 	name      string
 	log       *slog.Logger
@@ -110,7 +114,7 @@ func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{cfg: cfg, name: env.Name, log: log, url: u, inbound: env.Inbound, serving: make(chan struct{}),
+	c := &Conn{cfg: cfg, name: env.Name, log: log, url: u, inbound: env.Inbound, serving: make(chan struct{}), deadLetter: env.DeadLetter,
 		nackBO: pipeline.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}}
 	if u.Scheme == "mqtts" {
 		if c.tls, err = tlsConfig(cfg, u.Hostname()); err != nil {

@@ -476,31 +476,38 @@ func TestQoS2BothWays(t *testing.T) {
 
 // TestRejectedPublishIsDeadLettered: mosquitto's ACL denies publishing to
 // forbidden/#; the broker's rejection is final and the record goes to the
-// dead-letter destination with the reason, while allowed records flow.
+// dead-letter destination with the reason, while allowed records flow. In
+// both publish modes: synchronous (the runner dead-letters the returned
+// error) and asynchronous (the connector reports the rejection through
+// pipeline.BuildEnv.DeadLetter after the hand-off).
 func TestRejectedPublishIsDeadLettered(t *testing.T) {
-	br := mqtttest.Start(t, mqtttest.Options{ACL: "topic readwrite #\ntopic deny forbidden/#\n"})
-	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), nil))
-	g.Record("in").From("mqtt://jobs/+", codec.JSON{})
-	g.Pipeline("p").From("in").To("mqtt://{dest}/x", codec.JSON{})
-	g.DeadLetterTo("mqtt://dlq", codec.Raw{})
-	sub := newClient(t, br.URL(), clientOpts{Subscribe: []string{"allowed/#", "dlq"}, QoS: 1})
-	run(t, g)
-	pub := newClient(t, br.URL(), clientOpts{})
-	pub.publish("jobs/1", `{"dest":"forbidden"}`, 1)
-	pub.publish("jobs/2", `{"dest":"allowed"}`, 1)
-	seen := map[string]msg{}
-	for len(seen) < 2 {
-		m := sub.recv(10 * time.Second)
-		seen[m.Topic] = m
-	}
-	if _, ok := seen["allowed/x"]; !ok {
-		t.Fatalf("allowed record missing: %v", seen)
-	}
-	var d pipeline.DeadLetter
-	if err := json.Unmarshal([]byte(seen["dlq"].Payload), &d); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(d.Error, "rejected") || !strings.Contains(d.Stage, "publish") || d.Payload != `{"dest":"forbidden"}` {
-		t.Fatalf("dead letter %+v", d)
+	for _, mode := range []pipeline.Params{nil, {"async_publish": "true"}} {
+		t.Run(fmt.Sprintf("async=%v", mode["async_publish"] == "true"), func(t *testing.T) {
+			br := mqtttest.Start(t, mqtttest.Options{ACL: "topic readwrite #\ntopic deny forbidden/#\n"})
+			g := pipeline.New().Connector("mqtt", builder(t, br.URL(), mode))
+			g.Record("in").From("mqtt://jobs/+", codec.JSON{})
+			g.Pipeline("p").From("in").To("mqtt://{dest}/x", codec.JSON{})
+			g.DeadLetterTo("mqtt://dlq", codec.Raw{})
+			sub := newClient(t, br.URL(), clientOpts{Subscribe: []string{"allowed/#", "dlq"}, QoS: 1})
+			run(t, g)
+			pub := newClient(t, br.URL(), clientOpts{})
+			pub.publish("jobs/1", `{"dest":"forbidden"}`, 1)
+			pub.publish("jobs/2", `{"dest":"allowed"}`, 1)
+			seen := map[string]msg{}
+			for len(seen) < 2 {
+				m := sub.recv(10 * time.Second)
+				seen[m.Topic] = m
+			}
+			if _, ok := seen["allowed/x"]; !ok {
+				t.Fatalf("allowed record missing: %v", seen)
+			}
+			var d pipeline.DeadLetter
+			if err := json.Unmarshal([]byte(seen["dlq"].Payload), &d); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(d.Error, "rejected") || !strings.Contains(d.Stage, "publish") || d.Payload != `{"dest":"forbidden"}` {
+				t.Fatalf("dead letter %+v", d)
+			}
+		})
 	}
 }

@@ -18,6 +18,26 @@ import (
 // removed from a full offline queue.
 var ErrDropped = errors.New("mqtt: dropped from the full offline queue (policy drop-oldest)")
 
+// RejectedError is a permanent publish failure: the broker answered with a
+// failure reason code (not authorized, quota exceeded, ...) or the client
+// refused the packet as invalid. Retrying cannot help, so the record is
+// dead-lettered when the graph has a destination.
+type RejectedError struct {
+	Topic  string
+	Code   byte   // MQTT 5 reason code (>= 0x80), 0 when Err is set
+	Reason string // ": reason string" from the broker, if any
+	Err    error
+}
+
+func (e *RejectedError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("mqtt: publish to %s: %v", e.Topic, e.Err)
+	}
+	return fmt.Sprintf("mqtt: broker rejected publish to %s: reason 0x%02x%s", e.Topic, e.Code, e.Reason)
+}
+
+func (e *RejectedError) Unwrap() error { return e.Err }
+
 // ErrClosed is reported for records still queued when the connector closed.
 var ErrClosed = errors.New("mqtt: connector closed")
 
@@ -330,9 +350,9 @@ func (p *publisher) attempt(parent context.Context, r *pubReq) (retry bool, err 
 		if resp.Properties != nil && resp.Properties.ReasonString != "" {
 			reason = ": " + resp.Properties.ReasonString
 		}
-		return false, fmt.Errorf("mqtt: broker rejected publish to %s: reason 0x%02x%s", r.p.Topic, resp.ReasonCode, reason)
+		return false, &RejectedError{Topic: r.p.Topic, Code: resp.ReasonCode, Reason: reason}
 	case errors.Is(err, paho.ErrInvalidArguments):
-		return false, fmt.Errorf("mqtt: publish to %s: %w", r.p.Topic, err)
+		return false, &RejectedError{Topic: r.p.Topic, Err: err}
 	case p.workCtx.Err() != nil:
 		return false, ErrClosed
 	case parent.Err() != nil:
@@ -517,14 +537,39 @@ var _ pipeline.AsyncPublisher = AsyncConn{}
 // timeout passed. Up to Config.MaxInflight publishes are in flight at once,
 // so their order on the wire may differ slightly; MaxInflight 1 keeps it.
 //
-// A failure reaches the runner only through the ack: the source message is
-// rejected (redelivered), never dead-lettered. That is why asynchronous
-// publishing is opt-in.
+// A permanent failure (*RejectedError: the broker refused the record) is
+// dead-lettered through the graph's dead-letter destination when there is
+// one, and the record acknowledged; otherwise, and for transient failures
+// (timeouts, lost connections past the publish timeout), the source message
+// is rejected so it is redelivered.
 func (a AsyncConn) PublishAsync(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
 	c := a.Conn
 	r := c.newReq(ctx, dest, opts, env)
 	r.deadline = time.Now().Add(c.cfg.PublishTimeout) // the hand-off ctx ends with this call
 	ack := env.Ack
-	r.done = ack.Finish
+	r.done = func(err error) {
+		var rej *RejectedError
+		if err == nil || c.deadLetter == nil || !errors.As(err, &rej) {
+			ack.Finish(err)
+			return
+		}
+		// Dead-letter off the publisher's worker, which must not wait on
+		// its own queue if the destination is this connector.
+		go func() {
+			dl := pipeline.Envelope{Topic: r.p.Topic, Payload: r.p.Payload, Time: time.Now()}
+			if r.p.Properties != nil {
+				for _, u := range r.p.Properties.User {
+					dl.Headers = append(dl.Headers, pipeline.Header{Key: u.Key, Value: u.Value})
+				}
+			}
+			dctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
+			defer cancel()
+			if dlErr := c.deadLetter(dctx, &dl, r.p.Topic, err); dlErr != nil {
+				ack.Finish(err)
+				return
+			}
+			ack.Done()
+		}()
+	}
 	return c.pub.enqueue(ctx, r)
 }
