@@ -47,6 +47,7 @@ func main() {
 		redraw = flag.String("chart", "", "redraw the .md and .svg of an earlier run from its `JSON` report, then exit")
 		outDir = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
 		procs  = flag.Int("procs", 0, "GOMAXPROCS for the measured processes (0: Go's default, the number of usable cores)")
+		prof   = flag.String("cpuprofile", "", "write a CPU profile of every harness child into `DIR` (go tool pprof -top DIR/FILE)")
 		n      = flag.Int("n", 0, "records per run (default per workload)")
 		// Child-process flags (internal).
 		child   = flag.String("child", "", "internal: run one variant and print its result")
@@ -110,7 +111,12 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	cfg := &config{quick: *quick, rounds: *rounds, records: *n, procs: *procs, root: root, dir: dir, self: self}
+	cfg := &config{quick: *quick, rounds: *rounds, records: *n, procs: *procs, root: root, dir: dir, self: self, profile: *prof}
+	if *prof != "" {
+		if err := os.MkdirAll(*prof, 0o755); err != nil {
+			fatal(err)
+		}
+	}
 	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(*procs), Quick: *quick, Rounds: *rounds}
 	started := time.Now()
 	for _, w := range workloads() {
@@ -193,6 +199,8 @@ type config struct {
 	root    string // module root
 	dir     string // scratch directory, removed at exit
 	self    string // this executable
+	profile string // directory for children's CPU profiles ("": none)
+	spawned int    // children started (numbers the profiles)
 }
 
 // pick returns the record count for a workload: -n, else quick or full.
@@ -420,6 +428,16 @@ type childRun struct {
 func spawn(ctx context.Context, cfg *config, procs int, variant string, args ...string) (childRun, error) {
 	cmd := exec.CommandContext(ctx, cfg.self, append([]string{"-child", variant}, args...)...)
 	cmd.Env = cfg.env(procs)
+	if cfg.profile != "" {
+		cfg.spawned++
+		name := strings.Map(func(r rune) rune {
+			if r == '/' || r == ' ' || r == '=' {
+				return '_'
+			}
+			return r
+		}, fmt.Sprintf("%03d-%s-%s.pprof", cfg.spawned, variant, strings.Join(args[max(len(args)-2, 0):], "")))
+		cmd.Env = append(cmd.Env, profileEnv+"="+filepath.Join(cfg.profile, name))
+	}
 	p, err := runProc(ctx, cmd)
 	if err != nil {
 		return childRun{}, fmt.Errorf("child %s: %w", variant, err)

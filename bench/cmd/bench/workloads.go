@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -38,10 +39,26 @@ type childArgs struct {
 	n, k, expect                           int
 }
 
+// profileEnv names the file a child writes its CPU profile to.
+const profileEnv = "AIMDB_BENCH_CPUPROFILE"
+
 // runChild executes one variant in this (child) process and prints JSON.
 func runChild(a childArgs) int {
 	var cr childRun
 	var err error
+	if path := os.Getenv(profileEnv); path != "" {
+		f, perr := os.Create(path)
+		if perr != nil {
+			fmt.Fprintln(os.Stderr, perr)
+			return 1
+		}
+		defer f.Close()
+		if perr := pprof.StartCPUProfile(f); perr != nil {
+			fmt.Fprintln(os.Stderr, perr)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	out := a.output
 	if out == "" {
@@ -98,6 +115,7 @@ func runChild(a childArgs) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	pprof.StopCPUProfile()
 	cr.RSS = vmHWM(0)
 	json.NewEncoder(os.Stdout).Encode(cr)
 	return 0
