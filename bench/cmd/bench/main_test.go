@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMedianAndMinmax(t *testing.T) {
+	tests := []struct {
+		in          []float64
+		med, lo, hi float64
+	}{
+		{[]float64{3}, 3, 3, 3},
+		{[]float64{5, 1, 3}, 3, 1, 5},
+		{[]float64{4, 1, 3, 2}, 2.5, 1, 4},
+		{nil, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.med {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.med)
+		}
+		if lo, hi := minmax(tt.in); lo != tt.lo || hi != tt.hi {
+			t.Errorf("minmax(%v) = %v, %v; want %v, %v", tt.in, lo, hi, tt.lo, tt.hi)
+		}
+	}
+}
+
+func TestSummarizeTargets(t *testing.T) {
+	ge := func(x float64) bool { return x >= 0.8 }
+	r := summarize("w", "cand", "base", "rec/s", []float64{10, 30, 20}, []float64{0.7, 0.9, 0.85}, "≥0.8×", ge)
+	if r.Median != 20 || r.Min != 10 || r.Max != 30 || r.Ratio != 0.85 || r.Met == nil || !*r.Met {
+		t.Errorf("with baseline: %+v", r)
+	}
+	// Without a baseline the target applies to the median.
+	r = summarize("w", "ring", "", "values/s", []float64{4e6, 6e6, 7e6}, nil, "≥5M/s", func(x float64) bool { return x >= 5e6 })
+	if r.Met == nil || !*r.Met || r.Ratio != 0 {
+		t.Errorf("without baseline: %+v", r)
+	}
+	r = summarize("w", "x", "base", "rec/s", []float64{1}, []float64{0.5}, "", nil)
+	if r.Met != nil {
+		t.Errorf("no target but a verdict: %+v", r)
+	}
+}
+
+// TestAlternate checks the A/B order, the per-round ratios and the
+// same-work check, with stand-in variants.
+func TestAlternate(t *testing.T) {
+	var order []string
+	mk := func(name string, wall time.Duration, records func(round int) int) abRun {
+		return abRun{name, func(_ context.Context, round int) (childRun, error) {
+			order = append(order, name)
+			return childRun{Records: records(round), Wall: wall, CPU: wall, RSS: 8 << 20}, nil
+		}}
+	}
+	same := func(int) int { return 7 }
+	cfg := &config{rounds: 3}
+	tput, cpu, rss, ratios, err := alternate(context.Background(), cfg, 1000, []abRun{
+		mk("a", time.Second, same), mk("b", 500*time.Millisecond, same)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ""); got != "ababab" {
+		t.Errorf("order %q, want ababab", got)
+	}
+	if median(tput["a"]) != 1000 || median(tput["b"]) != 2000 || median(ratios["b"]) != 2 || len(ratios["b"]) != 3 {
+		t.Errorf("tput %v ratios %v", tput, ratios)
+	}
+	if median(cpu["a"]) != 1e6 || median(rss["b"]) != 8 {
+		t.Errorf("cpu %v rss %v", cpu, rss)
+	}
+	// A variant that writes less than the baseline is an error, as is one
+	// whose output changes between rounds.
+	if _, _, _, _, err := alternate(context.Background(), cfg, 1000, []abRun{
+		mk("a", time.Second, same), mk("b", time.Second, func(int) int { return 6 })}); err == nil {
+		t.Error("different work: no error")
+	}
+	if _, _, _, _, err := alternate(context.Background(), cfg, 1000, []abRun{
+		mk("a", time.Second, func(r int) int { return r })}); err == nil {
+		t.Error("output changing between rounds: no error")
+	}
+}
+
+func TestReportMarkdownAndChart(t *testing.T) {
+	yes, no := true, false
+	rep := report{Date: "2026-01-01T00:00:00Z", Rounds: 5, Machine: map[string]string{"cpu": "Test CPU", "cores": "2", "gomaxprocs": "2", "go": "go1.26"},
+		Workloads: []result{
+			{Workload: "W1", Variant: "loop", Unit: "rec/s", Median: 2.5e6, Min: 2e6, Max: 3e6},
+			{Workload: "W1", Variant: "pipeline", Baseline: "loop", Unit: "rec/s", Median: 2e6, Min: 1e6, Max: 3e6,
+				Ratio: 0.81, Ratios: []float64{0.8, 0.81, 0.9}, Target: "≥0.80×", Goal: 0.8, Met: &yes},
+			{Workload: "W2", Variant: "pipeline", Baseline: "paho", Unit: "CPU µs/msg", Median: 30, Ratio: 1.3, Ratios: []float64{1.3},
+				Goal: 1.1, Lower: true, Met: &no, Latency: map[string]float64{"p50": 800, "p99": 2500}},
+			{Workload: scalingPipelines, Variant: "1 pipeline", Unit: "rec/s", Median: 1e6, Extra: map[string]float64{"pipelines": 1, "RSS MiB": 20}},
+			{Workload: scalingPipelines, Variant: "4 pipelines", Baseline: "1 pipeline", Unit: "rec/s", Median: 9e5, Ratio: 0.9, Ratios: []float64{0.9}, Extra: map[string]float64{"pipelines": 4, "RSS MiB": 28}},
+		},
+		Skipped: []string{"w3: no kfake"}}
+	md := rep.markdown("x.svg")
+	for _, want := range []string{"Test CPU", "GOMAXPROCS 2", "**0.81×** loop [0.80 0.81 0.90]", "| yes |", "| **no** |", "p50 800 µs", "Skipped: w3: no kfake", "[x.svg](x.svg)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	svg := string(rep.chart())
+	for _, want := range []string{"<svg", "W1 · pipeline", "target ≥0.8", "target ≤1.1", "polyline", "Test CPU"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("svg lacks %q", want)
+		}
+	}
+	// The scaling rows are drawn as a curve, not as ratio bars.
+	if strings.Contains(svg, "4 pipelines: 0.90×") {
+		t.Error("scaling row drawn as a bar")
+	}
+}
+
+func TestFmtNum(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{{2.5e6, "2.50M"}, {45000, "45k"}, {250, "250"}, {3.14159, "3.14"}, {0, "0.00"}, {0.0123, "0.0123"}} {
+		if got := fmtNum(c.in); got != c.want {
+			t.Errorf("fmtNum(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
