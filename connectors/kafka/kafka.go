@@ -272,6 +272,12 @@ func (c *conn) Close(ctx context.Context) error {
 		if err := closeWithin(ctx, w.Close); err != nil {
 			errs = append(errs, fmt.Errorf("flush producer: %w", err))
 		}
+		// kafka-go's Writer.Close releases only a transport it created
+		// itself: close the idle connections (and metadata pollers) of
+		// ours, or their goroutines and sockets outlive the connector.
+		if tr, ok := w.Transport.(*kafkago.Transport); ok {
+			tr.CloseIdleConnections()
+		}
 	}
 	if c.src != nil {
 		if err := c.src.close(ctx); err != nil {
