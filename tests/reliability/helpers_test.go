@@ -276,6 +276,9 @@ type mqttClient struct {
 	t  testing.TB
 	cm *autopaho.ConnectionManager
 	ch chan mqttMsg
+	// close disconnects and waits for the client's goroutines (also run
+	// by t.Cleanup).
+	close func()
 }
 
 type clientOpts struct {
@@ -337,13 +340,14 @@ func newMQTTClient(t testing.TB, brokerURL string, o clientOpts) *mqttClient {
 		t.Fatal(err)
 	}
 	c.cm = cm
-	t.Cleanup(func() {
+	c.close = sync.OnceFunc(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer dcancel()
 		_ = cm.Disconnect(dctx)
 		cancel()
 		<-cm.Done()
 	})
+	t.Cleanup(c.close)
 	select {
 	case <-ready:
 	case <-time.After(15 * time.Second):
