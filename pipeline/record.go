@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
@@ -24,9 +23,6 @@ type record struct {
 	readers  int // fixed before Run starts
 	writer   writerKind
 
-	mu     sync.Mutex
-	latest Envelope
-	has    bool
 	writes atomic.Uint64
 	closed atomic.Bool
 }
@@ -46,23 +42,20 @@ func (r *record) subscribe() buffer.Reader[Envelope] {
 // The caller keeps its own share either way.
 func (r *record) write(ctx context.Context, env *Envelope) error {
 	r.writes.Add(1)
-	r.mu.Lock()
-	r.latest = *env
-	r.latest.Ack = nil
-	r.has = true
-	r.mu.Unlock()
-	if r.readers == 0 {
-		return nil
-	}
-	e := *env
+	// The buffer keeps the latest value (Last), so the write is one copy
+	// of the envelope into the buffer and nothing else.
 	if !r.lossless {
-		e.Ack = nil
-		return r.buf.Push(ctx, e)
+		a := env.Ack
+		env.Ack = nil
+		err := r.buf.Push(ctx, *env)
+		env.Ack = a
+		return err
 	}
-	e.Ack.Add(r.readers)
-	if err := r.buf.Push(ctx, e); err != nil {
+	a := env.Ack
+	a.Add(r.readers)
+	if err := r.buf.Push(ctx, *env); err != nil {
 		for i := 0; i < r.readers; i++ {
-			e.Ack.Nack(err)
+			a.Nack(err)
 		}
 		return err
 	}
@@ -76,7 +69,7 @@ func (r *record) close() {
 }
 
 func (r *record) get() (Envelope, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.latest, r.has
+	e, ok := r.buf.Last()
+	e.Ack = nil
+	return e, ok
 }

@@ -557,7 +557,6 @@ func (e *outputError) Unwrap() error { return e.err }
 func (o *outRun) send(ctx context.Context, env *Envelope) error {
 	o.scratch = *env
 	out := &o.scratch
-	defer func() { o.scratch = Envelope{} }()
 	if env.Value != nil {
 		span := o.r.hooks.start(ctx, out, o.encInfo)
 		p, err := o.link.Encoder.Encode(env.Value)
@@ -652,9 +651,9 @@ type publisherRun struct {
 
 func (p *publisherRun) run(ctx context.Context) error {
 	var env Envelope // hoisted: escapes once, not once per record
+	var err error
 	for {
-		e, err := p.in.Recv(ctx)
-		env = e
+		env, err = p.in.Recv(ctx)
 		if err != nil {
 			var lag *buffer.LagError
 			switch {
@@ -893,13 +892,13 @@ func (p *pipeRun) recv(ctx context.Context) (Envelope, bool, error) {
 
 func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
 	var env Envelope // hoisted: escapes once, not once per record
+	var ok bool
+	var err error
 	for {
-		e, ok, err := p.recv(ctx)
+		env, ok, err = p.recv(ctx)
 		if !ok {
 			return err
 		}
-		env = e
 		p.settle(ctx, &env, chain(ctx, &env))
-		env = Envelope{}
 	}
 }

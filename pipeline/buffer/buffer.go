@@ -172,6 +172,9 @@ type Buffer[T any] interface {
 	Stats() Stats
 	// Config returns the configuration the buffer was built with.
 	Config() Config
+	// Last returns the most recently pushed value, whether or not a reader
+	// has taken it; ok is false before the first push.
+	Last() (v T, ok bool)
 }
 
 // Reader receives values from a Buffer. A Reader is used by one goroutine.

@@ -307,3 +307,32 @@ func ExampleNew() {
 	fmt.Println(v, b.Stats().Delivered)
 	// Output: hello 1
 }
+
+func TestLast(t *testing.T) {
+	for _, cfg := range kinds {
+		t.Run(cfg.String(), func(t *testing.T) {
+			b := buffer.New[int](cfg)
+			if _, ok := b.Last(); ok {
+				t.Fatal("Last before any push")
+			}
+			b.Push(ctxT(t), 1) // no reader yet
+			if v, ok := b.Last(); !ok || v != 1 {
+				t.Fatalf("Last = %d, %v", v, ok)
+			}
+			r := b.Subscribe()
+			if v, _ := b.Last(); v != 1 {
+				t.Fatalf("after subscribe Last = %d", v)
+			}
+			for i := 2; i <= 5; i++ {
+				b.Push(ctxT(t), i)
+				if v, _ := b.Last(); v != i {
+					t.Fatalf("Last = %d, want %d", v, i)
+				}
+				r.TryRecv()
+				if v, _ := b.Last(); v != i {
+					t.Fatalf("after read Last = %d, want %d", v, i)
+				}
+			}
+		})
+	}
+}

@@ -37,6 +37,12 @@ func (l *latest[T]) Push(_ context.Context, v T) error {
 	return nil
 }
 
+func (l *latest[T]) Last() (T, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.val, l.version > 0
+}
+
 func (l *latest[T]) Subscribe() Reader[T] {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -44,6 +44,12 @@ func (m *mailbox[T]) Push(_ context.Context, v T) error {
 	return nil
 }
 
+func (m *mailbox[T]) Last() (T, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.val, m.pushed > 0
+}
+
 func (m *mailbox[T]) Subscribe() Reader[T] {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -82,9 +88,7 @@ type mailboxReader[T any] struct {
 func (rd *mailboxReader[T]) next() (v T, ok bool, err error) {
 	m := rd.m
 	if m.full && !rd.closed {
-		v = m.val
-		var zero T
-		m.val = zero
+		v = m.val // kept in the slot: Last reports it
 		m.full = false
 		m.delivered++
 		return v, true, nil

@@ -15,6 +15,11 @@ type queue[T any] struct {
 	delivered uint64
 	readers   []*queueReader[T]
 	writer    waiter // the writer parks here while some reader is full
+	// last is the most recent value when there was no reader to hold it;
+	// with readers, the value stays in their slots (consumed slots are not
+	// cleared: that would cost a write per value, and retention is bounded
+	// by the queue size).
+	last T
 }
 
 func newQueue[T any](n int) *queue[T] {
@@ -48,15 +53,34 @@ func (q *queue[T]) Push(ctx context.Context, v T) error {
 		}
 		q.mu.Lock()
 	}
+	if len(q.readers) == 0 {
+		q.last = v
+	}
 	for _, rd := range q.readers {
 		rd.items[(rd.start+rd.n)%len(rd.items)] = v
 		rd.n++
+		rd.written++
 		rd.w.wake()
 	}
 	q.pushed++
 	q.events.Add(1)
 	q.mu.Unlock()
 	return nil
+}
+
+func (q *queue[T]) Last() (v T, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pushed == 0 {
+		return v, false
+	}
+	if len(q.readers) == 0 || q.readers[0].written == 0 {
+		return q.last, true
+	}
+	// Every push since reader 0 subscribed went to it, so its newest slot
+	// holds the newest value.
+	rd := q.readers[0]
+	return rd.items[(rd.start+rd.n-1+len(rd.items))%len(rd.items)], true
 }
 
 func (q *queue[T]) Subscribe() Reader[T] {
@@ -89,20 +113,19 @@ func (q *queue[T]) Stats() Stats {
 }
 
 type queueReader[T any] struct {
-	q      *queue[T]
-	items  []T
-	start  int
-	n      int
-	w      waiter
-	closed bool
+	q       *queue[T]
+	items   []T
+	start   int
+	n       int
+	written uint64 // values ever pushed to this reader
+	w       waiter
+	closed  bool
 }
 
 func (rd *queueReader[T]) next() (v T, ok bool, err error) {
 	q := rd.q
 	if rd.n > 0 && !rd.closed {
-		var zero T
 		v = rd.items[rd.start]
-		rd.items[rd.start] = zero
 		rd.start = (rd.start + 1) % len(rd.items)
 		rd.n--
 		q.delivered++

@@ -39,6 +39,15 @@ func (r *ring[T]) Push(_ context.Context, v T) error {
 	return nil
 }
 
+func (r *ring[T]) Last() (v T, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.head == 0 {
+		return v, false
+	}
+	return r.slots[(r.head-1)%uint64(len(r.slots))], true
+}
+
 func (r *ring[T]) Subscribe() Reader[T] {
 	r.mu.Lock()
 	defer r.mu.Unlock()
