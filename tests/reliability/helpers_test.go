@@ -287,6 +287,8 @@ type clientOpts struct {
 	// Persistent resumes the session across broker restarts (clean start
 	// false, session expiry 600s).
 	Persistent bool
+	// Username and Password authenticate the client.
+	Username, Password string
 }
 
 func newMQTTClient(t testing.TB, brokerURL string, o clientOpts) *mqttClient {
@@ -332,6 +334,9 @@ func newMQTTClient(t testing.TB, brokerURL string, o clientOpts) *mqttClient {
 	}
 	if o.Persistent {
 		cfg.SessionExpiryInterval = 600
+	}
+	if o.Username != "" {
+		cfg.ConnectUsername, cfg.ConnectPassword = o.Username, []byte(o.Password)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cm, err := autopaho.NewConnection(ctx, cfg)
