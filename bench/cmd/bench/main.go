@@ -430,12 +430,16 @@ func spawn(ctx context.Context, cfg *config, procs int, variant string, args ...
 	cmd.Env = cfg.env(procs)
 	if cfg.profile != "" {
 		cfg.spawned++
-		name := strings.Map(func(r rune) rune {
-			if r == '/' || r == ' ' || r == '=' {
-				return '_'
+		name := fmt.Sprintf("%03d-%s", cfg.spawned, variant)
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-k" {
+				name += "-k" + args[i+1]
 			}
-			return r
-		}, fmt.Sprintf("%03d-%s-%s.pprof", cfg.spawned, variant, strings.Join(args[max(len(args)-2, 0):], "")))
+		}
+		if procs > 0 {
+			name += fmt.Sprintf("-procs%d", procs)
+		}
+		name += ".pprof"
 		cmd.Env = append(cmd.Env, profileEnv+"="+filepath.Join(cfg.profile, name))
 	}
 	p, err := runProc(ctx, cmd)
