@@ -270,6 +270,9 @@ func TestMQTTToKafkaSurvivesBrokerRestarts(t *testing.T) {
 	checkDelivery(t, n, src, far)
 	t.Logf("%d outages (%d mosquitto), %d records: source acked %d distinct (%d nacks), Kafka holds %d distinct of %d expected, %d duplicates",
 		len(outages), restarts, n, src.acked.distinct(), sumCounts(src.nacked), far.distinct(), want, far.duplicates())
+	if r := src.reasons(); len(r) > 0 {
+		t.Logf("rejections at the source: %v", r)
+	}
 }
 
 // TestKafkaToMQTTSurvivesClusterRestarts consumes a Kafka topic in a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,10 +50,14 @@ func (s *syncBuffer) String() string {
 }
 
 // testLogger captures logs and prints them (the last 8 KiB) only when the
-// test fails.
+// test fails, or in full when RELIABILITY_LOG is set.
 func testLogger(t testing.TB, level slog.Level) (*slog.Logger, *syncBuffer) {
 	buf := &syncBuffer{}
 	t.Cleanup(func() {
+		if os.Getenv("RELIABILITY_LOG") != "" {
+			t.Logf("pipeline log:\n%s", buf.String())
+			return
+		}
 		if t.Failed() {
 			s := buf.String()
 			if len(s) > 8192 {
@@ -194,10 +199,24 @@ type probe struct {
 	pipeline.Builder
 	acked  *counts // seq -> times acked successfully
 	nacked *counts // seq -> times rejected
+
+	errMu sync.Mutex
+	errs  map[string]int // rejection reasons
+}
+
+// reasons returns the rejection reasons seen, with their counts.
+func (p *probe) reasons() map[string]int {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	out := make(map[string]int, len(p.errs))
+	for k, v := range p.errs {
+		out[k] = v
+	}
+	return out
 }
 
 func newProbe(b pipeline.Builder) *probe {
-	return &probe{Builder: b, acked: newCounts(), nacked: newCounts()}
+	return &probe{Builder: b, acked: newCounts(), nacked: newCounts(), errs: map[string]int{}}
 }
 
 func (p *probe) ParseLinkOptions(dir pipeline.Direction, address string, params pipeline.Params) (any, error) {
@@ -256,6 +275,11 @@ func (pd probeDispatcher) Dispatch(ctx context.Context, env *pipeline.Envelope) 
 				pd.p.acked.add(seq)
 			} else {
 				pd.p.nacked.add(seq)
+				pd.p.errMu.Lock()
+				if len(pd.p.errs) < 20 {
+					pd.p.errs[err.Error()]++
+				}
+				pd.p.errMu.Unlock()
 			}
 			orig.Finish(err)
 		})
