@@ -46,7 +46,7 @@ func main() {
 		list   = flag.Bool("list", false, "list the workloads and exit")
 		redraw = flag.String("chart", "", "redraw the .md and .svg of an earlier run from its `JSON` report, then exit")
 		outDir = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
-		procs  = flag.Int("procs", 0, "GOMAXPROCS for the measured processes (0: Go's default, the number of usable cores)")
+		procs  = flag.Int("procs", 0, "GOMAXPROCS set in every measured process (0: this process's, by default the number of usable cores)")
 		prof   = flag.String("cpuprofile", "", "write a CPU profile of every harness child into `DIR` (go tool pprof -top DIR/FILE)")
 		n      = flag.Int("n", 0, "records per run (default per workload)")
 		// Child-process flags (internal).
@@ -78,6 +78,12 @@ func main() {
 	if *quick && *rounds == 5 {
 		*rounds = 3
 	}
+	if *procs <= 0 {
+		// Set it explicitly in every measured process, so the report says
+		// exactly what they ran with.
+		*procs = runtime.GOMAXPROCS(0)
+	}
+	runtime.GOMAXPROCS(*procs) // the buffers workload runs in this process
 	if *rounds < 1 {
 		fatal(errors.New("-rounds must be at least 1"))
 	}
