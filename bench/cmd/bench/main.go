@@ -139,6 +139,7 @@ func main() {
 			rep.Skipped = append(rep.Skipped, w.name+": "+skip.reason)
 			continue
 		case err != nil:
+			os.RemoveAll(dir) // fatal exits without running defers
 			fatal(fmt.Errorf("%s: %w", w.name, err))
 		}
 		slog.Info("workload done", "name", w.name, "took", time.Since(t0).Round(time.Millisecond))
