@@ -88,7 +88,7 @@ func Compile(src string, opts ...Option) (*Program, error) {
 		return nil, err
 	}
 	if t := ps.cur(); t.kind != tEOF {
-		if _, bad := unsupportedOps[t.text]; bad && t.kind == tOp {
+		if _, bad := unsupportedOp(t.text); bad && t.kind == tOp {
 			return nil, unsupported(t)
 		}
 		return nil, errAt(t.pos, "unexpected "+describe(t))

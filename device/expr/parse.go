@@ -53,15 +53,32 @@ const (
 	fnFloat
 )
 
-// Functions lists the built-in functions of the device subset with their
-// arity; they behave like expr-lang's builtins of the same name.
-var functions = map[string]struct {
-	f     fn
-	arity int
-}{
-	"len": {fnLen, 1}, "lower": {fnLower, 1}, "upper": {fnUpper, 1}, "trim": {fnTrim, 1},
-	"hasPrefix": {fnHasPrefix, 2}, "hasSuffix": {fnHasSuffix, 2}, "abs": {fnAbs, 1},
-	"int": {fnInt, 1}, "float": {fnFloat, 1},
+// lookupFunction returns the built-in function called name and its arity;
+// they behave like expr-lang's builtins of the same name. (Switches rather
+// than package-level maps: smaller on microcontrollers, and no map
+// initialisation at start-up.)
+func lookupFunction(name string) (fn, int, bool) {
+	switch name {
+	case "len":
+		return fnLen, 1, true
+	case "lower":
+		return fnLower, 1, true
+	case "upper":
+		return fnUpper, 1, true
+	case "trim":
+		return fnTrim, 1, true
+	case "hasPrefix":
+		return fnHasPrefix, 2, true
+	case "hasSuffix":
+		return fnHasSuffix, 2, true
+	case "abs":
+		return fnAbs, 1, true
+	case "int":
+		return fnInt, 1, true
+	case "float":
+		return fnFloat, 1, true
+	}
+	return 0, 0, false
 }
 
 type node struct {
@@ -78,26 +95,82 @@ type node struct {
 	pos  int
 }
 
-var binOps = map[string]struct {
+type binOp struct {
 	prec  int
 	right bool
 	op    op
-}{
-	"or": {10, false, opOr}, "||": {10, false, opOr},
-	"and": {15, false, opAnd}, "&&": {15, false, opAnd},
-	"==": {20, false, opEq}, "!=": {20, false, opNe}, "<": {20, false, opLt}, ">": {20, false, opGt},
-	">=": {20, false, opGe}, "<=": {20, false, opLe}, "in": {20, false, opIn},
-	"contains": {20, false, opContains}, "startsWith": {20, false, opStartsWith}, "endsWith": {20, false, opEndsWith},
-	"+": {30, false, opAdd}, "-": {30, false, opSub},
-	"*": {60, false, opMul}, "/": {60, false, opDiv}, "%": {60, false, opMod},
-	"**": {100, true, opPow}, "^": {100, true, opPow},
 }
 
-// Operators of expr-lang that the device subset does not implement.
-var unsupportedOps = map[string]string{
-	"|": "the pipe operator", "matches": "regular expressions (matches)", "..": "ranges (..)",
-	"??": "nil coalescing (??)", "?.": "optional chaining (?.)", ".": "member access",
-	"#": "predicates (#)", "::": "namespaced calls (::)", "let": "variables (let)", "if": "if/else",
+// lookupBinOp returns a binary operator of the subset with expr-lang's
+// precedence and associativity.
+func lookupBinOp(text string) (binOp, bool) {
+	switch text {
+	case "or", "||":
+		return binOp{10, false, opOr}, true
+	case "and", "&&":
+		return binOp{15, false, opAnd}, true
+	case "==":
+		return binOp{20, false, opEq}, true
+	case "!=":
+		return binOp{20, false, opNe}, true
+	case "<":
+		return binOp{20, false, opLt}, true
+	case ">":
+		return binOp{20, false, opGt}, true
+	case ">=":
+		return binOp{20, false, opGe}, true
+	case "<=":
+		return binOp{20, false, opLe}, true
+	case "in":
+		return binOp{20, false, opIn}, true
+	case "contains":
+		return binOp{20, false, opContains}, true
+	case "startsWith":
+		return binOp{20, false, opStartsWith}, true
+	case "endsWith":
+		return binOp{20, false, opEndsWith}, true
+	case "+":
+		return binOp{30, false, opAdd}, true
+	case "-":
+		return binOp{30, false, opSub}, true
+	case "*":
+		return binOp{60, false, opMul}, true
+	case "/":
+		return binOp{60, false, opDiv}, true
+	case "%":
+		return binOp{60, false, opMod}, true
+	case "**", "^":
+		return binOp{100, true, opPow}, true
+	}
+	return binOp{}, false
+}
+
+// unsupportedOp names expr-lang operators the device subset does not
+// implement.
+func unsupportedOp(text string) (string, bool) {
+	switch text {
+	case "|":
+		return "the pipe operator", true
+	case "matches":
+		return "regular expressions (matches)", true
+	case "..":
+		return "ranges (..)", true
+	case "??":
+		return "nil coalescing (??)", true
+	case "?.":
+		return "optional chaining (?.)", true
+	case ".":
+		return "member access", true
+	case "#":
+		return "predicates (#)", true
+	case "::":
+		return "namespaced calls (::)", true
+	case "let":
+		return "variables (let)", true
+	case "if":
+		return "if/else", true
+	}
+	return "", false
 }
 
 type parser struct {
@@ -126,7 +199,7 @@ func (p *parser) isPunct(s string) bool {
 }
 
 func unsupported(t token) *Error {
-	if what, ok := unsupportedOps[t.text]; ok {
+	if what, ok := unsupportedOp(t.text); ok {
 		return errAt(t.pos, what+" is outside the device subset")
 	}
 	return errAt(t.pos, "unexpected "+describe(t))
@@ -161,7 +234,7 @@ func (p *parser) parseExpression(prec int) (int32, error) {
 		if t.text == "not" {
 			nt := p.toks[p.i+1]
 			if nt.kind == tOp && (nt.text == "in" || nt.text == "contains" || nt.text == "startsWith" || nt.text == "endsWith" || nt.text == "matches") {
-				if binOps[nt.text].prec < prec && nt.text != "matches" {
+				if bo, _ := lookupBinOp(nt.text); bo.prec < prec && nt.text != "matches" {
 					break
 				}
 				negate = true
@@ -171,9 +244,9 @@ func (p *parser) parseExpression(prec int) (int32, error) {
 				return 0, errAt(nt.pos, "unexpected "+describe(nt))
 			}
 		}
-		bo, ok := binOps[t.text]
+		bo, ok := lookupBinOp(t.text)
 		if !ok {
-			if _, bad := unsupportedOps[t.text]; bad {
+			if _, bad := unsupportedOp(t.text); bad {
 				return 0, unsupported(t)
 			}
 			break
@@ -218,7 +291,8 @@ func (p *parser) parseComparison(left int32, t token, prec int) (int32, error) {
 		if err != nil {
 			return 0, err
 		}
-		cmp := p.add(node{op: binOps[t.text].op, a: left, b: right, pos: t.pos})
+		bo, _ := lookupBinOp(t.text)
+		cmp := p.add(node{op: bo.op, a: left, b: right, pos: t.pos})
 		if root < 0 {
 			root = cmp
 		} else {
@@ -342,7 +416,7 @@ func (p *parser) parseSecondary() (int32, error) {
 }
 
 func (p *parser) parseCall(name token) (int32, error) {
-	f, ok := functions[name.text]
+	f, arity, ok := lookupFunction(name.text)
 	if !ok {
 		return 0, errAt(name.pos, "function "+name.text+" is outside the device subset (have "+functionNames()+")")
 	}
@@ -365,10 +439,10 @@ func (p *parser) parseCall(name token) (int32, error) {
 		args = append(args, a)
 	}
 	p.next()
-	if len(args) != f.arity {
-		return 0, errAt(name.pos, name.text+" takes "+strconv.Itoa(f.arity)+" argument(s), got "+strconv.Itoa(len(args)))
+	if len(args) != arity {
+		return 0, errAt(name.pos, name.text+" takes "+strconv.Itoa(arity)+" argument(s), got "+strconv.Itoa(len(args)))
 	}
-	return p.postfix(p.add(node{op: opCall, fn: f.f, args: args, name: name.text, pos: name.pos}))
+	return p.postfix(p.add(node{op: opCall, fn: f, args: args, name: name.text, pos: name.pos}))
 }
 
 func functionNames() string {
