@@ -25,7 +25,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: deps lint test-go tinygo-test
+test: deps lint test-go tinygo-test fuzz
+
+# Every fuzz target for a bounded time (FUZZ_BUDGET seconds in all).
+fuzz:
+	FUZZ_BUDGET=$${FUZZ_BUDGET:-150} bash scripts/fuzz-ci.sh
 
 # Device subset under TinyGo (script provided by the device work; skipped until it exists).
 tinygo-test:

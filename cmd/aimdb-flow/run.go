@@ -44,6 +44,7 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	httpAddr := fs.String("http", "", "serve health endpoints on `ADDR` (e.g. 127.0.0.1:8080 or :8080 for loopback port 8080)")
 	logLevel := fs.String("log-level", "warn", "log `LEVEL`: debug, info, warn or error")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "how long in-flight records may take to drain on shutdown")
+	maxPayload := fs.Int("max-payload", pipeline.DefaultMaxPayload, "largest inbound payload in bytes; larger ones are dead-lettered (-1: no limit)")
 	status := fs.String("status", "auto", "live status line: auto (on a terminal), on or off")
 	traceExp := fs.String("trace", "", "OpenTelemetry trace `EXPORTER`: otlp, console or none (default: from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
 	hopLatency := fs.Bool("hop-latency", false, "export per-hop latency histograms on /metrics (costs a little per record)")
@@ -101,7 +102,7 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 		latency = metrics.NewLatency(tracer)
 		tracer = latency
 	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: log, DrainTimeout: *drain, Tracer: tracer})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: log, DrainTimeout: *drain, Tracer: tracer, MaxPayload: *maxPayload})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "aimdb-flow: %v\n", err)
 		return exitProblems
