@@ -67,7 +67,7 @@ if [[ " $TARGETS " == *" cortex-m-qemu "* ]]; then
   tinygo build -target=cortex-m-qemu -size short -o "$out/sensor2.elf" ./examples/device/sensor
   timeout 120 qemu-system-arm -machine lm3s6965evb -semihosting -nographic -monitor none \
     -kernel "$out/sensor.elf" > "$out/uart.bin" </dev/null || { echo "qemu run failed" >&2; status=1; }
-  if ! go run ./examples/device/decode -want-min 1 < "$out/uart.bin"; then
+  if ! go run ./examples/device/decode -want-min 1 < "$out/uart.bin" | tail -n 3; then
     echo "== cortex-m example: host could not decode the device's UART output" >&2; status=1
   fi
 fi
