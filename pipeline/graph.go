@@ -552,7 +552,7 @@ func (g *Graph) Validate() error {
 // isTopicScheme tells whether link addresses of the scheme are MQTT-style
 // topic filters that the router matches with wildcards.
 func isTopicScheme(s string) bool {
-	return s == "mqtt" || s == "mqtts" || s == "mem" || s == "embedded"
+	return s == "mqtt" || s == "mqtts" || s == "mem" || s == "embedded" || s == "serial"
 }
 
 func suggest(name string, records map[string]*RecordSpec) string {
