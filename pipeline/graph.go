@@ -556,10 +556,23 @@ func isTopicScheme(s string) bool {
 }
 
 func suggest(name string, records map[string]*RecordSpec) string {
-	best, bestD := "", 3
+	known := make([]string, 0, len(records))
 	for n := range records {
-		if d := editDistance(name, n); d < bestD {
-			best, bestD = n, d
+		known = append(known, n)
+	}
+	return DidYouMean(name, known)
+}
+
+// DidYouMean returns ` (did you mean "x"?)` for the known name closest to
+// s (edit distance at most 2, ties broken alphabetically), or "" when none
+// is close. Error messages of the graph and the DSL use it.
+func DidYouMean(s string, known []string) string {
+	cands := append([]string(nil), known...)
+	sort.Strings(cands)
+	best, bestD := "", 3
+	for _, k := range cands {
+		if d := editDistance(s, k); d < bestD {
+			best, bestD = k, d
 		}
 	}
 	if best == "" {

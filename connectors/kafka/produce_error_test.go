@@ -26,27 +26,7 @@ func TestAsyncProduceErrorRedelivers(t *testing.T) {
 	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"pe-in": 1, "pe-out": 1}})
 	produceN(t, cl, "pe-in", 0, total)
 
-	var rejected atomic.Int32
-	cl.Kfake().ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		req := kreq.(*kmsg.ProduceRequest)
-		if len(req.Topics) == 0 || req.Topics[0].Topic != "pe-out" || rejected.Load() > 0 {
-			return nil, nil, false
-		}
-		rejected.Add(1)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.PolicyViolation.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	rejected := rejectFirstProduce(cl, "pe-out")
 
 	var mu sync.Mutex
 	delivered := map[int64]int{}
@@ -101,27 +81,7 @@ func TestAsyncProduceRejectionDeadLettered(t *testing.T) {
 	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"pd-in": 1, "pd-out": 1, "pd-dlq": 1}})
 	produceN(t, cl, "pd-in", 0, total)
 
-	var rejected atomic.Int32
-	cl.Kfake().ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		req := kreq.(*kmsg.ProduceRequest)
-		if len(req.Topics) == 0 || req.Topics[0].Topic != "pd-out" || rejected.Load() > 0 {
-			return nil, nil, false
-		}
-		rejected.Add(1)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.PolicyViolation.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	rejectFirstProduce(cl, "pd-out")
 
 	var mu sync.Mutex
 	delivered := map[int64]int{}
@@ -165,4 +125,33 @@ func TestAsyncProduceRejectionDeadLettered(t *testing.T) {
 	}
 	mu.Unlock()
 	run.stop(t, false)
+}
+
+// rejectFirstProduce makes the cluster answer the first produce request to
+// topic with a non-retriable PolicyViolation error on every partition, the
+// way a broker reports a rejection only after the client handed the
+// records off. It returns the number of requests rejected so far.
+func rejectFirstProduce(cl *kafkatest.Cluster, topic string) *atomic.Int32 {
+	var rejected atomic.Int32
+	cl.Kfake().ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		req := kreq.(*kmsg.ProduceRequest)
+		if len(req.Topics) == 0 || req.Topics[0].Topic != topic || rejected.Load() > 0 {
+			return nil, nil, false
+		}
+		rejected.Add(1)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.PolicyViolation.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return &rejected
 }
