@@ -1,0 +1,129 @@
+package file_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/connectors/file"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+type collect struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (c *collect) Dispatch(_ context.Context, env *pipeline.Envelope) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, string(env.Payload))
+	return nil
+}
+
+func (c *collect) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.msgs)
+}
+
+func TestReadLines(t *testing.T) {
+	long := strings.Repeat("x", 300<<10) // longer than the reader's buffer
+	in := "a\r\n\nb\n" + long + "\nlast-without-newline"
+	var c collect
+	if err := file.ReadLines(context.Background(), strings.NewReader(in), "t", false, &c); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a", "b", long, "last-without-newline"}
+	if len(c.msgs) != len(want) {
+		t.Fatalf("got %d lines, want %d", len(c.msgs), len(want))
+	}
+	for i := range want {
+		if c.msgs[i] != want[i] {
+			t.Fatalf("line %d differs", i)
+		}
+	}
+}
+
+func TestFollowReadsAppendedLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.jsonl")
+	os.WriteFile(path, []byte("1\n"), 0o644)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var c collect
+	done := make(chan error)
+	go func() { done <- file.ReadLines(ctx, f, path, true, &c) }()
+	w, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	w.WriteString("2\n3") // the partial line waits for its newline
+	deadline := time.Now().Add(5 * time.Second)
+	for c.len() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.WriteString("\n")
+	w.Close()
+	for c.len() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.msgs, ",") != "1,2,3" {
+		t.Fatalf("got %v", c.msgs)
+	}
+}
+
+func TestStdioPublish(t *testing.T) {
+	var out bytes.Buffer
+	b := file.NewStdio(strings.NewReader(""), &out, nil)
+	conn, err := b.Build(context.Background(), pipeline.BuildEnv{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := conn.Publish(ctx, "stdout", nil, &pipeline.Envelope{Payload: []byte(`{"a":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Publish(ctx, "stdout", nil, &pipeline.Envelope{Payload: []byte("two\nlines")}); err == nil {
+		t.Fatal("a payload with a newline must be refused by a line sink")
+	}
+	if err := conn.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "{\"a\":1}\n" {
+		t.Fatalf("stdout = %q", out.String())
+	}
+}
+
+func TestLinkOptions(t *testing.T) {
+	tests := []struct {
+		b    *file.Builder
+		dir  pipeline.Direction
+		addr string
+		p    pipeline.Params
+		ok   bool
+	}{
+		{file.New(), pipeline.Inbound, "/tmp/x", pipeline.Params{"follow": "true"}, true},
+		{file.New(), pipeline.Outbound, "/tmp/x", pipeline.Params{"follow": "true"}, false},
+		{file.New(), pipeline.Inbound, "", nil, false},
+		{file.New(), pipeline.Inbound, "/tmp/x", pipeline.Params{"bogus": "1"}, false},
+		{file.NewStdio(nil, nil, nil), pipeline.Outbound, "stdout", nil, true},
+		{file.NewStdio(nil, nil, nil), pipeline.Outbound, "stdin", nil, false},
+		{file.NewStdio(nil, nil, nil), pipeline.Inbound, "stdin", nil, true},
+	}
+	for _, tt := range tests {
+		_, err := tt.b.ParseLinkOptions(tt.dir, tt.addr, tt.p)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s %s %q %v: err %v", tt.b.Scheme(), tt.dir, tt.addr, tt.p, err)
+		}
+	}
+}
