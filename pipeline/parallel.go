@@ -2,10 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"sync"
-
-	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
 )
 
 // Ordered parallel execution of a pipeline's first fused segment.
@@ -21,20 +18,16 @@ import (
 
 const parallelBatch = 64
 
-type pitem struct {
-	env  Envelope
-	err  error
-	outs []Envelope
-}
-
 type pbatch struct {
-	items []pitem
-	n     int
-	done  chan struct{}
+	envs []Envelope   // inputs, filled by one RecvBatch
+	errs []error      // chain outcome per input
+	outs [][]Envelope // what the processors emitted per input
+	n    int
+	done chan struct{}
 }
 
 type pworker struct {
-	cur   *pitem
+	cur   *[]Envelope // outs of the input being processed
 	chain Emit
 }
 
@@ -43,7 +36,8 @@ func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
 	nb := workers*2 + 2
 	free := make(chan *pbatch, nb)
 	for i := 0; i < nb; i++ {
-		free <- &pbatch{items: make([]pitem, parallelBatch), done: make(chan struct{}, 1)}
+		free <- &pbatch{envs: make([]Envelope, parallelBatch), errs: make([]error, parallelBatch),
+			outs: make([][]Envelope, parallelBatch), done: make(chan struct{}, 1)}
 	}
 	work := make(chan *pbatch, nb)
 	order := make(chan *pbatch, nb)
@@ -54,7 +48,7 @@ func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
 		collect := func(_ context.Context, env *Envelope) error {
 			e := *env
 			e.Ack.Add(1)
-			pw.cur.outs = append(pw.cur.outs, e)
+			*pw.cur = append(*pw.cur, e)
 			return nil
 		}
 		pw.chain = fuse(p.name, p.seg0Procs, p.stageNames[:len(p.seg0Procs)], p.r.hooks, p.stageStats[:len(p.seg0Procs)], collect)
@@ -63,9 +57,8 @@ func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
 			defer wg.Done()
 			for b := range work {
 				for i := 0; i < b.n; i++ {
-					it := &b.items[i]
-					pw.cur = it
-					it.err = pw.chain(ctx, &it.env)
+					pw.cur = &b.outs[i]
+					b.errs[i] = pw.chain(ctx, &b.envs[i])
 				}
 				b.done <- struct{}{}
 			}
@@ -78,15 +71,14 @@ func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
 		for b := range order {
 			<-b.done
 			for i := 0; i < b.n; i++ {
-				it := &b.items[i]
-				for j := range it.outs {
-					out := &it.outs[j]
+				outs := b.outs[i]
+				for j := range outs {
+					out := &outs[j]
 					p.settle(ctx, out, p.seg0Next(ctx, out))
-					it.outs[j] = Envelope{}
 				}
-				it.outs = it.outs[:0]
-				p.settle(ctx, &it.env, it.err)
-				it.env, it.err = Envelope{}, nil
+				b.outs[i] = outs[:0]
+				p.settle(ctx, &b.envs[i], b.errs[i])
+				b.errs[i] = nil
 			}
 			b.n = 0
 			free <- b
@@ -104,28 +96,13 @@ func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
 		if b == nil {
 			break
 		}
-		env, ok, err := p.recv(ctx)
-		if !ok {
+		n, err := p.recvBatch(ctx, b.envs)
+		if n == 0 {
 			free <- b
 			runErr = err
 			break
 		}
-		b.items[0].env = env
-		b.n = 1
-		for b.n < parallelBatch {
-			env, ok, err := p.in.TryRecv()
-			var lag *buffer.LagError
-			if errors.As(err, &lag) {
-				p.lagged.Add(lag.Missed)
-				continue
-			}
-			if err != nil || !ok {
-				break
-			}
-			p.inN.Add(1)
-			b.items[b.n].env = env
-			b.n++
-		}
+		b.n = n
 		order <- b
 		work <- b
 	}

@@ -650,10 +650,9 @@ type publisherRun struct {
 }
 
 func (p *publisherRun) run(ctx context.Context) error {
-	var env Envelope // hoisted: escapes once, not once per record
-	var err error
+	batch := make([]Envelope, recvBatchSize)
 	for {
-		env, err = p.in.Recv(ctx)
+		n, err := p.in.RecvBatch(ctx, batch)
 		if err != nil {
 			var lag *buffer.LagError
 			switch {
@@ -665,12 +664,15 @@ func (p *publisherRun) run(ctx context.Context) error {
 			}
 			return err
 		}
-		err = p.r.deliverOut(ctx, p.out, p.r.graphDL, &env)
-		var ne *nackError
-		if errors.As(err, &ne) {
-			env.Ack.Nack(ne.err)
-		} else {
-			env.Ack.Done()
+		for i := 0; i < n; i++ {
+			env := &batch[i]
+			err := p.r.deliverOut(ctx, p.out, p.r.graphDL, env)
+			var ne *nackError
+			if errors.As(err, &ne) {
+				env.Ack.Nack(ne.err)
+			} else {
+				env.Ack.Done()
+			}
 		}
 	}
 }
@@ -891,14 +893,44 @@ func (p *pipeRun) recv(ctx context.Context) (Envelope, bool, error) {
 }
 
 func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
-	var env Envelope // hoisted: escapes once, not once per record
-	var ok bool
-	var err error
+	// Receive in batches: one lock acquisition hands over everything the
+	// writer has queued (up to recvBatchSize), so producer and consumer
+	// do not contend on the buffer's lock once per record.
+	batch := make([]Envelope, recvBatchSize)
 	for {
-		env, ok, err = p.recv(ctx)
-		if !ok {
+		n, err := p.recvBatch(ctx, batch)
+		if n == 0 {
 			return err
 		}
-		p.settle(ctx, &env, chain(ctx, &env))
+		for i := 0; i < n; i++ {
+			env := &batch[i]
+			p.settle(ctx, env, chain(ctx, env))
+		}
+	}
+}
+
+// recvBatchSize bounds how many envelopes a pipeline takes from its input
+// buffer at once.
+const recvBatchSize = 64
+
+// recvBatch fills dst from the input record; it returns 0 and nil when the
+// record is closed and drained.
+func (p *pipeRun) recvBatch(ctx context.Context, dst []Envelope) (int, error) {
+	for {
+		n, err := p.in.RecvBatch(ctx, dst)
+		if n > 0 {
+			p.inN.Add(uint64(n))
+			return n, nil
+		}
+		var lag *buffer.LagError
+		switch {
+		case errors.As(err, &lag):
+			p.lagged.Add(lag.Missed)
+			p.r.log.Warn("pipeline lagged behind its input record", "pipeline", p.name, "record", p.inRec.name, "missed", lag.Missed)
+			continue
+		case errors.Is(err, buffer.ErrClosed):
+			return 0, nil
+		}
+		return 0, err
 	}
 }

@@ -172,8 +172,12 @@ func PipelineWith(ctx context.Context, inPath, outPath string, workers int, opts
 		p.Via(stages.Decode(codec.JSON{}), filter, alert, stages.Encode(codec.JSON{})).Parallel(workers)
 		p.To("file://"+outPath, codec.Raw{})
 	} else {
-		rec.From("file://"+inPath, codec.JSON{})
-		p.Via(filter, alert).To("file://"+outPath, codec.JSON{})
+		// The source goroutine only splits lines; the pipeline goroutine
+		// decodes, filters, maps and encodes. Decoding on the source side
+		// (decode json on the link) makes the source the bottleneck of the
+		// two-goroutine pipeline: measured 0.75x of the loop against 0.80x.
+		rec.From("file://"+inPath, pipeline.PayloadOnly)
+		p.Via(stages.Decode(codec.JSON{}), filter, alert).To("file://"+outPath, codec.JSON{})
 	}
 	r, err := pipeline.NewRunner(g, opts)
 	if err != nil {

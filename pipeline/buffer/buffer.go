@@ -186,6 +186,11 @@ type Reader[T any] interface {
 	// TryRecv returns a value if one is available without blocking.
 	// ok is false when none is; err reports a lag or the closed end.
 	TryRecv() (v T, ok bool, err error)
+	// RecvBatch blocks like Recv until at least one value is available,
+	// then copies up to len(dst) available values into dst under a single
+	// lock acquisition and returns how many. A lag or the closed end is
+	// returned (with n == 0) only when no value precedes it.
+	RecvBatch(ctx context.Context, dst []T) (n int, err error)
 	// Close unsubscribes the reader; a Queue writer no longer waits for it.
 	Close()
 }

@@ -336,3 +336,49 @@ func TestLast(t *testing.T) {
 		})
 	}
 }
+
+func TestRecvBatch(t *testing.T) {
+	for _, cfg := range kinds {
+		t.Run(cfg.String(), func(t *testing.T) {
+			b := buffer.New[int](cfg)
+			r := b.Subscribe()
+			for i := 1; i <= 5; i++ {
+				b.Push(ctxT(t), i)
+			}
+			dst := make([]int, 3)
+			n, err := r.RecvBatch(ctxT(t), dst)
+			if err != nil || n == 0 {
+				t.Fatalf("RecvBatch = %d, %v", n, err)
+			}
+			if cfg.Kind == buffer.Ring || cfg.Kind == buffer.Queue {
+				if n != 3 || dst[0] != 1 || dst[2] != 3 {
+					t.Fatalf("got %v (%d)", dst[:n], n)
+				}
+				n, _ = r.RecvBatch(ctxT(t), dst)
+				if n != 2 || dst[0] != 4 || dst[1] != 5 {
+					t.Fatalf("second batch %v", dst[:n])
+				}
+			} else if n != 1 || dst[0] != 5 {
+				t.Fatalf("single-slot kinds hand over the newest value: %v", dst[:n])
+			}
+			b.Close()
+			if n, err := r.RecvBatch(ctxT(t), dst); n != 0 || !errors.Is(err, buffer.ErrClosed) {
+				t.Fatalf("after close: %d, %v", n, err)
+			}
+		})
+	}
+	// A lag is reported alone, then values resume.
+	b := buffer.New[int](buffer.Config{Kind: buffer.Ring, Size: 2})
+	r := b.Subscribe()
+	for i := 1; i <= 5; i++ {
+		b.Push(ctxT(t), i)
+	}
+	dst := make([]int, 4)
+	var lag *buffer.LagError
+	if n, err := r.RecvBatch(ctxT(t), dst); n != 0 || !errors.As(err, &lag) || lag.Missed != 3 {
+		t.Fatalf("want lag 3 first, got %d, %v", n, err)
+	}
+	if n, _ := r.RecvBatch(ctxT(t), dst); n != 2 || dst[0] != 4 {
+		t.Fatalf("after lag: %v", dst[:n])
+	}
+}

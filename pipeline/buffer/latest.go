@@ -8,7 +8,9 @@ import (
 
 type latest[T any] struct {
 	mu        sync.Mutex
+	_         [56]byte      // keep events off the mutex's cache line: spinning readers poll it
 	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
+	_         [56]byte
 	val       T
 	version   uint64 // number of values pushed
 	closed    bool
@@ -139,6 +141,50 @@ func (rd *latestReader[T]) Close() {
 		if x == rd {
 			l.readers = append(l.readers[:i], l.readers[i+1:]...)
 			break
+		}
+	}
+}
+
+func (rd *latestReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	spun := false
+	for {
+		rd.l.mu.Lock()
+		v, ok, err := rd.next()
+		if err != nil {
+			rd.l.mu.Unlock()
+			return 0, err
+		}
+		if ok {
+			dst[0] = v
+			n := 1
+			for n < len(dst) {
+				// Within one lock the writer cannot push, so no lag can
+				// appear after the first value; a closed end is reported
+				// by the next call.
+				v, ok, err := rd.next()
+				if !ok || err != nil {
+					break
+				}
+				dst[n] = v
+				n++
+			}
+			rd.l.mu.Unlock()
+			return n, nil
+		}
+		if !spun {
+			seen := rd.l.events.Load()
+			rd.l.mu.Unlock()
+			spun = true
+			spin(&rd.l.events, seen)
+			continue
+		}
+		spun = false
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.l.mu); err != nil {
+			return 0, err
 		}
 	}
 }

@@ -8,7 +8,9 @@ import (
 
 type mailbox[T any] struct {
 	mu        sync.Mutex
+	_         [56]byte      // keep events off the mutex's cache line: spinning readers poll it
 	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
+	_         [56]byte
 	val       T
 	full      bool
 	closed    bool
@@ -139,6 +141,50 @@ func (rd *mailboxReader[T]) Close() {
 		if x == rd {
 			m.readers = append(m.readers[:i], m.readers[i+1:]...)
 			break
+		}
+	}
+}
+
+func (rd *mailboxReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	spun := false
+	for {
+		rd.m.mu.Lock()
+		v, ok, err := rd.next()
+		if err != nil {
+			rd.m.mu.Unlock()
+			return 0, err
+		}
+		if ok {
+			dst[0] = v
+			n := 1
+			for n < len(dst) {
+				// Within one lock the writer cannot push, so no lag can
+				// appear after the first value; a closed end is reported
+				// by the next call.
+				v, ok, err := rd.next()
+				if !ok || err != nil {
+					break
+				}
+				dst[n] = v
+				n++
+			}
+			rd.m.mu.Unlock()
+			return n, nil
+		}
+		if !spun {
+			seen := rd.m.events.Load()
+			rd.m.mu.Unlock()
+			spun = true
+			spin(&rd.m.events, seen)
+			continue
+		}
+		spun = false
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.m.mu); err != nil {
+			return 0, err
 		}
 	}
 }

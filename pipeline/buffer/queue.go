@@ -8,7 +8,9 @@ import (
 
 type queue[T any] struct {
 	mu        sync.Mutex
+	_         [56]byte      // keep events off the mutex's cache line: spinning readers poll it
 	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
+	_         [56]byte
 	size      int
 	closed    bool
 	pushed    uint64
@@ -184,4 +186,48 @@ func (rd *queueReader[T]) Close() {
 		}
 	}
 	q.writer.wake()
+}
+
+func (rd *queueReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	spun := false
+	for {
+		rd.q.mu.Lock()
+		v, ok, err := rd.next()
+		if err != nil {
+			rd.q.mu.Unlock()
+			return 0, err
+		}
+		if ok {
+			dst[0] = v
+			n := 1
+			for n < len(dst) {
+				// Within one lock the writer cannot push, so no lag can
+				// appear after the first value; a closed end is reported
+				// by the next call.
+				v, ok, err := rd.next()
+				if !ok || err != nil {
+					break
+				}
+				dst[n] = v
+				n++
+			}
+			rd.q.mu.Unlock()
+			return n, nil
+		}
+		if !spun {
+			seen := rd.q.events.Load()
+			rd.q.mu.Unlock()
+			spun = true
+			spin(&rd.q.events, seen)
+			continue
+		}
+		spun = false
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.q.mu); err != nil {
+			return 0, err
+		}
+	}
 }

@@ -8,7 +8,9 @@ import (
 
 type ring[T any] struct {
 	mu        sync.Mutex
+	_         [56]byte      // keep events off the mutex's cache line: spinning readers poll it
 	events    atomic.Uint64 // bumped by every Push and Close, for spinning readers
+	_         [56]byte
 	slots     []T
 	head      uint64 // sequence number of the next write
 	closed    bool
@@ -148,6 +150,50 @@ func (rd *ringReader[T]) Close() {
 		if x == rd {
 			r.readers = append(r.readers[:i], r.readers[i+1:]...)
 			break
+		}
+	}
+}
+
+func (rd *ringReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	spun := false
+	for {
+		rd.r.mu.Lock()
+		v, ok, err := rd.next()
+		if err != nil {
+			rd.r.mu.Unlock()
+			return 0, err
+		}
+		if ok {
+			dst[0] = v
+			n := 1
+			for n < len(dst) {
+				// Within one lock the writer cannot push, so no lag can
+				// appear after the first value; a closed end is reported
+				// by the next call.
+				v, ok, err := rd.next()
+				if !ok || err != nil {
+					break
+				}
+				dst[n] = v
+				n++
+			}
+			rd.r.mu.Unlock()
+			return n, nil
+		}
+		if !spun {
+			seen := rd.r.events.Load()
+			rd.r.mu.Unlock()
+			spun = true
+			spin(&rd.r.events, seen)
+			continue
+		}
+		spun = false
+		rd.w.waiting = true
+		if err := rd.w.park(ctx, &rd.r.mu); err != nil {
+			return 0, err
 		}
 	}
 }
