@@ -475,4 +475,10 @@ func TestProducerOnlyReadiness(t *testing.T) {
 	if string(got[0].Value) != "x" || string(got[0].Key) != "k" || string(got[0].Headers[0].Value) != "v" {
 		t.Fatalf("got %+v", got[0])
 	}
+	// With nothing being produced, readiness still follows the cluster:
+	// the connector checks it in the background.
+	cl.Stop()
+	waitFor(t, "idle producer not ready while the cluster is down", 20*time.Second, func() bool { return rd.Ready() != nil })
+	cl.Restart()
+	waitFor(t, "idle producer ready again", 20*time.Second, func() bool { return rd.Ready() == nil })
 }

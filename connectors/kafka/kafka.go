@@ -137,8 +137,61 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 	} else {
 		c.setOutReady(errors.New("not connected yet"))
 		c.probe()
+		c.bg.Add(1)
+		go c.watch(healthInterval)
 	}
 	return c, nil
+}
+
+// healthInterval is how often a produce-only connector checks that a
+// broker answers, so readiness follows the cluster even when nothing is
+// being produced.
+const healthInterval = 2 * time.Second
+
+// watch pings the cluster every interval while no probe is running; a
+// failed ping marks the producer side not ready and starts the probe,
+// which retries with backoff and marks it ready again.
+func (c *conn) watch(interval time.Duration) {
+	defer c.bg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-t.C:
+		}
+		if c.probing.Load() {
+			continue
+		}
+		pctx, pcancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-c.closed:
+				pcancel()
+			case <-stop:
+			}
+		}()
+		err := c.ping(pctx)
+		close(stop)
+		pcancel()
+		if err != nil && !isClosed(c.closed) {
+			c.setOutReady(fmt.Errorf("kafka: no usable broker: %w", err))
+			c.probe()
+		}
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // conn is a built Kafka connector.
