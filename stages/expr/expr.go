@@ -281,6 +281,9 @@ func celError(iss *cel.Issues) error {
 	if line < 1 {
 		line, col = 1, 1
 	}
+	if col < 1 { // some macro errors carry no column
+		col = 1
+	}
 	return &CompileError{Line: line, Col: col, Msg: e.Message}
 }
 
