@@ -137,12 +137,7 @@ func (rd *latestReader[T]) Close() {
 	defer l.mu.Unlock()
 	rd.closed = true
 	rd.w.wake()
-	for i, x := range l.readers {
-		if x == rd {
-			l.readers = append(l.readers[:i], l.readers[i+1:]...)
-			break
-		}
-	}
+	l.readers = removeReader(l.readers, rd)
 }
 
 func (rd *latestReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {

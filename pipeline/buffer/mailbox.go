@@ -137,12 +137,7 @@ func (rd *mailboxReader[T]) Close() {
 	defer m.mu.Unlock()
 	rd.closed = true
 	rd.w.wake()
-	for i, x := range m.readers {
-		if x == rd {
-			m.readers = append(m.readers[:i], m.readers[i+1:]...)
-			break
-		}
-	}
+	m.readers = removeReader(m.readers, rd)
 }
 
 func (rd *mailboxReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {

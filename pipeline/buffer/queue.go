@@ -179,12 +179,7 @@ func (rd *queueReader[T]) Close() {
 	defer q.mu.Unlock()
 	rd.closed = true
 	rd.w.wake()
-	for i, x := range q.readers {
-		if x == rd {
-			q.readers = append(q.readers[:i], q.readers[i+1:]...)
-			break
-		}
-	}
+	q.readers = removeReader(q.readers, rd)
 	q.writer.wake()
 }
 

@@ -146,12 +146,7 @@ func (rd *ringReader[T]) Close() {
 	defer r.mu.Unlock()
 	rd.closed = true
 	rd.w.wake()
-	for i, x := range r.readers {
-		if x == rd {
-			r.readers = append(r.readers[:i], r.readers[i+1:]...)
-			break
-		}
-	}
+	r.readers = removeReader(r.readers, rd)
 }
 
 func (rd *ringReader[T]) RecvBatch(ctx context.Context, dst []T) (int, error) {
