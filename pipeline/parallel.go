@@ -31,7 +31,7 @@ type pworker struct {
 	chain Emit
 }
 
-func (p *pipeRun) runParallel(ctx context.Context, _ Emit) error {
+func (p *pipeRun) runParallel(ctx context.Context) error {
 	workers := p.spec.Workers
 	nb := workers*2 + 2
 	free := make(chan *pbatch, nb)

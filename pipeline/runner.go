@@ -845,7 +845,7 @@ func (p *pipeRun) run(ctx context.Context) error {
 	first := p.segments[0].chain
 	var runErr error
 	if p.spec.Workers > 1 {
-		runErr = p.runParallel(ctx, first)
+		runErr = p.runParallel(ctx)
 	} else {
 		runErr = p.runSerial(ctx, first)
 	}
@@ -869,26 +869,6 @@ func feed(ch chan Envelope) Emit {
 			e.Ack.Nack(ctx.Err())
 			return ctx.Err()
 		}
-	}
-}
-
-func (p *pipeRun) recv(ctx context.Context) (Envelope, bool, error) {
-	for {
-		env, err := p.in.Recv(ctx)
-		if err == nil {
-			p.inN.Add(1)
-			return env, true, nil
-		}
-		var lag *buffer.LagError
-		switch {
-		case errors.As(err, &lag):
-			p.lagged.Add(lag.Missed)
-			p.r.log.Warn("pipeline lagged behind its input record", "pipeline", p.name, "record", p.inRec.name, "missed", lag.Missed)
-			continue
-		case errors.Is(err, buffer.ErrClosed):
-			return env, false, nil
-		}
-		return env, false, err
 	}
 }
 
