@@ -45,6 +45,7 @@ func main() {
 		only   = flag.String("only", "", "comma-separated workload names to run (default all; see -list)")
 		list   = flag.Bool("list", false, "list the workloads and exit")
 		redraw = flag.String("chart", "", "redraw the .md and .svg of an earlier run from its `JSON` report, then exit")
+		docs   = flag.String("docs", "", "rewrite the benchmark summaries in README.md and bench/README.md from a `JSON` report (\"latest\": the newest in -out), then exit")
 		outDir = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
 		procs  = flag.Int("procs", 0, "GOMAXPROCS set in every measured process (0: this process's, by default the number of usable cores)")
 		prof   = flag.String("cpuprofile", "", "write a CPU profile of every harness child into `DIR` (go tool pprof -top DIR/FILE)")
@@ -66,6 +67,20 @@ func main() {
 	if *list {
 		for _, w := range workloads() {
 			fmt.Printf("%-10s %s\n", w.name, w.about)
+		}
+		return
+	}
+	if *docs != "" {
+		path := *docs
+		root, err := moduleRoot()
+		if err == nil && path == "latest" {
+			path, err = latestReport(filepath.Join(root, *outDir))
+		}
+		if err == nil {
+			err = updateDocs(root, path)
+		}
+		if err != nil {
+			fatal(err)
 		}
 		return
 	}
@@ -164,6 +179,13 @@ func main() {
 	}
 	fmt.Print(md)
 	fmt.Printf("\nwrote %s.json, %s.md and %s.svg (%.0f s)\n", base, base, base, rep.Seconds)
+	// A full run (every workload, full size) is what the docs quote: their
+	// summaries are rewritten from it, to be committed with the report.
+	if !*quick && len(want) == 0 && *n == 0 && *outDir == "bench/results" {
+		if err := updateDocs(root, base+".json"); err != nil {
+			fatal(err)
+		}
+	}
 }
 
 // redrawReport rewrites the markdown and SVG of a JSON report.
@@ -517,44 +539,54 @@ func (r report) markdown(svgName string) string {
 		map[bool]string{true: ", quick run", false: ""}[r.Quick])
 	fmt.Fprintf(&b, "Medians of %d alternating rounds (%.0f s in all); ratio = median of the per-round candidate/baseline ratios (listed in brackets). Chart: [%s](%s).\n\n",
 		r.Rounds, r.Seconds, svgName, svgName)
-	b.WriteString("| workload | variant | median | min–max | vs baseline (per round) | target | met | details |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString(mdHeader)
 	for _, w := range r.Workloads {
-		ratio := ""
-		if w.Baseline != "" {
-			parts := make([]string, len(w.Ratios))
-			for i, x := range w.Ratios {
-				parts[i] = fmt.Sprintf("%.2f", x)
-			}
-			ratio = fmt.Sprintf("**%.2f×** %s [%s]", w.Ratio, w.Baseline, strings.Join(parts, " "))
-		}
-		met := ""
-		if w.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*w.Met]
-		}
-		var extras []string
-		for _, k := range []string{"p50", "p99"} {
-			if v, ok := w.Latency[k]; ok {
-				extras = append(extras, fmt.Sprintf("%s %s µs", k, fmtNum(v)))
-			}
-		}
-		keys := make([]string, 0, len(w.Extra))
-		for k := range w.Extra {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			extras = append(extras, fmt.Sprintf("%s %s", k, fmtNum(w.Extra[k])))
-		}
-		if w.Note != "" {
-			extras = append(extras, w.Note)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s %s | %s–%s | %s | %s | %s | %s |\n", w.Workload, w.Variant, fmtNum(w.Median), w.Unit,
-			fmtNum(w.Min), fmtNum(w.Max), ratio, w.Target, met, strings.Join(extras, ", "))
+		b.WriteString(w.mdRow())
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(&b, "\nSkipped: %s\n", s)
 	}
 	return b.String()
+}
+
+// mdHeader heads the markdown table of results.
+const mdHeader = "| workload | variant | median | min–max | vs baseline (per round) | target | met | details |\n|---|---|---|---|---|---|---|---|\n"
+
+// mdRow renders one result as a row of the report's markdown table. The
+// README and bench/README.md summaries use the same function, so their
+// figures are the report's, character for character.
+func (w result) mdRow() string {
+	ratio := ""
+	if w.Baseline != "" {
+		parts := make([]string, len(w.Ratios))
+		for i, x := range w.Ratios {
+			parts[i] = fmt.Sprintf("%.2f", x)
+		}
+		ratio = fmt.Sprintf("**%.2f×** %s [%s]", w.Ratio, w.Baseline, strings.Join(parts, " "))
+	}
+	met := ""
+	if w.Met != nil {
+		met = map[bool]string{true: "yes", false: "**no**"}[*w.Met]
+	}
+	var extras []string
+	for _, k := range []string{"p50", "p99"} {
+		if v, ok := w.Latency[k]; ok {
+			extras = append(extras, fmt.Sprintf("%s %s µs", k, fmtNum(v)))
+		}
+	}
+	keys := make([]string, 0, len(w.Extra))
+	for k := range w.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		extras = append(extras, fmt.Sprintf("%s %s", k, fmtNum(w.Extra[k])))
+	}
+	if w.Note != "" {
+		extras = append(extras, w.Note)
+	}
+	return fmt.Sprintf("| %s | %s | %s %s | %s–%s | %s | %s | %s | %s |\n", w.Workload, w.Variant, fmtNum(w.Median), w.Unit,
+		fmtNum(w.Min), fmtNum(w.Max), ratio, w.Target, met, strings.Join(extras, ", "))
 }
 
 func fmtNum(x float64) string {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +124,58 @@ func TestFmtNum(t *testing.T) {
 		if got := fmtNum(c.in); got != c.want {
 			t.Errorf("fmtNum(%v) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestDocsMatchLatestReport fails when the benchmark summary in README.md
+// or bench/README.md is not exactly what the newest committed report
+// renders: figures are copied by the harness, never edited by hand.
+func TestDocsMatchLatestReport(t *testing.T) {
+	root := filepath.Join("..", "..", "..")
+	latest, err := latestReport(filepath.Join(root, "bench", "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, stamp, err := readReport(latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range docTargets {
+		doc, err := os.ReadFile(filepath.Join(root, target.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := replaceBlock(doc, rep.summary(stamp, target))
+		if err != nil {
+			t.Fatalf("%s: %v", target.path, err)
+		}
+		if !bytes.Equal(doc, want) {
+			t.Errorf("%s: benchmark summary differs from %s; run: go run ./bench/cmd/bench -docs %s", target.path, latest, filepath.ToSlash(filepath.Join("bench", "results", stamp+".json")))
+		}
+	}
+}
+
+func TestSummaryRows(t *testing.T) {
+	yes := true
+	rep := report{Date: "d", Rounds: 5, Machine: map[string]string{"cpu": "c"}, Workloads: []result{
+		{Workload: "W1", Variant: "loop", Unit: "rec/s", Median: 1},
+		{Workload: "W1", Variant: "ref", Baseline: "loop", Unit: "rec/s", Median: 1, Ratio: 0.5, Ratios: []float64{0.5}},
+		{Workload: "W1", Variant: "pipe", Baseline: "loop", Unit: "rec/s", Median: 1, Ratio: 1.2, Ratios: []float64{1.2}, Target: "≥1.0×", Met: &yes},
+	}}
+	readme := rep.summary("S", docTargets[0])
+	full := rep.summary("S", docTargets[1])
+	if strings.Contains(readme, "| ref |") || !strings.Contains(readme, rep.Workloads[2].mdRow()) {
+		t.Errorf("README summary must hold exactly the verdict rows:\n%s", readme)
+	}
+	if !strings.Contains(full, "| ref |") || strings.Contains(full, "| loop |") || !strings.Contains(full, "[`S.md`](results/S.md)") {
+		t.Errorf("bench/README summary must hold every compared row:\n%s", full)
+	}
+	if _, err := replaceBlock([]byte("no markers"), "x"); err == nil {
+		t.Error("missing markers accepted")
+	}
+	doc := []byte("a\n" + docsBegin + "\nold\n" + docsEnd + "\nb\n")
+	got, err := replaceBlock(doc, "new\n")
+	if err != nil || string(got) != "a\n"+docsBegin+"\nnew\n"+docsEnd+"\nb\n" {
+		t.Errorf("replaceBlock = %q, %v", got, err)
 	}
 }
