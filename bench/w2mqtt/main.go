@@ -63,6 +63,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,6 +94,7 @@ func main() {
 	paced := flag.Int("paced", 10000, "messages in the paced phase (0: skip)")
 	rate := flag.Int("rate", 2000, "messages per second in the paced phase")
 	traceN := flag.Int("trace-n", 20000, "messages per tracing variant, unpaced (0: skip the tracing variants)")
+	reverse := flag.Bool("reverse", false, "run the relays (and the tracing variants) in reverse order (the harness alternates it by round)")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	flag.Parse()
 	if *role != "" {
@@ -119,7 +121,7 @@ func main() {
 	}
 	*paced = min(max(*paced, 0), maxN)
 	*traceN = min(max(*traceN, 0), maxN)
-	if err := runAll(*broker, *n, *paced, *rate, *traceN, *jsonOut); err != nil {
+	if err := runAll(*broker, *n, *paced, *rate, *traceN, *reverse, *jsonOut); err != nil {
 		fmt.Fprintln(os.Stderr, "w2mqtt:", err)
 		os.Exit(1)
 	}
@@ -176,7 +178,7 @@ func tracingVariants(endpoint string) []variant {
 	}
 }
 
-func runAll(brokerURL string, n, paced, rate, traceN int, jsonOut string) error {
+func runAll(brokerURL string, n, paced, rate, traceN int, reverse bool, jsonOut string) error {
 	if brokerURL == "" {
 		stop, u, err := startMosquitto()
 		if err != nil {
@@ -193,7 +195,14 @@ func runAll(brokerURL string, n, paced, rate, traceN int, jsonOut string) error 
 	if os.Getenv("W2_CONNECTOR") != "" {
 		relays = append(relays, variant{name: "connector", role: "connector"})
 	}
-	for _, v := range relays {
+	order := func(vs []variant) []variant {
+		out := slices.Clone(vs)
+		if reverse {
+			slices.Reverse(out)
+		}
+		return out
+	}
+	for _, v := range order(relays) {
 		for _, ph := range []struct {
 			name string
 			n    int
@@ -217,7 +226,7 @@ func runAll(brokerURL string, n, paced, rate, traceN int, jsonOut string) error 
 			return err
 		}
 		defer sink.Close()
-		for _, v := range tracingVariants(sink.URL()) {
+		for _, v := range order(tracingVariants(sink.URL())) {
 			r, err := runOne(brokerURL, v, "unpaced", traceN, 0, sink)
 			if err != nil {
 				return fmt.Errorf("%s: %w", v.name, err)

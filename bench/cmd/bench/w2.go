@@ -74,7 +74,8 @@ type w2Series struct {
 // runs every relay in its own child process (hand-written, pipeline,
 // pipeline with async_publish; unpaced, then paced), then the tracing
 // variants of the pipeline relay (unpaced, fewer messages) exporting to
-// an OTLP receiver in the w2mqtt parent process.
+// an OTLP receiver in the w2mqtt parent process. Odd rounds run the
+// variants in reverse order.
 func runW2(ctx context.Context, cfg *config) ([]result, error) {
 	n := cfg.pick(50_000, 5_000)
 	paced, rate := 8_000, 2000
@@ -105,6 +106,10 @@ func runW2(ctx context.Context, cfg *config) ([]result, error) {
 		out := filepath.Join(cfg.dir, fmt.Sprintf("w2-%d.json", round))
 		cmd := exec.CommandContext(ctx, bin, "-broker", url, "-n", strconv.Itoa(n), "-paced", strconv.Itoa(paced),
 			"-rate", strconv.Itoa(rate), "-trace-n", strconv.Itoa(traceN), "-json", out)
+		if round%2 == 1 {
+			// A B, then B A: no variant always runs first.
+			cmd.Args = append(cmd.Args, "-reverse")
+		}
 		cmd.Env = cfg.env(0)
 		if _, err := runProc(ctx, cmd); err != nil {
 			return nil, fmt.Errorf("round %d: %w", round+1, err)
