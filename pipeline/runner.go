@@ -454,7 +454,7 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 		var err error
 		if rt.link.Decoder != PayloadOnly {
 			dspan := r.hooks.start(ctx, env, rt.decode)
-			v, err = rt.link.Decoder.Decode(env.Payload)
+			v, err = decode(rt.link.Decoder, env.Payload)
 			endSpan(dspan, err)
 		}
 		if err != nil {
@@ -554,7 +554,14 @@ func (e *outputError) Unwrap() error { return e.err }
 
 // send encodes env and publishes it. A nil value passes its payload
 // through unchanged.
-func (o *outRun) send(ctx context.Context, env *Envelope) error {
+func (o *outRun) send(ctx context.Context, env *Envelope) (err error) {
+	defer func() {
+		// A panicking encoder, template, key function or connector
+		// Publish: dead-letter the record, keep the run going.
+		if v := recover(); v != nil {
+			err = &outputError{"send", newPanicError(v)}
+		}
+	}()
 	o.scratch = *env
 	out := &o.scratch
 	if env.Value != nil {
@@ -839,7 +846,7 @@ func (p *pipeRun) run(ctx context.Context) error {
 					close(p.segments[i+1].in)
 				}
 			}()
-			errs[i] = seg.async.Run(ctx, seg.in, emit)
+			errs[i] = runAsync(ctx, seg.async, seg.name, seg.in, emit)
 		}()
 	}
 	first := p.segments[0].chain
