@@ -72,6 +72,13 @@ func TestProblems(t *testing.T) {
 			[]string{"t.flow:8:11: filter: expr expression: expected bool, but got int"}, nil},
 		{"checker: unset environment variable", "connector f \"file://\"\ndeadletter \"f://${DIR}/dead.jsonl\"\n",
 			[]string{"t.flow:2:17: environment variable DIR is not set (write ${DIR:-default} to give a default)"}, nil},
+		{"checker: unset variable in a connector URL is reported once, not again at every link",
+			"connector mqtt \"mqtt://127.0.0.1:${MQTT_PORT}\"\nconnector stdio \"stdio://\"\nrecord r {\n  from \"mqtt://a/b\" decode json\n}\npipeline p {\n  from r\n  to \"mqtt://c\" encode json\n}\n",
+			[]string{"t.flow:1:34: environment variable MQTT_PORT is not set (write ${MQTT_PORT:-default} to give a default)"}, nil},
+		{"checker: a statement indented under another continues it, and the error says so",
+			okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter `temp > 1`\n    to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:6:1: pipeline p: no output (add to \"connector://destination\" or into RECORD)",
+				"t.flow:9:5: filter: unexpected name to (line 9 is indented deeper than filter on line 8, so it continues that statement; indent to like filter to start a new statement)"}, nil},
 		{"checker: default and set variables", "connector f \"file://\"\ndeadletter \"f://${DIR:-/tmp}/${NAME}.jsonl\"\n", nil, map[string]string{"NAME": "d"}},
 		{"checker: wrong arguments", okHeader + "record r {\n  from \"gen://x\" decode json\n  buffer ring\n}\npipeline p {\n  from r\n  batch 0\n  throttle 5 per\n  window sliding 10s every 1m\n  parallel 2 3\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{
