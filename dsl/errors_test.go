@@ -79,6 +79,9 @@ func TestProblems(t *testing.T) {
 			okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter `temp > 1`\n    to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:6:1: pipeline p: no output (add to \"connector://destination\" or into RECORD)",
 				"t.flow:9:5: filter: unexpected name to (line 9 is indented deeper than filter on line 8, so it continues that statement; indent to like filter to start a new statement)"}, nil},
+		{"checker: connector and pipeline declared twice say where first",
+			okHeader + "connector gen \"gen://\"\nrecord r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  to \"stdio://stdout\" encode json\n}\npipeline p {\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:3:1: connector \"gen\" declared twice (first at t.flow:1:1)", "t.flow:11:1: pipeline \"p\" declared twice (first at t.flow:7:1)"}, nil},
 		{"checker: default and set variables", "connector f \"file://\"\ndeadletter \"f://${DIR:-/tmp}/${NAME}.jsonl\"\n", nil, map[string]string{"NAME": "d"}},
 		{"checker: wrong arguments", okHeader + "record r {\n  from \"gen://x\" decode json\n  buffer ring\n}\npipeline p {\n  from r\n  batch 0\n  throttle 5 per\n  window sliding 10s every 1m\n  parallel 2 3\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{
