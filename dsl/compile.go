@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,6 +161,9 @@ func (c *compiler) connector(a *args) {
 	}
 	url, upos, ok := a.str("an endpoint URL, e.g. \"mqtt://127.0.0.1:1883\"")
 	if !ok {
+		// The declaration's own error is the root cause: a stand-in keeps
+		// every link on this connector from being reported as unknown too.
+		c.g.Connector(name, failedBuilder{scheme: name}, a.s.Kw.Pos)
 		return
 	}
 	params := a.settings(nil)
@@ -489,9 +493,24 @@ func (a *args) missing(what string) {
 // end reports leftover arguments.
 func (a *args) end() {
 	if t := a.peek(); t != nil && t.Kind != Illegal {
-		a.c.errorf(t.Pos, "%s: unexpected %s %s", a.s.Kw.Text, t.Kind, t.Text)
+		a.c.errorf(t.Pos, "%s: unexpected %s %s%s", a.s.Kw.Text, t.Kind, t.Text, continuationHint(a.s.Kw, *t))
 		a.i = len(a.s.Args)
 	}
+}
+
+// continuationHint explains an unexpected statement keyword on a later
+// line: a line indented deeper than its statement continues that
+// statement, so "to ..." indented under "filter ..." is read as more
+// arguments of the filter.
+func continuationHint(kw, t Token) string {
+	if t.Kind != Ident || t.Pos.Line <= kw.Pos.Line {
+		return ""
+	}
+	if !slices.Contains(pipelineKeywords, t.Text) && !slices.Contains(topKeywords, t.Text) && t.Text != "buffer" {
+		return ""
+	}
+	return fmt.Sprintf(" (line %d is indented deeper than %s on line %d, so it continues that statement; indent %s like %s to start a new statement)",
+		t.Pos.Line, kw.Text, kw.Pos.Line, t.Text, kw.Text)
 }
 
 func (a *args) ident(what string) (string, pipeline.Pos, bool) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -19,22 +20,69 @@ type DeadLetter struct {
 	Time     time.Time `json:"time"`
 	// Payload is the original payload when it is valid UTF-8;
 	// PayloadBase64 carries it otherwise.
-	Payload       string            `json:"payload,omitempty"`
-	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
-	Headers       map[string]string `json:"headers,omitempty"`
+	Payload       string `json:"payload,omitempty"`
+	PayloadBase64 []byte `json:"payload_base64,omitempty"`
+	// PayloadSize is the original payload's size in bytes; when it is
+	// larger than what the dead letter keeps, PayloadTruncated is set and
+	// Payload (or PayloadBase64) holds only its first bytes.
+	PayloadSize      int               `json:"payload_size"`
+	PayloadTruncated bool              `json:"payload_truncated,omitempty"`
+	Headers          map[string]string `json:"headers,omitempty"`
 }
 
-// NewDeadLetter fills a DeadLetter from the failing envelope.
-func NewDeadLetter(env *Envelope, pipeline, stage, record, link string, err error) DeadLetter {
-	dl := DeadLetter{Pipeline: pipeline, Stage: stage, Record: record, Link: link,
-		Topic: env.Topic, Key: string(env.Key), Time: time.Now().UTC()}
-	if err != nil {
-		dl.Error = err.Error()
+// DefaultDeadLetterPayload is how many bytes of the original payload a dead
+// letter keeps when RunOptions.DeadLetterPayload is zero.
+const DefaultDeadLetterPayload = 1024
+
+// MaxErrorText bounds the error text of a dead letter and of the runner's
+// log lines: a hostile payload (a 10 MB number) must not become a 10 MB
+// line.
+const MaxErrorText = 200
+
+// ErrorText is err's message cut to MaxErrorText bytes (at a UTF-8
+// boundary), with the full length noted when it was cut.
+func ErrorText(err error) string {
+	if err == nil {
+		return ""
 	}
-	if utf8.Valid(env.Payload) {
-		dl.Payload = string(env.Payload)
+	return capText(err.Error(), MaxErrorText)
+}
+
+func capText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// NewDeadLetter fills a DeadLetter from the failing envelope, keeping at
+// most DefaultDeadLetterPayload bytes of its payload and MaxErrorText bytes
+// of the error.
+func NewDeadLetter(env *Envelope, pipeline, stage, record, link string, err error) DeadLetter {
+	return newDeadLetter(env, pipeline, stage, record, link, err, DefaultDeadLetterPayload)
+}
+
+// newDeadLetter keeps at most keep bytes of the payload (negative: all).
+func newDeadLetter(env *Envelope, pipeline, stage, record, link string, err error, keep int) DeadLetter {
+	dl := DeadLetter{Pipeline: pipeline, Stage: stage, Record: record, Link: link,
+		Topic: env.Topic, Key: capText(string(env.Key), DefaultDeadLetterPayload), Time: time.Now().UTC(), PayloadSize: len(env.Payload)}
+	dl.Error = ErrorText(err)
+	payload := env.Payload
+	if keep >= 0 && len(payload) > keep {
+		cut := keep
+		for cut > 0 && cut < len(payload) && !utf8.RuneStart(payload[cut]) {
+			cut--
+		}
+		payload, dl.PayloadTruncated = payload[:cut], true
+	}
+	if utf8.Valid(payload) {
+		dl.Payload = string(payload)
 	} else {
-		dl.PayloadBase64 = env.Payload
+		dl.PayloadBase64 = payload
 	}
 	if len(env.Headers) > 0 {
 		dl.Headers = make(map[string]string, len(env.Headers))

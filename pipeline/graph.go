@@ -388,7 +388,7 @@ func (g *Graph) Validate() error {
 		case c.b == nil:
 			add(c.pos, "connector %q has no builder", c.name)
 		case conns[c.name] != nil:
-			add(c.pos, "connector %q declared twice", c.name)
+			add(c.pos, "connector %q declared twice%s", c.name, firstAt(conns[c.name].pos))
 		default:
 			conns[c.name] = c
 		}
@@ -464,17 +464,18 @@ func (g *Graph) Validate() error {
 		}
 	}
 
-	names := map[string]bool{}
+	names := map[string]*PipelineSpec{}
 	edges := map[string][]string{} // record -> records written by pipelines reading it
 	for _, p := range g.pipes {
 		errs = append(errs, p.errs...)
 		where := "pipeline " + p.Name
 		if p.Name == "" {
 			add(p.Pos, "pipeline without a name")
-		} else if names[p.Name] {
-			add(p.Pos, "pipeline %q declared twice", p.Name)
+		} else if first := names[p.Name]; first != nil {
+			add(p.Pos, "pipeline %q declared twice%s", p.Name, firstAt(first.Pos))
+		} else {
+			names[p.Name] = p
 		}
-		names[p.Name] = true
 		inPos := p.inputPos
 		if !inPos.IsValid() {
 			inPos = p.Pos
@@ -547,6 +548,14 @@ func (g *Graph) Validate() error {
 		return a.Col < b.Col
 	})
 	return &ValidationError{Errors: errs}
+}
+
+// firstAt names where something was first declared, when that is known.
+func firstAt(p Pos) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return " (first at " + p.String() + ")"
 }
 
 // isTopicScheme tells whether link addresses of the scheme are MQTT-style

@@ -27,6 +27,10 @@ type RunOptions struct {
 	// decoding: they are dead-lettered with the reason and never reach a
 	// record (default 16 MiB; negative means no limit).
 	MaxPayload int
+	// DeadLetterPayload is how many bytes of the original payload a dead
+	// letter keeps (default DefaultDeadLetterPayload; negative: all). The
+	// dead letter records the original size and whether it was cut.
+	DeadLetterPayload int
 }
 
 // DefaultMaxPayload is the inbound payload limit when RunOptions.MaxPayload
@@ -433,10 +437,7 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 			rt.stats.Messages.Add(1)
 			rt.stats.Errors.Add(1)
 			rt.stats.DeadLettered.Add(1)
-			// The dead letter keeps only a prefix of an oversized payload.
-			trimmed := *env
-			trimmed.Payload = env.Payload[:min(len(env.Payload), 1024)]
-			if dlErr := r.deadLetter(ctx, r.graphDL, &trimmed, "", "receive", rt.rec.name, rt.link.Raw, cause); dlErr != nil {
+			if dlErr := r.deadLetter(ctx, r.graphDL, env, "", "receive", rt.rec.name, rt.link.Raw, cause); dlErr != nil {
 				werr = errors.Join(werr, dlErr)
 			}
 		}
@@ -454,7 +455,7 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 		var err error
 		if rt.link.Decoder != PayloadOnly {
 			dspan := r.hooks.start(ctx, env, rt.decode)
-			v, err = rt.link.Decoder.Decode(env.Payload)
+			v, err = decode(rt.link.Decoder, env.Payload)
 			endSpan(dspan, err)
 		}
 		if err != nil {
@@ -484,12 +485,16 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 
 func (r *Runner) deadLetter(ctx context.Context, dl *outRun, env *Envelope, pipeline, stage, rec, link string, cause error) error {
 	r.deadLetters.Add(1)
-	d := NewDeadLetter(env, pipeline, stage, rec, link, cause)
+	keep := r.opts.DeadLetterPayload
+	if keep == 0 {
+		keep = DefaultDeadLetterPayload
+	}
+	d := newDeadLetter(env, pipeline, stage, rec, link, cause, keep)
 	if dl == nil {
 		// No destination: count and log (the first 10, then every 1000th).
 		if n := r.dlLogged.Add(1); n <= 10 || n%1000 == 0 {
 			r.log.Warn("record dropped (no dead-letter destination)", "pipeline", pipeline, "stage", stage,
-				"record", rec, "link", link, "topic", env.Topic, "error", cause, "count", n)
+				"record", rec, "link", link, "topic", env.Topic, "error", d.Error, "count", n)
 		}
 		return nil
 	}
@@ -499,7 +504,7 @@ func (r *Runner) deadLetter(ctx context.Context, dl *outRun, env *Envelope, pipe
 	}
 	e := Envelope{Payload: d.Marshal(), Topic: dest, Key: env.Key, Headers: env.Headers, Time: time.Now(), Trace: env.Trace}
 	if err := dl.publish(ctx, &e, false); err != nil {
-		r.log.Error("dead-letter publish failed", "destination", dl.link.Raw, "error", err)
+		r.log.Error("dead-letter publish failed", "destination", dl.link.Raw, "error", ErrorText(err))
 		return err
 	}
 	return nil
@@ -554,7 +559,14 @@ func (e *outputError) Unwrap() error { return e.err }
 
 // send encodes env and publishes it. A nil value passes its payload
 // through unchanged.
-func (o *outRun) send(ctx context.Context, env *Envelope) error {
+func (o *outRun) send(ctx context.Context, env *Envelope) (err error) {
+	defer func() {
+		// A panicking encoder, template, key function or connector
+		// Publish: dead-letter the record, keep the run going.
+		if v := recover(); v != nil {
+			err = &outputError{"send", newPanicError(v)}
+		}
+	}()
 	o.scratch = *env
 	out := &o.scratch
 	if env.Value != nil {
@@ -633,7 +645,7 @@ func (r *Runner) deliverOut(ctx context.Context, o *outRun, dl *outRun, env *Env
 		// A rejected publish with nowhere to dead-letter it: reject the
 		// source message so it is redelivered instead of lost.
 		r.deadLetters.Add(1)
-		r.log.Warn("publish failed; rejecting source message", "link", o.link.Raw, "error", err)
+		r.log.Warn("publish failed; rejecting source message", "link", o.link.Raw, "error", ErrorText(err))
 		return &nackError{err}
 	}
 	if dlErr := r.deadLetter(ctx, dl, env, o.pipeline, stage, o.record, o.link.Raw, err); dlErr != nil {
@@ -839,7 +851,7 @@ func (p *pipeRun) run(ctx context.Context) error {
 					close(p.segments[i+1].in)
 				}
 			}()
-			errs[i] = seg.async.Run(ctx, seg.in, emit)
+			errs[i] = runAsync(ctx, seg.async, seg.name, seg.in, emit)
 		}()
 	}
 	first := p.segments[0].chain

@@ -105,7 +105,7 @@ func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, st
 			if hooks.tracer != nil {
 				span = hooks.tracer.StartHop(ctx, env, info)
 			}
-			err := p.Process(ctx, env, downstream)
+			err := process(ctx, p, env, downstream)
 			if span != nil {
 				span.End(err)
 			}
@@ -120,4 +120,12 @@ func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, st
 		}
 	}
 	return next
+}
+
+// process runs one stage on env. A panic in the stage (not in the stages
+// after it, which recover their own) becomes a *PanicError, so the record
+// is dead-lettered with this stage as provenance and the pipeline goes on.
+func process(ctx context.Context, p Processor, env *Envelope, next Emit) (err error) {
+	defer catch(&err)
+	return p.Process(ctx, env, next)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/aimdb-dev/aimdb-flow/dsl"
 	"github.com/aimdb-dev/aimdb-flow/dsl/flowtest"
@@ -82,6 +83,13 @@ func cmdValidate(_ context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintf(env.stdout, "%s: ok\n", f)
 		}
 	}
+	if code != exitOK && !*together && fs.NArg() > 1 {
+		// run loads its files as one graph: say so when that is why
+		// they failed one by one.
+		if _, err := dsl.LoadFiles(loadOpts(env, slog.New(slog.DiscardHandler)), fs.Args()...); err == nil {
+			fmt.Fprintf(env.stderr, "aimdb-flow validate: the files are valid together, as 'run' loads them (one file uses what another declares): aimdb-flow validate --together %s\n", strings.Join(fs.Args(), " "))
+		}
+	}
 	return code
 }
 
@@ -109,6 +117,14 @@ func cmdFmt(_ context.Context, env *cliEnv, args []string) int {
 			// Never rewrite a file that does not parse.
 			errs.Err()
 			fmt.Fprint(env.stderr, errs.Pretty())
+			code = exitProblems
+			continue
+		}
+		// Nor one that does not validate: formatting an invalid file would
+		// hide its problems behind a clean diff.
+		if _, err := dsl.LoadFiles(loadOpts(env, slog.New(slog.DiscardHandler)), path); err != nil {
+			printLoadError(env, err)
+			fmt.Fprintf(env.stderr, "aimdb-flow fmt: %s left as it is: fmt formats only valid files (see aimdb-flow validate)\n", path)
 			code = exitProblems
 			continue
 		}

@@ -20,6 +20,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
 // Exit codes.
@@ -92,8 +94,11 @@ func dispatch(ctx context.Context, env *cliEnv, args []string) int {
 			return c.run(ctx, env, args[1:])
 		}
 	}
-	fmt.Fprintf(env.stderr, "aimdb-flow: unknown command %q\n\n", name)
-	usage(env.stderr)
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	fmt.Fprintf(env.stderr, "aimdb-flow: unknown command %q%s; 'aimdb-flow help' lists the commands\n", name, pipeline.DidYouMean(name, names))
 	return exitUsage
 }
 
@@ -167,11 +172,28 @@ func parseFlags(env *cliEnv, fs *flag.FlagSet, args []string) (int, bool) {
 			commandUsage(env.stdout, c, fs)
 			return exitOK, false
 		}
-		fmt.Fprintf(env.stderr, "aimdb-flow %s: %v\n\n", fs.Name(), err)
-		commandUsage(env.stderr, c, fs)
+		fmt.Fprintf(env.stderr, "aimdb-flow %s: %v%s; 'aimdb-flow %s --help' lists the flags\n", fs.Name(), err, flagSuggestion(fs, err), fs.Name())
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// flagSuggestion proposes the closest defined flag for an undefined one.
+func flagSuggestion(fs *flag.FlagSet, err error) string {
+	const prefix = "flag provided but not defined: -"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return ""
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	s := pipeline.DidYouMean(strings.TrimPrefix(msg, prefix), names)
+	if s == "" {
+		return ""
+	}
+	// " (did you mean "http"?)" -> " (did you mean --http?)"
+	name := strings.TrimSuffix(strings.TrimPrefix(s, ` (did you mean "`), `"?)`)
+	return " (did you mean --" + name + "?)"
 }
 
 func needFiles(env *cliEnv, fs *flag.FlagSet) (int, bool) {

@@ -47,7 +47,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		out  string // in stdout or stderr
 	}{
 		{nil, exitUsage, "Commands:"},
-		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"; 'aimdb-flow help' lists the commands`},
+		{[]string{"vaildate", "x.flow"}, exitUsage, `unknown command "vaildate" (did you mean "validate"?)`},
+		{[]string{"run", "--htp", "x", "x.flow"}, exitUsage, "flag provided but not defined: -htp (did you mean --http?); 'aimdb-flow run --help' lists the flags"},
 		{[]string{"--help"}, exitOK, "Exit codes: 0 success"},
 		{[]string{"version"}, exitOK, "aimdb-flow "},
 		{[]string{"run", "--help"}, exitOK, "Usage: aimdb-flow run [flags] FILE..."},
@@ -63,6 +65,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 		r := runCLI(t, ctx, nil, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.out) {
 			t.Errorf("aimdb-flow %v: exit %d, output:\n%s%s\nwant exit %d and %q", tc.args, r.code, r.stdout, r.stderr, tc.code, tc.out)
+		}
+		// A usage mistake gets one line with the fix, not the whole help.
+		if tc.code == exitUsage && len(tc.args) > 0 && (strings.Contains(tc.out, "did you mean") || strings.Contains(tc.out, "unknown command")) {
+			if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n > 0 {
+				t.Errorf("aimdb-flow %v: %d lines of output, want one:\n%s", tc.args, n+1, r.stderr)
+			}
 		}
 	}
 }
@@ -101,6 +109,19 @@ func TestValidate(t *testing.T) {
 	if r := runCLI(t, context.Background(), env, "validate", "--together", good, bad); r.code != exitProblems || !strings.Contains(r.stderr, `connector "file" declared twice`) {
 		t.Fatalf("validate --together: %+v", r)
 	}
+	// Files that are valid only together (one uses what another declares)
+	// fail one by one, with a hint at --together, which run's view.
+	decl := writeFile(t, dir, "decl.flow", "connector file \"file://\"\n")
+	use := writeFile(t, dir, "use.flow", "record r {\n  from \"file:///x\" decode json\n}\npipeline p {\n  from r\n  to \"file:///y\" encode json\n}\n")
+	if r := runCLI(t, context.Background(), env, "validate", decl, use); r.code != exitProblems || !strings.Contains(r.stderr, "the files are valid together, as 'run' loads them") {
+		t.Fatalf("validate of files valid together: %+v", r)
+	}
+	if r := runCLI(t, context.Background(), env, "validate", "--together", decl, use); r.code != exitOK {
+		t.Fatalf("validate --together: %+v", r)
+	}
+	if r := runCLI(t, context.Background(), env, "validate", good, bad); strings.Contains(r.stderr, "valid together") {
+		t.Fatalf("hint given for files that are not valid together: %s", r.stderr)
+	}
 	// An unset variable without a default is a problem too.
 	if r := runCLI(t, context.Background(), nil, "validate", good); r.code != exitProblems || !strings.Contains(r.stderr, "environment variable IN is not set") {
 		t.Fatalf("unset env: %+v", r)
@@ -133,6 +154,15 @@ func TestFmt(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(broken); string(b) != "record r {\n" {
 		t.Fatal("fmt -w rewrote a file that does not parse")
+	}
+	// A file that parses but does not validate is left alone too.
+	invalidSrc := "connector   file \"file://\"\nrecord r {\n  from \"file:///x\" decode jsn\n}\n"
+	invalid := writeFile(t, dir, "i.flow", invalidSrc)
+	if r := runCLI(t, context.Background(), nil, "fmt", "-w", invalid); r.code != exitProblems || !strings.Contains(r.stderr, `unknown codec "jsn"`) || !strings.Contains(r.stderr, "fmt formats only valid files") {
+		t.Fatalf("fmt of an invalid file: %+v", r)
+	}
+	if b, _ := os.ReadFile(invalid); string(b) != invalidSrc {
+		t.Fatal("fmt -w rewrote a file that does not validate")
 	}
 }
 

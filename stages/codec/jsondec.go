@@ -521,7 +521,17 @@ func (d *jsonDecoder) number() (float64, error) {
 	text := data[start:i]
 	f, err := strconv.ParseFloat(unsafe.String(&text[0], len(text)), 64)
 	if err != nil {
-		return 0, &SyntaxError{Msg: fmt.Sprintf("number %s out of range of float64", string(text)), Offset: start}
+		return 0, &SyntaxError{Msg: fmt.Sprintf("number %s out of range of float64", quoteStart(text)), Offset: start}
 	}
 	return f, nil
+}
+
+// quoteStart is a token for an error message: whole when short, else its
+// first bytes and its length, so a hostile 10 MB token stays out of logs.
+func quoteStart(tok []byte) string {
+	const keep = 32
+	if len(tok) <= keep {
+		return string(tok)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", tok[:keep], len(tok))
 }

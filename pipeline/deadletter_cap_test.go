@@ -1,0 +1,137 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
+)
+
+// lockedBuffer is a log destination safe for the runner's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestHostilePayloadStaysSmall: a 10 MB JSON number neither becomes a
+// 10 MB log line nor a 20 MB dead letter. The dead letter keeps the first
+// DeadLetterPayload bytes and records the original size; error texts are
+// cut to MaxErrorText.
+func TestHostilePayloadStaysSmall(t *testing.T) {
+	huge := []byte(`{"temp":` + strings.Repeat("9", 10<<20) + `}`)
+	for _, c := range []struct {
+		name string
+		keep int // RunOptions.DeadLetterPayload
+		want int // bytes of payload kept
+		dlq  bool
+	}{
+		{"default keep, to a destination", 0, pipeline.DefaultDeadLetterPayload, true},
+		{"keep 64, to a destination", 64, 64, true},
+		{"no destination: logged", 0, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bus := mem.NewBus()
+			g := pipeline.New().Connector("", mem.New(bus))
+			g.Record("in").From("mem://in", codec.JSON{})
+			g.Pipeline("p").From("in").To("mem://out", codec.JSON{})
+			if c.dlq {
+				g.DeadLetterTo("mem://dlq", codec.Raw{})
+			}
+			var logs lockedBuffer
+			r, err := pipeline.NewRunner(g, pipeline.RunOptions{DeadLetterPayload: c.keep,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, c1 := bus.Subscribe("out", 10)
+			defer c1()
+			dlq, c2 := bus.Subscribe("dlq", 10)
+			defer c2()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			waitUntilReady(t, r)
+			for _, p := range [][]byte{huge, []byte(`{"temp":1}`)} {
+				e := pipeline.Envelope{Payload: p}
+				if err := bus.Publish(ctx, "in", &e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			receive(t, out) // the record after the hostile one flows
+			if c.dlq {
+				raw := receive(t, dlq).Payload
+				var dl pipeline.DeadLetter
+				if err := json.Unmarshal(raw, &dl); err != nil {
+					t.Fatal(err)
+				}
+				if len(dl.Payload) != c.want || !dl.PayloadTruncated || dl.PayloadSize != len(huge) {
+					t.Errorf("dead letter kept %d bytes (truncated %v) of %d, want %d of %d", len(dl.Payload), dl.PayloadTruncated, dl.PayloadSize, c.want, len(huge))
+				}
+				if len(dl.Error) > pipeline.MaxErrorText+32 || !strings.Contains(dl.Error, "bytes)") {
+					t.Errorf("dead-letter error is %d bytes: %.300s", len(dl.Error), dl.Error)
+				}
+				if len(raw) > c.want+1024 {
+					t.Errorf("dead letter is %d bytes", len(raw))
+				}
+			}
+			cancel()
+			<-done
+			if c.dlq {
+				return
+			}
+			text := logs.String()
+			if !strings.Contains(text, "record dropped") {
+				t.Fatalf("no drop logged:\n%.500s", text)
+			}
+			for _, line := range strings.Split(text, "\n") {
+				if len(line) > 1024 {
+					t.Errorf("log line of %d bytes: %.300s…", len(line), line)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	for _, c := range []struct {
+		in, want string
+	}{
+		{"short", "short"},
+		{strings.Repeat("a", pipeline.MaxErrorText), strings.Repeat("a", pipeline.MaxErrorText)},
+		{strings.Repeat("a", pipeline.MaxErrorText+1), strings.Repeat("a", pipeline.MaxErrorText) + "… (201 bytes)"},
+		// A cut never splits a rune.
+		{strings.Repeat("a", pipeline.MaxErrorText-1) + "é" + "b", strings.Repeat("a", pipeline.MaxErrorText-1) + "… (202 bytes)"},
+	} {
+		if got := pipeline.ErrorText(errString(c.in)); got != c.want {
+			t.Errorf("ErrorText(%d bytes) = %q, want %q", len(c.in), got, c.want)
+		}
+	}
+	if pipeline.ErrorText(nil) != "" {
+		t.Error("ErrorText(nil) not empty")
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
