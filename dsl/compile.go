@@ -306,7 +306,7 @@ func (c *compiler) pipeline(a *args) {
 				}
 			}
 			b.end()
-			ps.ViaAt(logStage(c.opts.Logger, name, msg), pos)
+			ps.ViaAt(stages.Log(c.opts.Logger, name, msg), pos)
 		case "dedupe":
 			p, ok := b.expr(expr.Any)
 			n := 1024
@@ -415,19 +415,6 @@ func (c *compiler) window(b *args) pipeline.Stage {
 		c.errorf(kpos, "unknown window kind %q (want tumbling, sliding or session)", kind)
 	}
 	return nil
-}
-
-func logStage(log *slog.Logger, pipe, msg string) pipeline.Processor {
-	return stages.Tap(func(env *pipeline.Envelope) {
-		if !log.Enabled(context.Background(), slog.LevelInfo) {
-			return
-		}
-		v := env.Value
-		if v == nil {
-			v = string(env.Payload)
-		}
-		log.Info(msg, "pipeline", pipe, "topic", env.Topic, "value", v)
-	})
 }
 
 // failedBuilder stands in for a connector whose declaration was wrong.

@@ -235,7 +235,7 @@ pipeline p {
 	for _, s := range g.Pipelines()[0].Stages {
 		kinds = append(kinds, s.Kind())
 	}
-	want := "decode filter map set tap dedupe batch window tumbling window sliding window session throttle encode"
+	want := "decode filter map set log dedupe batch window tumbling window sliding window session throttle encode"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("stages %q, want %q", got, want)
 	}

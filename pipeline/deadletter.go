@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -93,8 +94,13 @@ func newDeadLetter(env *Envelope, pipeline, stage, record, link string, err erro
 	return dl
 }
 
-// Marshal renders the dead letter as a JSON object.
+// Marshal renders the dead letter as a JSON object. Nothing is
+// HTML-escaped: an error reading "temp > 25" stays readable instead of
+// becoming "temp \u003e 25".
 func (d DeadLetter) Marshal() []byte {
-	b, _ := json.Marshal(d) // cannot fail: only strings, bytes and a time
-	return b
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(d) // cannot fail: only strings, bytes, ints and a time
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
 }

@@ -135,3 +135,16 @@ func TestErrorText(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestDeadLetterNotHTMLEscaped(t *testing.T) {
+	env := pipeline.Envelope{Payload: []byte(`{"a":"<b>&"}`)}
+	got := string(pipeline.NewDeadLetter(&env, "p", "1:filter", "r", "l", errString("invalid operation: <nil> > int")).Marshal())
+	for _, want := range []string{`"error":"invalid operation: <nil> > int"`, `"payload":"{\"a\":\"<b>&\"}"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dead letter %s lacks %s", got, want)
+		}
+	}
+	if strings.HasSuffix(got, "\n") {
+		t.Error("dead letter ends in a newline")
+	}
+}
