@@ -327,3 +327,36 @@ func BenchmarkW1(b *testing.B) {
 		})
 	}
 }
+
+// TestSameRecordsCompares checks the comparison the scaling and pipeline
+// tests rely on: key order and number spelling are ignored, a missing or
+// different field, a missing record and a different order are not.
+func TestSameRecordsCompares(t *testing.T) {
+	dir := t.TempDir()
+	want := "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n"
+	tests := []struct {
+		name, got string
+		same      bool
+	}{
+		{"identical", want, true},
+		{"key order and number spelling", "{\"b\":\"x\",\"a\":1.0}\n{\"b\":\"y\",\"a\":2e0}\n", true},
+		{"a field missing", "{\"a\":1}\n{\"a\":2,\"b\":\"y\"}\n", false},
+		{"a value differs", "{\"a\":1,\"b\":\"x\"}\n{\"a\":3,\"b\":\"y\"}\n", false},
+		{"an extra field", "{\"a\":1,\"b\":\"x\",\"c\":true}\n{\"a\":2,\"b\":\"y\"}\n", false},
+		{"a record missing", "{\"a\":1,\"b\":\"x\"}\n", false},
+		{"order swapped", "{\"a\":2,\"b\":\"y\"}\n{\"a\":1,\"b\":\"x\"}\n", false},
+	}
+	wp := filepath.Join(dir, "want.jsonl")
+	if err := os.WriteFile(wp, []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		gp := filepath.Join(dir, "got-"+strconv.Itoa(i)+".jsonl")
+		if err := os.WriteFile(gp, []byte(tt.got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := w1.SameRecords(gp, wp); (err == nil) != tt.same {
+			t.Errorf("%s: SameRecords = %v, want same=%v", tt.name, err, tt.same)
+		}
+	}
+}
