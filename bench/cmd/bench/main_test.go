@@ -179,3 +179,92 @@ func TestSummaryRows(t *testing.T) {
 		t.Errorf("replaceBlock = %q, %v", got, err)
 	}
 }
+
+// TestW1RowTargets checks W1's verdicts: every criterion of DESIGN.md §9
+// is required, the target string states them, Extra and Note show the
+// measured CPU ratio, the peak RSS and what was missed.
+func TestW1RowTargets(t *testing.T) {
+	const loop = w1LoopName
+	tests := []struct {
+		name       string
+		role       w1Role
+		procs      int
+		ratio      float64 // throughput ratio of every round
+		cpu        float64 // candidate cpu ns/rec (the loop's is 100)
+		rss        []float64
+		met        bool
+		target     string // substring of the target
+		note       string // substring of the note ("" : no miss)
+		goal       float64
+		noVerdict  bool
+		noBaseline bool
+	}{
+		{name: "all met", role: w1Default, procs: 2, ratio: 1.05, cpu: 120, rss: []float64{20, 23},
+			met: true, target: "≥1.0× rec/s, ≤1.3× cpu/rec, ≤24 MiB peak RSS", goal: 1},
+		{name: "slower", role: w1Default, procs: 2, ratio: 0.95, cpu: 120, rss: []float64{20},
+			note: "rec/s 0.95× < 1.0×", goal: 1},
+		{name: "cpu", role: w1Default, procs: 2, ratio: 1.1, cpu: 140, rss: []float64{20},
+			note: "cpu/rec 1.40× > 1.3×", goal: 1},
+		{name: "one round above the RSS limit", role: w1Default, procs: 2, ratio: 1.1, cpu: 100, rss: []float64{20, 25, 21},
+			note: "peak RSS 25.0 MiB > 24 MiB", goal: 1},
+		{name: "parallel on 2 cores needs 1.5x", role: w1Parallel2, procs: 2, ratio: 1.3, cpu: 110, rss: []float64{20},
+			target: "≥1.5× rec/s", note: "rec/s 1.30× < 1.5×", goal: 1.5},
+		{name: "parallel on 2 cores met", role: w1Parallel2, procs: 2, ratio: 1.6, cpu: 110, rss: []float64{20},
+			met: true, goal: 1.5},
+		{name: "parallel on 1 core: the base target", role: w1Parallel2, procs: 1, ratio: 1.1, cpu: 110, rss: []float64{20},
+			met: true, target: "≥1.0× rec/s", goal: 1},
+		{name: "map loop: reference, no verdict", role: w1Reference, procs: 2, ratio: 0.5, cpu: 300, rss: []float64{30},
+			noVerdict: true},
+		{name: "strong loop: the baseline", role: w1Baseline, procs: 2, ratio: 1, cpu: 100, rss: []float64{10},
+			noVerdict: true, noBaseline: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := "cand"
+			if tt.role == w1Baseline {
+				v = loop
+			}
+			tput := series{loop: {1000, 1000}, v: {1000 * tt.ratio, 1000 * tt.ratio}}
+			cpu := series{loop: {100, 100}, v: {tt.cpu, tt.cpu}}
+			rss := series{loop: {10, 10}, v: tt.rss}
+			ratios := series{v: {tt.ratio, tt.ratio}}
+			r := w1Row("W1", v, loop, tt.role, tt.procs, tput, cpu, rss, ratios)
+			if tt.noBaseline != (r.Baseline == "") {
+				t.Errorf("baseline %q", r.Baseline)
+			}
+			if tt.noVerdict {
+				if r.Met != nil || r.Target != "" {
+					t.Errorf("verdict on a reference row: met %v target %q", r.Met, r.Target)
+				}
+			} else {
+				if r.Met == nil {
+					t.Fatal("no verdict")
+				}
+				if *r.Met != tt.met {
+					t.Fatalf("met %v, want %v (note %q)", *r.Met, tt.met, r.Note)
+				}
+				if !strings.Contains(r.Target, tt.target) {
+					t.Errorf("target %q lacks %q", r.Target, tt.target)
+				}
+				if r.Goal != tt.goal {
+					t.Errorf("goal %v, want %v", r.Goal, tt.goal)
+				}
+				if tt.note != "" && !strings.Contains(r.Note, tt.note) {
+					t.Errorf("note %q lacks %q", r.Note, tt.note)
+				}
+				if tt.met && strings.Contains(r.Note, "missed") {
+					t.Errorf("met but note %q", r.Note)
+				}
+			}
+			_, peak := minmax(tt.rss)
+			if r.Extra["peak RSS MiB"] != peak {
+				t.Errorf("peak RSS %v, want %v", r.Extra["peak RSS MiB"], peak)
+			}
+			if tt.role != w1Baseline {
+				if got, want := r.Extra["cpu/rec vs loop"], tt.cpu/100; got != want {
+					t.Errorf("cpu/rec vs loop %v, want %v", got, want)
+				}
+			}
+		})
+	}
+}

@@ -13,8 +13,10 @@ const (
 	scalingPipelines = "W1 scaling: pipelines in one process"
 )
 
-// runScaling measures W1 on 1 and 2 cores (GOMAXPROCS of the child) and
-// with 1 to 64 W1 pipelines in one process.
+// runScaling measures W1 on 1 and 2 cores (GOMAXPROCS of the child),
+// against the strong loop on the same GOMAXPROCS with W1's targets (the
+// parallel 2 target only at GOMAXPROCS 2), and with 1 to 64 W1 pipelines
+// in one process.
 func runScaling(ctx context.Context, cfg *config) ([]result, error) {
 	out, err := scalingCores2(ctx, cfg)
 	if err != nil {
@@ -35,23 +37,21 @@ func scalingCores2(ctx context.Context, cfg *config) ([]result, error) {
 	}
 	var res []result
 	for _, procs := range []int{1, 2} {
-		variants := []abRun{
-			{"w1-baseline", func(ctx context.Context, _ int) (childRun, error) {
-				return spawn(ctx, cfg, procs, "w1-baseline", "-input", input)
-			}},
-			{"w1-pipeline-1", func(ctx context.Context, _ int) (childRun, error) {
+		variants := append(w1Loops(cfg, procs, input),
+			abRun{"w1-pipeline-1", func(ctx context.Context, _ int) (childRun, error) {
 				return spawn(ctx, cfg, procs, "w1-pipeline", "-input", input, "-k", "1")
 			}},
-			{"w1-pipeline-2", func(ctx context.Context, _ int) (childRun, error) {
+			abRun{"w1-pipeline-2", func(ctx context.Context, _ int) (childRun, error) {
 				return spawn(ctx, cfg, procs, "w1-pipeline", "-input", input, "-k", "2")
 			}},
-		}
+		)
 		tput, cpu, rss, ratios, err := alternate(ctx, cfg, n, variants)
 		if err != nil {
 			return nil, err
 		}
+		roles := map[string]w1Role{w1LoopName: w1Baseline, w1MapLoopName: w1Reference, "w1-pipeline-1": w1Default, "w1-pipeline-2": w1Parallel2}
 		for _, v := range variants {
-			r := w1Row(scalingCores, v.name, variants[0].name, tput, cpu, rss, ratios)
+			r := w1Row(scalingCores, v.name, w1LoopName, roles[v.name], procs, tput, cpu, rss, ratios)
 			r.Variant = fmt.Sprintf("%s @ GOMAXPROCS=%d", v.name, procs)
 			if r.Baseline != "" {
 				r.Baseline = fmt.Sprintf("%s @ GOMAXPROCS=%d", r.Baseline, procs)
