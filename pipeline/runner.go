@@ -45,7 +45,8 @@ var ErrPayloadTooLarge = errors.New("payload too large")
 // ErrDrainTimeout is returned by Run when in-flight records did not drain
 // within RunOptions.DrainTimeout. When a stage also ignored the
 // cancellation that followed, the error wraps ErrDrainTimeout and names
-// each stuck pipeline (or record publisher) and the last stage it entered;
+// each stuck pipeline (or record publisher) and the last synchronous
+// stage (Processor) it entered (async stages are not tracked);
 // the source messages of the records it held are nacked (so an
 // at-least-once source redelivers them) and its goroutine is left behind,
 // since Go cannot stop it.
