@@ -161,10 +161,12 @@ func TestDrainTimeout(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		honoursCtx bool
+		workers    int
 		wantMsg    string // in the error; "" means exactly ErrDrainTimeout
 	}{
 		{name: "stage returns on cancel", honoursCtx: true},
 		{name: "stage ignores cancel", wantMsg: "pipeline stuck (last stage entered: 2:block)"},
+		{name: "parallel stage ignores cancel", workers: 2, wantMsg: "pipeline stuck (last stage entered: 2:block)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChanConn()
@@ -187,6 +189,7 @@ func TestDrainTimeout(t *testing.T) {
 					}
 					return next(ctx, env)
 				})).
+				Parallel(max(tc.workers, 1)).
 				To("chan://out", codec.Raw{})
 			r, err := pipeline.NewRunner(g, pipeline.RunOptions{DrainTimeout: drain})
 			if err != nil {
