@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,29 +143,96 @@ func TestDrainOnCancelDeliversInFlight(t *testing.T) {
 	}
 }
 
+// stageFunc is a Processor running fn, for stages a test controls.
+type stageFunc func(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error
+
+func (stageFunc) Kind() string { return "block" }
+func (f stageFunc) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
+	return f(ctx, env, next)
+}
+
+// TestDrainTimeout stops a graph whose only record is stuck in a stage.
+// Run must return ErrDrainTimeout, the record's source message must be
+// nacked (never acked) and nothing reaches the sink. A stage that ignores
+// its context is abandoned after the grace: the error names the pipeline
+// and the stage.
 func TestDrainTimeout(t *testing.T) {
-	bus := mem.NewBus()
-	block := make(chan struct{})
-	defer close(block)
-	g := pipeline.New().Connector("", mem.New(bus))
-	g.Record("in").From("mem://in", codec.Raw{})
-	g.Pipeline("stuck").From("in").Via(stages.Tap(func(*pipeline.Envelope) { <-block })).To("mem://out", codec.Raw{})
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{DrainTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	waitReady(t, r)
-	e := pipeline.Envelope{Payload: []byte("x")}
-	bus.Publish(context.Background(), "in", &e)
-	cancel()
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		block <- struct{}{}
-	}()
-	if err := <-done; !errors.Is(err, pipeline.ErrDrainTimeout) {
-		t.Fatalf("err = %v, want ErrDrainTimeout", err)
+	const drain = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name       string
+		honoursCtx bool
+		workers    int
+		wantMsg    string // in the error; "" means exactly ErrDrainTimeout
+	}{
+		{name: "stage returns on cancel", honoursCtx: true},
+		{name: "stage ignores cancel", wantMsg: "pipeline stuck (last stage entered: 2:block)"},
+		{name: "parallel stage ignores cancel", workers: 2, wantMsg: "pipeline stuck (last stage entered: 2:block)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChanConn()
+			entered := make(chan struct{}, 1)
+			block := make(chan struct{})
+			t.Cleanup(func() { close(block) }) // lets an abandoned stage's goroutine end
+			g := pipeline.New().Connector("", c)
+			g.Record("in").From("chan://in", codec.Raw{})
+			g.Pipeline("stuck").From("in").
+				Via(stages.Tap(func(*pipeline.Envelope) {}), stageFunc(func(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
+					entered <- struct{}{}
+					if tc.honoursCtx {
+						select {
+						case <-ctx.Done():
+							return ctx.Err()
+						case <-block:
+						}
+					} else {
+						<-block
+					}
+					return next(ctx, env)
+				})).
+				Parallel(max(tc.workers, 1)).
+				To("chan://out", codec.Raw{})
+			r, err := pipeline.NewRunner(g, pipeline.RunOptions{DrainTimeout: drain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			o := c.inject(t, "in", "x")
+			select {
+			case <-entered:
+			case <-time.After(5 * time.Second):
+				t.Fatal("record never reached the stage")
+			}
+			cancel()
+			// A hang detector, not a timing assertion: the drain timeout,
+			// the grace (at most the drain timeout again) and 2 s of slack.
+			select {
+			case err = <-done:
+			case <-time.After(2*drain + 2*time.Second):
+				t.Fatal("Run did not return after the drain timeout")
+			}
+			if !errors.Is(err, pipeline.ErrDrainTimeout) {
+				t.Fatalf("err = %v, want ErrDrainTimeout", err)
+			}
+			if tc.wantMsg == "" && err != pipeline.ErrDrainTimeout {
+				t.Fatalf("err = %v, want exactly ErrDrainTimeout (the stage returned)", err)
+			}
+			if tc.wantMsg != "" && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("err = %v, want it to name %q", err, tc.wantMsg)
+			}
+			if !o.settled() {
+				t.Fatal("the stuck record's source message was neither acked nor nacked when Run returned")
+			}
+			if err := o.wait(t, "stuck record"); err == nil {
+				t.Fatal("the stuck record's source message was acked, want nacked")
+			}
+			select {
+			case p := <-c.published:
+				t.Fatalf("stuck record reached the sink: %s", p.payload)
+			default:
+			}
+		})
 	}
 }

@@ -97,11 +97,12 @@ var ErrNacked = errors.New("message not acknowledged")
 //
 // A nil *Ack is valid and does nothing, so stages never need to check.
 type Ack struct {
-	pending atomic.Int64
-	once    sync.Once
-	errMu   sync.Mutex
-	err     error
-	fn      func(error)
+	pending   atomic.Int64
+	abandoned atomic.Bool
+	once      sync.Once
+	errMu     sync.Mutex
+	err       error
+	fn        func(error)
 }
 
 // NewAck returns an ack with one share held by the caller (the source) and
@@ -158,6 +159,9 @@ func (a *Ack) release(err error) {
 		return
 	}
 	if n < 0 {
+		if a.abandoned.Load() {
+			return // a stuck stage released its share after the runner gave up on it
+		}
 		panic("pipeline: Ack released more times than taken")
 	}
 	a.once.Do(func() {
@@ -166,6 +170,22 @@ func (a *Ack) release(err error) {
 		a.errMu.Unlock()
 		if a.fn != nil {
 			a.fn(e)
+		}
+	})
+}
+
+// abandon settles the ack now with err (the callback runs unless it already
+// ran), whatever shares are still out. The runner uses it for records held
+// by a stage that ignored cancellation: later releases of those shares are
+// then no-ops instead of a panic.
+func (a *Ack) abandon(err error) {
+	if a == nil {
+		return
+	}
+	a.abandoned.Store(true)
+	a.once.Do(func() {
+		if a.fn != nil {
+			a.fn(err)
 		}
 	})
 }

@@ -19,6 +19,7 @@ import (
 const parallelBatch = 64
 
 type pbatch struct {
+	slot int          // the batch's slot in the pipeline's inflight
 	envs []Envelope   // inputs, filled by one RecvBatch
 	errs []error      // chain outcome per input
 	outs [][]Envelope // what the processors emitted per input
@@ -31,12 +32,15 @@ type pworker struct {
 	chain Emit
 }
 
+// parallelSlots is the number of batches a parallel pipeline circulates.
+func parallelSlots(workers int) int { return workers*2 + 2 }
+
 func (p *pipeRun) runParallel(ctx context.Context) error {
 	workers := p.spec.Workers
-	nb := workers*2 + 2
+	nb := parallelSlots(workers)
 	free := make(chan *pbatch, nb)
 	for i := 0; i < nb; i++ {
-		free <- &pbatch{envs: make([]Envelope, parallelBatch), errs: make([]error, parallelBatch),
+		free <- &pbatch{slot: i, envs: make([]Envelope, parallelBatch), errs: make([]error, parallelBatch),
 			outs: make([][]Envelope, parallelBatch), done: make(chan struct{}, 1)}
 	}
 	work := make(chan *pbatch, nb)
@@ -51,7 +55,7 @@ func (p *pipeRun) runParallel(ctx context.Context) error {
 			*pw.cur = append(*pw.cur, e)
 			return nil
 		}
-		pw.chain = fuse(p.name, p.seg0Procs, p.stageNames[:len(p.seg0Procs)], p.r.hooks, p.stageStats[:len(p.seg0Procs)], collect)
+		pw.chain = fuse(p.name, p.seg0Procs, p.stageNames[:len(p.seg0Procs)], p.r.hooks, p.stageStats[:len(p.seg0Procs)], &p.stage, 0, collect)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -81,6 +85,7 @@ func (p *pipeRun) runParallel(ctx context.Context) error {
 				b.errs[i] = nil
 			}
 			b.n = 0
+			p.hold.release(b.slot)
 			free <- b
 		}
 	}()
@@ -103,6 +108,7 @@ func (p *pipeRun) runParallel(ctx context.Context) error {
 			break
 		}
 		b.n = n
+		p.hold.hold(b.slot, b.envs[:n])
 		order <- b
 		work <- b
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,11 @@ type RunOptions struct {
 	// Tracer is the tracing hook (nil: tracing off, at no cost).
 	Tracer Tracer
 	// DrainTimeout bounds the shutdown: after the sources stopped, in-flight
-	// records have this long to reach their sinks (default 10s).
+	// records have this long to reach their sinks (default 10s). Then the
+	// stages' context is cancelled and they get a further grace of
+	// min(DrainTimeout, 1s) to return; a pipeline or publisher still running
+	// after that is abandoned (see ErrDrainTimeout). Closing the connectors
+	// is bounded by DrainTimeout again.
 	DrainTimeout time.Duration
 	// MaxPayload rejects inbound payloads larger than this many bytes before
 	// decoding: they are dead-lettered with the reason and never reach a
@@ -42,11 +47,22 @@ const DefaultMaxPayload = 16 << 20
 var ErrPayloadTooLarge = errors.New("payload too large")
 
 // ErrDrainTimeout is returned by Run when in-flight records did not drain
-// within RunOptions.DrainTimeout.
+// within RunOptions.DrainTimeout. When a stage also ignored the
+// cancellation that followed, the error wraps ErrDrainTimeout and names
+// each stuck pipeline (or record publisher) and the last synchronous
+// stage (Processor) it entered (async stages are not tracked);
+// the source messages of the records it held are nacked (so an
+// at-least-once source redelivers them) and its goroutine is left behind,
+// since Go cannot stop it.
 var ErrDrainTimeout = errors.New("drain timed out with records in flight")
 
+// abandonGraceMax caps the time stages get to return after the drain
+// timeout cancelled their context.
+const abandonGraceMax = time.Second
+
 // Runner runs a validated Graph. It owns every goroutine it starts: Run
-// returns only after all of them have returned.
+// returns only after all of them have returned, except a stage that ignores
+// the cancellation after the drain timeout (see ErrDrainTimeout).
 type Runner struct {
 	g     *Graph
 	opts  RunOptions
@@ -144,7 +160,7 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 	for _, spec := range g.records {
 		rec := r.records[spec.Name]
 		for _, l := range spec.Outbound {
-			r.pubs = append(r.pubs, &publisherRun{r: r, rec: rec, in: rec.subscribe(), out: r.newOut(l, "", rec.name)})
+			r.pubs = append(r.pubs, &publisherRun{r: r, rec: rec, in: rec.subscribe(), out: r.newOut(l, "", rec.name), hold: newInflight(1)})
 		}
 	}
 	return r, nil
@@ -200,6 +216,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		workWG.Add(1)
 		go func() {
 			defer workWG.Done()
+			defer p.stopped.Store(true)
 			if e := p.run(workCtx); e != nil && workCtx.Err() == nil {
 				fail(fmt.Errorf("pipeline %s: %w", p.name, e))
 			}
@@ -209,6 +226,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		workWG.Add(1)
 		go func() {
 			defer workWG.Done()
+			defer p.stopped.Store(true)
 			if e := p.run(workCtx); e != nil && workCtx.Err() == nil {
 				fail(fmt.Errorf("record %s publisher %s: %w", p.rec.name, p.out.link.Raw, e))
 			}
@@ -264,8 +282,15 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 	case <-drainDeadline.C:
 		r.log.Warn("drain timed out; abandoning in-flight records", "timeout", r.opts.DrainTimeout)
 		cancelWork()
-		<-drained
-		failOnce.Do(func() { fatal = ErrDrainTimeout })
+		grace := time.NewTimer(min(r.opts.DrainTimeout, abandonGraceMax))
+		defer grace.Stop()
+		select {
+		case <-drained:
+			failOnce.Do(func() { fatal = ErrDrainTimeout })
+		case <-grace.C:
+			stuck := r.abandonStuck()
+			failOnce.Do(func() { fatal = stuck })
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.DrainTimeout)
 	defer cancel()
@@ -273,6 +298,85 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		failOnce.Do(func() { fatal = cerr })
 	}
 	return fatal
+}
+
+// abandonStuck names every pipeline and publisher whose goroutine has not
+// returned, nacks the source messages of the records it holds and returns
+// the error Run reports.
+func (r *Runner) abandonStuck() error {
+	var names []string
+	for _, p := range r.pipes {
+		if p.stopped.Load() {
+			continue
+		}
+		stage := "none (between stages)"
+		if i := int(p.stage.Load()); i > 0 && i <= len(p.stageNames) {
+			stage = p.stageNames[i-1]
+		}
+		n := p.hold.abandon(fmt.Errorf("%w: pipeline %s stuck", ErrDrainTimeout, p.name))
+		r.log.Error("pipeline ignored cancellation; abandoning it", "pipeline", p.name, "last_stage", stage, "nacked", n)
+		names = append(names, fmt.Sprintf("pipeline %s (last stage entered: %s)", p.name, stage))
+	}
+	for _, p := range r.pubs {
+		if p.stopped.Load() {
+			continue
+		}
+		n := p.hold.abandon(fmt.Errorf("%w: record %s publisher %s stuck", ErrDrainTimeout, p.rec.name, p.out.link.Raw))
+		r.log.Error("publisher ignored cancellation; abandoning it", "record", p.rec.name, "link", p.out.link.Raw, "nacked", n)
+		names = append(names, fmt.Sprintf("record %s publisher %s", p.rec.name, p.out.link.Raw))
+	}
+	if len(names) == 0 {
+		// Every goroutine returned between the grace timer and the check.
+		return ErrDrainTimeout
+	}
+	return fmt.Errorf("%w; ignored cancellation: %s", ErrDrainTimeout, strings.Join(names, ", "))
+}
+
+// inflight holds the acks of the records a pipeline or publisher has taken
+// from its input and not finished with, one slot per receive batch, so a
+// stuck goroutine's records can be nacked. It is updated once per batch, not
+// per record.
+type inflight struct {
+	mu    sync.Mutex
+	slots [][]*Ack
+}
+
+func newInflight(slots int) *inflight { return &inflight{slots: make([][]*Ack, slots)} }
+
+// hold records the acks of envs in slot.
+func (h *inflight) hold(slot int, envs []Envelope) {
+	h.mu.Lock()
+	s := h.slots[slot][:0]
+	for i := range envs {
+		if a := envs[i].Ack; a != nil {
+			s = append(s, a)
+		}
+	}
+	h.slots[slot] = s
+	h.mu.Unlock()
+}
+
+// release forgets slot once its batch is settled.
+func (h *inflight) release(slot int) {
+	h.mu.Lock()
+	clear(h.slots[slot])
+	h.slots[slot] = h.slots[slot][:0]
+	h.mu.Unlock()
+}
+
+// abandon settles every held ack with err (a no-op for those already
+// settled) and returns how many it held.
+func (h *inflight) abandon(err error) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, s := range h.slots {
+		for _, a := range s {
+			a.abandon(err)
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Runner) closeConns(ctx context.Context) error {
@@ -655,10 +759,12 @@ func (r *Runner) deliverOut(ctx context.Context, o *outRun, dl *outRun, env *Env
 }
 
 type publisherRun struct {
-	r   *Runner
-	rec *record
-	in  buffer.Reader[Envelope]
-	out *outRun
+	r       *Runner
+	rec     *record
+	in      buffer.Reader[Envelope]
+	out     *outRun
+	hold    *inflight
+	stopped atomic.Bool
 }
 
 func (p *publisherRun) run(ctx context.Context) error {
@@ -676,6 +782,7 @@ func (p *publisherRun) run(ctx context.Context) error {
 			}
 			return err
 		}
+		p.hold.hold(0, batch[:n])
 		for i := 0; i < n; i++ {
 			env := &batch[i]
 			err := p.r.deliverOut(ctx, p.out, p.r.graphDL, env)
@@ -686,6 +793,7 @@ func (p *publisherRun) run(ctx context.Context) error {
 				env.Ack.Done()
 			}
 		}
+		p.hold.release(0)
 	}
 }
 
@@ -710,6 +818,13 @@ type pipeRun struct {
 	out       atomic.Uint64
 	errors    atomic.Uint64
 	lagged    atomic.Uint64
+	// stage is the 1-based index of the last stage entered (0: none yet);
+	// hold tracks the records taken from the input and not yet settled;
+	// stopped is set when run returned. Together they let Run name and
+	// abandon a pipeline that ignores cancellation.
+	stage   atomic.Int32
+	hold    *inflight
+	stopped atomic.Bool
 }
 
 // A segment is a run of processors fused into one Emit, optionally fed by
@@ -723,6 +838,10 @@ type segment struct {
 
 func (r *Runner) newPipe(spec *PipelineSpec) (*pipeRun, error) {
 	p := &pipeRun{r: r, name: spec.Name, spec: spec, inRec: r.records[spec.Input]}
+	p.hold = newInflight(1)
+	if spec.Workers > 1 {
+		p.hold = newInflight(parallelSlots(spec.Workers))
+	}
 	p.in = p.inRec.subscribe()
 	if spec.IntoRecord != "" {
 		p.into = r.records[spec.IntoRecord]
@@ -768,7 +887,7 @@ func (r *Runner) newPipe(spec *PipelineSpec) (*pipeRun, error) {
 		if ci == 0 {
 			p.seg0Procs, p.seg0Next = procs, next
 		}
-		chain := fuse(spec.Name, procs, p.stageNames[from:from+len(procs)], r.hooks, p.stageStats[from:from+len(procs)], next)
+		chain := fuse(spec.Name, procs, p.stageNames[from:from+len(procs)], r.hooks, p.stageStats[from:from+len(procs)], &p.stage, from, next)
 		seg := segment{async: cuts[ci].async, name: cuts[ci].name, chain: chain}
 		if ci > 0 {
 			// The previous segment ends by handing envelopes to this
@@ -802,7 +921,8 @@ func (p *pipeRun) terminal(ctx context.Context, env *Envelope) error {
 
 // settle releases the share env carries after its chain ran: success acks;
 // a stage error is dead-lettered (with provenance) and acked; an output
-// that could not deliver nor dead-letter nacks so the source redelivers.
+// that could not deliver nor dead-letter, or any error once the drain
+// timeout cancelled the stages, nacks so the source redelivers.
 func (p *pipeRun) settle(ctx context.Context, env *Envelope, err error) {
 	if err == nil {
 		env.Ack.Done()
@@ -811,6 +931,12 @@ func (p *pipeRun) settle(ctx context.Context, env *Envelope, err error) {
 	var ne *nackError
 	if errors.As(err, &ne) {
 		env.Ack.Nack(ne.err)
+		return
+	}
+	if ctx.Err() != nil {
+		// The drain timed out and cancelled the stages: the record was
+		// not processed, so the source must redeliver it.
+		env.Ack.Nack(err)
 		return
 	}
 	p.errors.Add(1)
@@ -894,10 +1020,12 @@ func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
 		if n == 0 {
 			return err
 		}
+		p.hold.hold(0, batch[:n])
 		for i := 0; i < n; i++ {
 			env := &batch[i]
 			p.settle(ctx, env, chain(ctx, env))
 		}
+		p.hold.release(0)
 	}
 }
 

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -90,68 +91,148 @@ func itoa(i int) string {
 	return string(b)
 }
 
+// TestAckFanInAndDeadLetter follows source acks through a fan-out: record
+// "hot" feeds two pipelines, each with its own sink, so a hot message is
+// acknowledged to the source only after both sinks confirmed it, exactly
+// once; a sink that fails its confirmation nacks the source message; a sink
+// that refuses the hand-off and a payload that does not decode are
+// dead-lettered with provenance and then acked.
 func TestAckFanInAndDeadLetter(t *testing.T) {
-	bus := mem.NewBus()
-	g := pipeline.New().Connector("", mem.New(bus))
-	g.Record("in").From("mem://sensors/+/temp", codec.JSON{})
+	c := newChanConn()
+	g := pipeline.New().Connector("", c)
+	g.Record("in").From("chan://in", codec.JSON{})
 	g.Record("hot").WithBuffer(buffer.Config{Kind: buffer.Queue, Size: 8})
 	g.Pipeline("p1").From("in").Via(tempOver(25)).Into("hot")
-	g.Pipeline("p2").From("hot").To("mem://alerts/{device}", codec.JSON{})
-	g.Pipeline("p3").From("hot").To("mem://copy", codec.JSON{})
-	g.DeadLetterTo("mem://dlq", codec.Raw{})
+	g.Pipeline("p2").From("hot").To("chan://alerts/{device}", codec.JSON{})
+	g.Pipeline("p3").From("hot").To("chan://copy", codec.JSON{})
+	g.DeadLetterTo("chan://dlq", codec.Raw{})
 	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts, cancelA := bus.Subscribe("alerts/#", 100)
-	defer cancelA()
-	copies, cancelC := bus.Subscribe("copy", 100)
-	defer cancelC()
-	dlq, cancelD := bus.Subscribe("dlq", 100)
-	defer cancelD()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
+	defer cancel()
+	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	waitReady(t, r)
+	var all []*outcome
 
-	var acked, nacked atomic.Int32
-	publish := func(topic, payload string) {
-		env := pipeline.Envelope{Payload: []byte(payload)}
-		env.Ack = pipeline.NewAck(func(err error) {
-			if err != nil {
-				nacked.Add(1)
-			} else {
-				acked.Add(1)
+	// bothSinks waits for the two hand-offs of one message and returns
+	// them by destination.
+	bothSinks := func(device string) (alert, copied pubCall) {
+		t.Helper()
+		var gotAlert, gotCopy bool
+		for range 2 {
+			p := c.nextPub(t)
+			switch p.dest {
+			case "alerts/" + device:
+				alert, gotAlert = p, true
+			case "copy":
+				copied, gotCopy = p, true
+			default:
+				t.Fatalf("unexpected publish to %q: %s", p.dest, p.payload)
 			}
-		})
-		if err := bus.Publish(ctx, topic, &env); err != nil {
-			t.Fatal(err)
 		}
-	}
-	_ = publish
-	// mem delivers a copy without the ack; drive acks through a writer-less
-	// check instead: publish through the bus and verify outputs.
-	for _, p := range []string{`{"device":"d-1","temp":30}`, `{"device":"d-2","temp":10}`, `{bad`} {
-		e := pipeline.Envelope{Payload: []byte(p)}
-		if err := bus.Publish(ctx, "sensors/x/temp", &e); err != nil {
-			t.Fatal(err)
+		if !gotAlert || !gotCopy {
+			t.Fatalf("want one publish to alerts/%s and one to copy", device)
 		}
+		return alert, copied
 	}
-	time.Sleep(200 * time.Millisecond)
-	t.Logf("stats %+v", r.Stats())
-	a := recv(t, alerts)
-	if a.Topic != "alerts/d-1" {
-		t.Fatalf("alert topic = %q", a.Topic)
+
+	// 1. Both sinks confirm: acked after the second confirmation only.
+	o := c.inject(t, "in", `{"device":"d-1","temp":30}`)
+	all = append(all, o)
+	alert, copied := bothSinks("d-1")
+	alert.ack.Done()
+	if o.settled() {
+		t.Fatal("d-1 settled after one of its two sinks confirmed")
 	}
-	recv(t, copies)
-	d := recv(t, dlq)
-	if !strings.Contains(string(d.Payload), `"stage":"decode"`) || !strings.Contains(string(d.Payload), `{bad`) {
-		t.Fatalf("dead letter lacks provenance: %s", d.Payload)
+	copied.ack.Done()
+	if err := o.wait(t, "d-1"); err != nil {
+		t.Fatalf("d-1 confirmed by both sinks but nacked: %v", err)
 	}
+
+	// 2. One sink fails its confirmation: nacked with that error, and
+	// only once the other sink settled too.
+	errSink := errors.New("broker refused the message")
+	o = c.inject(t, "in", `{"device":"d-2","temp":31}`)
+	all = append(all, o)
+	alert, copied = bothSinks("d-2")
+	copied.ack.Nack(errSink)
+	if o.settled() {
+		t.Fatal("d-2 settled while its alert sink still held it")
+	}
+	alert.ack.Done()
+	if err := o.wait(t, "d-2"); !errors.Is(err, errSink) {
+		t.Fatalf("d-2 outcome = %v, want the sink's error %v", err, errSink)
+	}
+
+	// 3. The copy sink refuses the hand-off: dead-lettered with the
+	// pipeline, stage and link; acked once the alert sink confirmed.
+	o = c.inject(t, "in", `{"device":"reject","temp":40}`)
+	all = append(all, o)
+	alert = c.nextPub(t)
+	if alert.dest != "alerts/reject" {
+		t.Fatalf("publish to %q, want alerts/reject", alert.dest)
+	}
+	dl := deadLetterOf(t, c.nextDead(t))
+	if dl.Pipeline != "p3" || dl.Stage != "publish chan://copy" || dl.Link != "chan://copy" ||
+		!strings.Contains(dl.Error, "sink rejected") || !strings.Contains(dl.Payload, `"device":"reject"`) {
+		t.Fatalf("dead letter lacks provenance: %+v", dl)
+	}
+	if o.settled() {
+		t.Fatal("reject settled while its alert sink still held it")
+	}
+	alert.ack.Done()
+	if err := o.wait(t, "reject"); err != nil {
+		t.Fatalf("dead-lettered message nacked: %v", err)
+	}
+
+	// 4. Filtered out: acked with no publish.
+	o = c.inject(t, "in", `{"device":"d-4","temp":10}`)
+	all = append(all, o)
+	if err := o.wait(t, "d-4"); err != nil {
+		t.Fatalf("filtered message nacked: %v", err)
+	}
+
+	// 5. Undecodable: dead-lettered by the receive side, then acked.
+	o = c.inject(t, "in", `{bad`)
+	all = append(all, o)
+	dl = deadLetterOf(t, c.nextDead(t))
+	if dl.Stage != "decode" || dl.Record != "in" || dl.Link != "chan://in" || dl.Payload != `{bad` || dl.Error == "" {
+		t.Fatalf("decode dead letter lacks provenance: %+v", dl)
+	}
+	if err := o.wait(t, "bad"); err != nil {
+		t.Fatalf("dead-lettered message nacked: %v", err)
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case p := <-c.published:
+		t.Fatalf("extra publish to %q: %s", p.dest, p.payload)
+	case e := <-c.dead:
+		t.Fatalf("extra dead letter: %s", e.Payload)
+	default:
+	}
+	for i, o := range all {
+		if n := o.count(); n != 1 {
+			t.Errorf("message %d: ack callback ran %d times, want 1", i+1, n)
+		}
+	}
+}
+
+func deadLetterOf(t *testing.T, e pipeline.Envelope) pipeline.DeadLetter {
+	t.Helper()
+	if e.Topic != "dlq" {
+		t.Fatalf("dead letter published to %q, want dlq", e.Topic)
+	}
+	var d pipeline.DeadLetter
+	if err := json.Unmarshal(e.Payload, &d); err != nil {
+		t.Fatalf("dead letter %s: %v", e.Payload, err)
+	}
+	return d
 }
 
 func recv(t *testing.T, ch <-chan pipeline.Envelope) pipeline.Envelope {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // Emit hands an envelope to the next step of a chain. The callee does not
@@ -93,14 +94,17 @@ func GroupAck(inputs []*Ack) *Ack {
 
 // fuse builds one Emit that runs procs in order and ends in last. The
 // closures are built once per pipeline, so the per-record path allocates
-// nothing.
-func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, stats []*StageStats, last Emit) Emit {
+// nothing. cur receives the 1-based pipeline index (first+i+1) of the last
+// stage entered, so a stage that hangs the shutdown can be named.
+func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, stats []*StageStats, cur *atomic.Int32, first int, last Emit) Emit {
 	next := last
 	for i := len(procs) - 1; i >= 0; i-- {
 		p, downstream, name, st := procs[i], next, names[i], stats[i]
+		idx := int32(first + i + 1)
 		info := &HopInfo{Hop: HopStage, Pipeline: pipeline, Stage: name}
 		next = func(ctx context.Context, env *Envelope) error {
 			st.In.Add(1)
+			cur.Store(idx)
 			var span Span
 			if hooks.tracer != nil {
 				span = hooks.tracer.StartHop(ctx, env, info)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -123,14 +124,58 @@ func TestBatchBySizeAndTime(t *testing.T) {
 	}
 }
 
+// virtualClock is a clock whose time moves only when the code under test
+// sleeps, recording every sleep: timing checks become exact and
+// independent of the machine's load.
+type virtualClock struct {
+	t      time.Time
+	sleeps []time.Duration
+	at     []int // how many envelopes had been emitted at each sleep
+	outs   *int
+}
+
+func (c *virtualClock) now() time.Time { return c.t }
+func (c *virtualClock) sleep(_ context.Context, d time.Duration) error {
+	c.sleeps = append(c.sleeps, d)
+	c.at = append(c.at, *c.outs)
+	c.t = c.t.Add(d)
+	return nil
+}
+
 func TestThrottleDelaysNeverDrops(t *testing.T) {
-	outs := runAsync(t, stages.Throttle(5, 20*time.Millisecond), func(in chan<- pipeline.Envelope, _ <-chan pipeline.Envelope) {
-		for i := 0; i < 12; i++ {
-			in <- pipeline.Envelope{Value: i}
-		}
+	const n, per = 5, 20 * time.Millisecond
+	emitted := 0
+	clk := &virtualClock{t: time.Unix(0, 0), outs: &emitted}
+	s := stages.ThrottleWithClock(n, per, clk.now, clk.sleep)
+	in := make(chan pipeline.Envelope, 12)
+	for i := 0; i < 12; i++ {
+		in <- pipeline.Envelope{Value: i}
+	}
+	close(in)
+	var outs []any
+	err := s.Run(context.Background(), in, func(_ context.Context, e *pipeline.Envelope) error {
+		emitted++
+		outs = append(outs, e.Value)
+		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(outs) != 12 {
 		t.Fatalf("got %d, want all 12", len(outs))
+	}
+	for i, v := range outs {
+		if v != i {
+			t.Fatalf("output %d = %v, want order kept", i, v)
+		}
+	}
+	// 12 envelopes at 5 per 20 ms: the throttle must wait a full period
+	// after the 5th and after the 10th (the clock does not move otherwise).
+	if want := []time.Duration{per, per}; !slices.Equal(clk.sleeps, want) {
+		t.Fatalf("throttle slept %v, want %v", clk.sleeps, want)
+	}
+	if want := []int{5, 10}; !slices.Equal(clk.at, want) {
+		t.Fatalf("throttle slept after %v envelopes, want after %v", clk.at, want)
 	}
 }
 

@@ -185,7 +185,7 @@ func TestTestCommand(t *testing.T) {
 		t.Fatalf("test pipelines/: %+v", r)
 	}
 	r := runCLI(t, context.Background(), nil, "test", "../../dsl/flowtest/testdata/failing.test.json")
-	if r.code != exitProblems || !strings.Contains(r.stdout, "FAIL: 5 of 5 test cases failed") {
+	if r.code != exitProblems || !strings.Contains(r.stdout, "FAIL: 9 of 9 test cases failed") {
 		t.Fatalf("failing suite: %+v", r)
 	}
 }

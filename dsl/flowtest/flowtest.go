@@ -26,7 +26,13 @@
 // any of "value" (equal after JSON decoding), "contains" (a subset of the
 // decoded object), "raw" (exact payload), "key" and "topic". The outputs of
 // a listed link must match in number and order ("unordered": true in a case
-// relaxes the order, for links written by several pipelines). "deadletters" lists the
+// relaxes the order, for links written by several pipelines). Every output
+// must be expected: a message published to a link that no expect key
+// matches fails the case, unless the case lists the link in "ignore"
+// (["stdio://stdout"], wildcards allowed), which skips its outputs. An
+// expect or ignore key must name a link the pipeline file can publish to
+// (an output, a record's publish link or a dead-letter destination), so a
+// typo fails instead of passing vacuously. "deadletters" lists the
 // expected dead letters in order, each checking any of "pipeline", "stage",
 // "record", "error" (a substring) and "payload"; when it is absent, no dead
 // letter may occur (dead letters are matched in any order).
@@ -40,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -72,6 +79,9 @@ type Case struct {
 	// Unordered matches each link's outputs in any order (for links
 	// written by several pipelines).
 	Unordered bool `json:"unordered,omitempty"`
+	// Ignore lists sink links whose outputs the case does not check;
+	// output to any other link not in Expect fails the case.
+	Ignore []string `json:"ignore,omitempty"`
 	// Timeout bounds the run (default 10s).
 	Timeout string `json:"timeout,omitempty"`
 }
@@ -331,7 +341,101 @@ func (s *Suite) runCase(ctx context.Context, log *slog.Logger, c Case) (fails []
 	if rctx.Err() != nil && ctx.Err() == nil {
 		failf("timed out after %s", timeout)
 	}
-	return append(fails, h.check(c, dlLinks, g.ConnectorNames())...)
+	return append(fails, h.check(c, dlLinks, g.ConnectorNames(), sinkLinks(g, dlLinks))...)
+}
+
+// sink is a link the graph can publish to: its connector and its
+// destination as a topic filter (template placeholders become "+").
+type sink struct{ conn, filter string }
+
+// sinkLinks lists every destination the graph can publish to.
+func sinkLinks(g *pipeline.Graph, dlLinks map[string]bool) []sink {
+	var out []sink
+	add := func(l *pipeline.OutLink) {
+		if l == nil {
+			return
+		}
+		dest := l.Link.Address
+		if l.Dest != nil {
+			dest = l.Dest.String()
+		}
+		out = append(out, sink{conn: l.Link.Connector, filter: templateFilter(dest)})
+	}
+	for _, p := range g.Pipelines() {
+		for _, o := range p.Outputs {
+			add(o)
+		}
+		add(p.DeadLetter)
+	}
+	for _, r := range g.Records() {
+		for _, o := range r.Outbound {
+			add(o)
+		}
+	}
+	add(g.DeadLetter())
+	for l := range dlLinks {
+		if pl, err := pipeline.ParseLink(l); err == nil {
+			out = append(out, sink{conn: pl.Connector, filter: pl.Address})
+		}
+	}
+	return out
+}
+
+// templateFilter turns a destination template into a topic filter: a
+// segment holding a placeholder matches any segment.
+func templateFilter(t string) string {
+	segs := strings.Split(t, "/")
+	for i, s := range segs {
+		if strings.Contains(s, "{") {
+			segs[i] = "+"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// filtersOverlap reports whether some topic matches both MQTT-style
+// filters a and b.
+func filtersOverlap(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; ; i++ {
+		switch {
+		case i < len(as) && as[i] == "#", i < len(bs) && bs[i] == "#":
+			return true
+		case i == len(as) || i == len(bs):
+			return len(as) == len(bs)
+		case as[i] != "+" && bs[i] != "+" && as[i] != bs[i]:
+			return false
+		}
+	}
+}
+
+// knownSink checks an expect or ignore key against the graph: it returns
+// the parsed link, or a failure message.
+func knownSink(key string, conns map[string]string, sinks []sink) (*pipeline.Link, string) {
+	l, err := pipeline.ParseLink(key)
+	if err != nil {
+		return nil, fmt.Sprintf("%v", err)
+	}
+	if _, ok := conns[l.Connector]; !ok {
+		return nil, fmt.Sprintf("the pipeline file declares no connector %q", l.Connector)
+	}
+	var on []string
+	for _, s := range sinks {
+		if s.conn != l.Connector {
+			continue
+		}
+		if filtersOverlap(l.Address, s.filter) {
+			return &l, ""
+		}
+		on = append(on, s.conn+"://"+s.filter)
+	}
+	sort.Strings(on)
+	return nil, fmt.Sprintf("no link of the pipeline file publishes there (sink links on %s: %v)", l.Connector, on)
+}
+
+// publishedTo reports whether output o went to link l.
+func publishedTo(l *pipeline.Link, o output) bool {
+	return o.conn == l.Connector && (o.dest == l.Address || topic.Match(l.Address, o.dest))
 }
 
 func matchesAny(filters []string, t string) bool {
@@ -352,18 +456,35 @@ func compactJSON(raw json.RawMessage) []byte {
 	return b
 }
 
-func (h *harness) check(c Case, dlLinks map[string]bool, conns map[string]string) []string {
+func (h *harness) check(c Case, dlLinks map[string]bool, conns map[string]string, sinks []sink) []string {
 	var fails []string
 	failf := func(format string, args ...any) { fails = append(fails, fmt.Sprintf(format, args...)) }
 	h.mu.Lock()
 	outs := append([]output(nil), h.outs...)
 	h.mu.Unlock()
 
-	var dls []output
+	var dls, data []output
 	for _, o := range outs {
 		if o.conn == dlConnector || dlLinks[o.conn+"://"+o.dest] {
 			dls = append(dls, o)
+		} else {
+			data = append(data, o)
 		}
+	}
+	// covered: links whose outputs are checked or deliberately skipped.
+	// An unknown key is still counted as covering, so that a typo is
+	// reported once, as the typo.
+	var covered []*pipeline.Link
+	for _, k := range c.Ignore {
+		l, msg := knownSink(k, conns, sinks)
+		if l == nil {
+			failf("ignore %s: %s", k, msg)
+			if pl, err := pipeline.ParseLink(k); err == nil {
+				covered = append(covered, &pl)
+			}
+			continue
+		}
+		covered = append(covered, l)
 	}
 	keys := make([]string, 0, len(c.Expect))
 	for k := range c.Expect {
@@ -372,18 +493,15 @@ func (h *harness) check(c Case, dlLinks map[string]bool, conns map[string]string
 	sort.Strings(keys)
 	for _, k := range keys {
 		want := c.Expect[k]
-		l, err := pipeline.ParseLink(k)
-		if err != nil {
-			failf("expect %s: %v", k, err)
+		l, msg := knownSink(k, conns, sinks)
+		if l == nil {
+			failf("expect %s: %s", k, msg)
 			continue
 		}
-		if _, ok := conns[l.Connector]; !ok {
-			failf("expect %s: the pipeline file declares no connector %q", k, l.Connector)
-			continue
-		}
+		covered = append(covered, l)
 		var got []output
 		for _, o := range outs {
-			if o.conn == l.Connector && (o.dest == l.Address || topic.Match(l.Address, o.dest)) {
+			if publishedTo(l, o) {
 				got = append(got, o)
 			}
 		}
@@ -412,6 +530,15 @@ func (h *harness) check(c Case, dlLinks map[string]bool, conns map[string]string
 				failf("%s message #%d: %s", k, i+1, msg)
 			}
 		}
+	}
+	var unexpected []output
+	for _, o := range data {
+		if !slices.ContainsFunc(covered, func(l *pipeline.Link) bool { return publishedTo(l, o) }) {
+			unexpected = append(unexpected, o)
+		}
+	}
+	if len(unexpected) > 0 {
+		failf("unexpected output (list its link in \"expect\", or in \"ignore\" to skip it):%s", listOutputs(unexpected))
 	}
 	if c.DeadLetters == nil {
 		if len(dls) > 0 {

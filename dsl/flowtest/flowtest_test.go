@@ -35,6 +35,10 @@ func TestFailuresAreReported(t *testing.T) {
 		"unexpected dead letter":                 "unexpected dead letters",
 		"input matches no link":                  "input bus://elsewhere matches no record's from link",
 		"expectation on an undeclared connector": `expect typo://relayed/x: the pipeline file declares no connector "typo"`,
+		"unexpected output":                      "unexpected output (list its link in \"expect\", or in \"ignore\" to skip it):\n      out://relayed/x ",
+		"output beside the expected link":        "unexpected output (list its link in \"expect\", or in \"ignore\" to skip it):\n      out://relayed/x ",
+		"expect on a link nothing publishes to":  "expect out://elsewhere/x: no link of the pipeline file publishes there (sink links on out: [out://relayed/+])",
+		"ignore on a link nothing publishes to":  "ignore bus://in/a: no link of the pipeline file publishes there",
 	}
 	res := s.Run(context.Background(), quietLog())
 	if len(res) != len(want) {
