@@ -85,6 +85,29 @@ func (d Direction) String() string {
 	return "outbound"
 }
 
+// MarshalText renders the direction as "inbound" or "outbound" (JSON of
+// /stats and the records API).
+func (d Direction) MarshalText() ([]byte, error) {
+	switch d {
+	case Inbound, Outbound:
+		return []byte(d.String()), nil
+	}
+	return nil, fmt.Errorf("pipeline: unknown direction %d", d)
+}
+
+// UnmarshalText reads "inbound" or "outbound".
+func (d *Direction) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "inbound":
+		*d = Inbound
+	case "outbound":
+		*d = Outbound
+	default:
+		return fmt.Errorf("pipeline: unknown direction %q (want inbound or outbound)", b)
+	}
+	return nil
+}
+
 // Builder creates a connector. One Builder value is configured per
 // connector instance (it carries the endpoint and typed options) and named
 // in a Graph; links whose connector name matches are served by it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -268,7 +269,14 @@ func TestRunHTTPAndSignal(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/stats: %v %v", resp, err)
 	}
+	stats, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// Enums by name, not number.
+	for _, want := range []string{`"Kind": "queue"`, `"Direction": "inbound"`} {
+		if !strings.Contains(string(stats), want) {
+			t.Errorf("/stats lacks %s: %.400s", want, stats)
+		}
+	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
