@@ -1,8 +1,8 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,12 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/tests/mqtttest"
 )
 
@@ -107,21 +109,23 @@ func (p *cliProc) signal(sig syscall.Signal, d time.Duration) int {
 	return 0
 }
 
-const relayFlow = `# MQTT relay used by the shutdown tests: a queue buffer and a throttle
-# keep a backlog of in-flight records when the signal arrives.
-connector mqtt "${MQTT_URL}" client_id "${CLIENT_ID}" session_expiry 600
+const relayFlow = `# MQTT relay used by the shutdown tests: it reads from one broker (src)
+# and publishes to another (dst), so that the test can pause the sink
+# broker (SIGSTOP) and hold a deterministic backlog in the pipeline.
+connector src "${SRC_URL}" client_id "${CLIENT_ID}-src" session_expiry 600
+    reconnect_max 300ms
+connector dst "${DST_URL}" client_id "${CLIENT_ID}-dst"
     reconnect_max 300ms publish_timeout 30s
 
 record in {
-  from "mqtt://sd/in/#" decode json qos 1
+  from "src://sd/in/#" decode json qos 1
   buffer queue 256
 }
 
 pipeline relay {
   from in
   filter ` + "`seq >= 0`" + `
-  throttle ${RATE} per 1s
-  to "mqtt://sd/out/{seq}" encode json qos 1
+  to "dst://sd/out/{seq}" encode json qos 1
 }
 `
 
@@ -134,90 +138,278 @@ func writeFlow(t testing.TB, name, src string) string {
 	return p
 }
 
-// shutdownScenario streams n QoS 1 messages into a relay run by the CLI,
-// signals it (sig) when the producer is a third through, then starts a
-// second run with the same MQTT session which must deliver the rest. It
-// returns the far end's counts.
-func shutdownScenario(t *testing.T, sig syscall.Signal, n int) (*counts, int, string) {
-	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
-	flow := writeFlow(t, "relay.flow", relayFlow)
-	env := []string{"MQTT_URL=" + br.URL(), "CLIENT_ID=sd-relay", "RATE=400"}
-	far := newCounts()
-	sub := newMQTTClient(t, br.URL(), clientOpts{ID: "sd-far", Subscribe: []string{"sd/out/#"}, Persistent: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	go sub.collect(ctx, far)
+// cliStats is what the shutdown tests read from `/stats`.
+type cliStats struct {
+	Accepted  uint64 // values written into record "in" (Buffer.Pushed)
+	Published uint64 // records handed to the outbound links (their Messages)
+}
 
-	run1 := startCLI(t, env, "--drain-timeout", "20s", flow)
+// Backlog is the number of records inside the pipeline: accepted but not
+// yet published.
+func (s cliStats) Backlog() int64 { return int64(s.Accepted) - int64(s.Published) }
+
+// stats reads /stats (bounded). A failure is fatal.
+func (p *cliProc) stats() cliStats {
+	p.t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(p.health + "/stats")
+	if err != nil {
+		p.t.Fatalf("GET /stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Records map[string]struct{ Buffer struct{ Pushed uint64 } }
+		Links   map[string]struct {
+			Direction int
+			Messages  uint64
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		p.t.Fatalf("decode /stats: %v", err)
+	}
+	in, ok := s.Records["in"]
+	if !ok {
+		p.t.Fatalf("/stats has no record \"in\": %+v", s.Records)
+	}
+	out := cliStats{Accepted: in.Buffer.Pushed}
+	for _, l := range s.Links {
+		if pipeline.Direction(l.Direction) == pipeline.Outbound {
+			out.Published += l.Messages
+		}
+	}
+	return out
+}
+
+// waitOutput waits (bounded) until the process has written s.
+func (p *cliProc) waitOutput(d time.Duration, s string) {
+	p.t.Helper()
+	waitFor(p.t, d, fmt.Sprintf("%q in the aimdb-flow output", s), func() bool {
+		return strings.Contains(p.out.String(), s)
+	})
+}
+
+// minBacklog is how many records must be inside the pipeline (accepted,
+// not yet published) when a shutdown test signals the process.
+const minBacklog = 128
+
+// pauseProcess stops pid with SIGSTOP and returns the function that
+// resumes it (SIGCONT); the resume also runs at cleanup, so a failing test
+// never leaves the process stopped.
+func pauseProcess(t *testing.T, pid int) (resume func()) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %d: %v", pid, err)
+	}
+	resume = sync.OnceFunc(func() {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Errorf("SIGCONT %d: %v", pid, err)
+		}
+	})
+	t.Cleanup(resume)
+	return resume
+}
+
+// mqttShutdown is the outcome of shutdownScenario.
+type mqttShutdown struct {
+	far        *counts
+	exit       int    // first run's exit code (-1: killed by a signal)
+	out1       string // first run's output
+	atSignal   cliStats
+	firstRun   int // distinct ids at the far end after the first run, before the second started
+	n          int
+	deliveredA int // ids delivered and seen at the far end before the sink was paused
+}
+
+// shutdownScenario relays n QoS 1 messages from broker src to broker dst
+// through `aimdb-flow run`:
+//
+//  1. the first quarter is produced and reaches the far end (the run is
+//     mid-stream: some ids delivered);
+//  2. the sink broker is paused (SIGSTOP): the relay can publish nothing,
+//     the rest is produced, and the test waits until /stats shows at least
+//     minBacklog records accepted into the pipeline but not published;
+//  3. the process gets sig; for SIGTERM the test waits until it logged the
+//     signal and checks (with the sink still paused, so nothing can have
+//     drained) that the backlog is still inside; then the sink resumes;
+//  4. a second run with the same client ids (same MQTT session) delivers
+//     the rest; every id must reach the far end.
+func shutdownScenario(t *testing.T, sig syscall.Signal, n int) mqttShutdown {
+	src := mqtttest.Start(t, mqtttest.Options{})
+	dst := mqtttest.Start(t, mqtttest.Options{})
+	flow := writeFlow(t, "relay.flow", relayFlow)
+	env := []string{"SRC_URL=" + src.URL(), "DST_URL=" + dst.URL(), "CLIENT_ID=sd-relay"}
+	res := mqttShutdown{far: newCounts(), n: n}
+	far := res.far
+	sub := newMQTTClient(t, dst.URL(), clientOpts{ID: "sd-far", Subscribe: []string{"sd/out/#"}, Persistent: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	collected := make(chan struct{})
+	go func() { sub.collect(ctx, far); close(collected) }()
+	defer func() { cancel(); <-collected }()
+
+	run1 := startCLI(t, env, "--log-level", "info", "--drain-timeout", "20s", flow)
 	run1.waitReady(30 * time.Second)
-	pub := newMQTTClient(t, br.URL(), clientOpts{ID: "sd-producer", Persistent: true})
+	pub := newMQTTClient(t, src.URL(), clientOpts{ID: "sd-producer", Persistent: true})
 	var produced atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
+	a := n / 4
+	if err := produceSeq(ctx, pub, "sd/in/x", a, &produced); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, fmt.Sprintf("the first %d ids at the far end", a), func() bool { return far.distinct() >= a })
+	res.deliveredA = far.distinct()
+
+	resume := pauseProcess(t, dst.PID())
 	perr := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		perr <- produceSeq(ctx, pub, "sd/in/x", n, &produced)
+		perr <- produceRange(ctx, pub, "sd/in/x", a, n, &produced)
 	}()
-	waitFor(t, 60*time.Second, "producer a third through", func() bool { return produced.Load() >= int64(n/3) })
-	// The throttle keeps a backlog: the far end is behind the producer.
-	backlog := int(produced.Load()) - far.distinct()
-	code := run1.signal(sig, 30*time.Second)
-	out1 := run1.out.String()
-	wg.Wait()
+	waitFor(t, 60*time.Second, fmt.Sprintf("a backlog of %d records in the pipeline", minBacklog), func() bool {
+		return run1.stats().Backlog() >= minBacklog
+	})
+	before := run1.stats()
+	if err := run1.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	if sig == syscall.SIGTERM {
+		run1.waitOutput(30*time.Second, "signal received; draining")
+		// The sink is still paused: nothing can have left the pipeline
+		// since the signal was handled.
+		res.atSignal = run1.stats()
+		if b := res.atSignal.Backlog(); b < minBacklog {
+			t.Fatalf("backlog when the signal was handled: %d records (%+v), want >= %d", b, res.atSignal, minBacklog)
+		}
+	} else {
+		res.atSignal = before
+	}
+	resume()
+	select {
+	case <-run1.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("aimdb-flow did not exit within 30s after %v", sig)
+	}
+	res.exit = exitCode(t, run1.err)
+	res.out1 = run1.out.String()
 	if err := <-perr; err != nil {
 		t.Fatal(err)
 	}
+	// Everything the first run published (its sink confirmed it) reaches
+	// the far end: wait for that many, then count what the first run
+	// delivered.
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d ids published by the first run at the far end", res.atSignal.Published),
+		func() bool { return uint64(far.distinct()) >= res.atSignal.Published })
+	if sig == syscall.SIGTERM {
+		// A clean stop drains: every record the pipeline had accepted
+		// when the signal landed was published before the exit.
+		waitFor(t, 30*time.Second, fmt.Sprintf("the %d ids accepted by the first run at the far end", res.atSignal.Accepted),
+			func() bool { return uint64(far.distinct()) >= res.atSignal.Accepted })
+	}
+	res.firstRun = far.distinct()
+
 	run2 := startCLI(t, env, "--drain-timeout", "20s", flow)
 	run2.waitReady(30 * time.Second)
-	waitFor(t, 60*time.Second, fmt.Sprintf("all %d records at the far end", n), func() bool { return far.distinct() >= n })
+	waitAll(t, 60*time.Second, far, n)
 	if c := run2.signal(syscall.SIGTERM, 30*time.Second); c != 0 {
 		t.Fatalf("second run exit code %d after SIGTERM", c)
 	}
-	for i := 0; i < n; i++ {
-		if far.get(i) == 0 {
-			t.Fatalf("seq %d lost", i)
-		}
-	}
-	t.Logf("backlog at the signal: ~%d records; far end: %d distinct, %d duplicates", backlog, far.distinct(), far.duplicates())
-	return far, code, out1
+	t.Logf("first run: %d ids delivered before the pause, backlog %d at the signal (%+v), %d ids at the far end after it; far end: %d distinct, %d duplicates",
+		res.deliveredA, res.atSignal.Backlog(), res.atSignal, res.firstRun, far.distinct(), far.duplicates())
+	return res
 }
 
-// TestSIGTERMDrainsAndExitsZero: SIGTERM to `aimdb-flow run` with a
-// backlog of in-flight records (queue buffer + throttle): the process
-// drains them to the sink, flushes the source acks and exits 0 within the
-// drain timeout. A second run on the same MQTT session then delivers the
-// rest: nothing is lost, and nothing is delivered twice (what the first
-// run forwarded it also acknowledged).
+// waitAll waits (bounded) until ids 0..n-1 all reached c, else fails
+// naming the missing ones.
+func waitAll(t *testing.T, d time.Duration, c *counts, n int) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for c.distinct() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var missing []int
+	for i := 0; i < n; i++ {
+		if c.get(i) == 0 {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d ids lost (not delivered within %v), first %v", len(missing), n, d, missing[:min(len(missing), 10)])
+	}
+}
+
+// produceRange publishes ids [from, to) like produceSeq.
+func produceRange(ctx context.Context, c *mqttClient, topic string, from, to int, acked *atomic.Int64) error {
+	for i := from; i < to; i++ {
+		p := []byte(fmt.Sprintf(`{"seq":%d,"pad":"0123456789abcdef"}`, i))
+		for !c.tryPublish(ctx, 2*time.Second, topic, p) {
+			if ctx.Err() != nil {
+				return fmt.Errorf("message %d never acknowledged by the broker: %w", i, ctx.Err())
+			}
+		}
+		acked.Store(int64(i + 1))
+	}
+	return nil
+}
+
+// exitCode returns the exit code of a finished process (-1 when killed by
+// a signal); any other error is fatal.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// TestSIGTERMDrainsAndExitsZero: SIGTERM to `aimdb-flow run` while at
+// least minBacklog records are inside the pipeline (its sink broker
+// paused): the process drains every accepted record to the sink, flushes
+// the source acks and exits 0 within the drain timeout. A second run on
+// the same MQTT session delivers the rest: nothing is lost, and nothing is
+// delivered twice (what the first run forwarded it also acknowledged).
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	n := 1200
 	if testing.Short() {
-		n = 450
+		n = 800
 	}
-	far, code, out := shutdownScenario(t, syscall.SIGTERM, n)
-	if code != 0 {
-		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, out)
+	res := shutdownScenario(t, syscall.SIGTERM, n)
+	if res.exit != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", res.exit, res.out1)
 	}
-	if bytes.Contains([]byte(out), []byte("drain timed out")) {
-		t.Fatalf("drain timed out:\n%s", out)
+	if strings.Contains(res.out1, "drain timed out") {
+		t.Fatalf("drain timed out:\n%s", res.out1)
 	}
-	if d := far.duplicates(); d != 0 {
+	if res.firstRun >= n {
+		t.Fatalf("the first run delivered all %d ids: the signal did not land mid-stream", n)
+	}
+	if d := res.far.duplicates(); d != 0 {
 		t.Fatalf("%d duplicates after a clean shutdown: a record was forwarded but its source message not acknowledged", d)
 	}
 }
 
-// TestSIGKILLRedeliversUnackedTail: SIGKILL instead (no drain at all). The
-// records the first run had received but not yet forwarded were never
-// acknowledged to the broker, so the second run (same client id, session
-// kept) receives them again: every message arrives at least once.
+// TestSIGKILLRedeliversUnackedTail: SIGKILL instead (no drain at all),
+// while at least minBacklog records are inside the pipeline. Those records
+// had been received but not forwarded, so they were never acknowledged to
+// the broker: the second run (same client id, session kept) receives them
+// again and every id arrives at least once. Duplicates are allowed
+// (at-least-once) and reported.
 func TestSIGKILLRedeliversUnackedTail(t *testing.T) {
 	n := 1200
 	if testing.Short() {
-		n = 450
+		n = 800
 	}
-	far, code, _ := shutdownScenario(t, syscall.SIGKILL, n)
-	if code != -1 {
-		t.Fatalf("exit code %d, want -1 (killed)", code)
+	res := shutdownScenario(t, syscall.SIGKILL, n)
+	if res.exit != -1 {
+		t.Fatalf("exit code %d, want -1 (killed)", res.exit)
 	}
-	t.Logf("at-least-once after SIGKILL: %d duplicates", far.duplicates())
+	// Mid-stream: the first run delivered some ids but not everything it
+	// had accepted (its unacknowledged tail), which the second run had to
+	// get from the broker again.
+	if res.firstRun == 0 || uint64(res.firstRun) >= res.atSignal.Accepted {
+		t.Fatalf("first run delivered %d ids and had accepted %d: the kill did not land mid-stream", res.firstRun, res.atSignal.Accepted)
+	}
+	t.Logf("at-least-once after SIGKILL: unacked tail of %d records redelivered, %d duplicates",
+		int(res.atSignal.Accepted)-res.firstRun, res.far.duplicates())
 }

@@ -3,8 +3,13 @@ package fuzz
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,12 +204,22 @@ func FuzzFrameRoundTrip(f *testing.F) {
 
 // fuzzRig is a runner shared by the iterations of one fuzz process:
 // mem source -> decode json -> expr map -> mem sink, dead letters to mem.
+// Every payload carries a unique id in a header (the rig's count of
+// payloads published so far), which outputs and dead letters keep.
 type fuzzRig struct {
 	bus  *mem.Bus
 	out  <-chan pipeline.Envelope
 	dead <-chan pipeline.Envelope
 	r    *pipeline.Runner
+	sent int            // payloads published (the next id)
+	seen map[string]int // id -> results (outputs + dead letters) received
 }
+
+// rigMaxPayload is the rig's RunOptions.MaxPayload.
+const rigMaxPayload = 1024
+
+// idHeader carries a payload's id through the pipeline.
+const idHeader = "fuzz-id"
 
 func startRig(f *testing.F) *fuzzRig {
 	bus := mem.NewBus()
@@ -216,17 +231,36 @@ func startRig(f *testing.F) *fuzzRig {
 	g.DeadLetterTo("mem://dead", codec.Raw{})
 	out, unsubOut := bus.Subscribe("out", 16)
 	dead, unsubDead := bus.Subscribe("dead", 16)
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{MaxPayload: 1024, Logger: discardLogger()})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{MaxPayload: rigMaxPayload, Logger: discardLogger()})
 	if err != nil {
 		f.Fatal(err)
 	}
+	rg := &fuzzRig{bus: bus, out: out, dead: dead, r: r, seen: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	f.Cleanup(func() {
+		// Run returns once every record was drained to its sink: whatever
+		// the pipeline was going to publish is in the channels now, so a
+		// late duplicate cannot slip past this check.
 		cancel()
 		if err := <-done; err != nil {
 			f.Errorf("run: %v", err)
+		}
+		for {
+			select {
+			case e := <-out:
+				f.Errorf("output %q (id %q) after every payload was accounted for", e.Payload, headerOf(e, idHeader))
+				continue
+			case e := <-dead:
+				f.Errorf("dead letter %s after every payload was accounted for", e.Payload)
+				continue
+			default:
+			}
+			break
+		}
+		if res := rg.results(); res != uint64(rg.sent) {
+			f.Errorf("%d payloads published, %d results (outputs + dead letters) counted", rg.sent, res)
 		}
 		unsubOut()
 		unsubDead()
@@ -238,42 +272,195 @@ func startRig(f *testing.F) *fuzzRig {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return &fuzzRig{bus: bus, out: out, dead: dead, r: r}
+	return rg
 }
 
-// FuzzPipelineAccountsForEveryPayload publishes arbitrary payloads into a
-// running pipeline (decode json, expr map, MaxPayload 1 KiB) and checks
-// that each one comes out exactly once, either on the sink or as a dead
-// letter naming the decode, receive or map stage, and that the runner
-// keeps running.
+// results returns the runner's count of outputs published to mem://out
+// plus dead letters produced: one per payload when nothing is duplicated.
+func (rg *fuzzRig) results() uint64 {
+	s := rg.r.Stats()
+	n := s.DeadLetters
+	for _, l := range s.Links {
+		if l.Direction == pipeline.Outbound && l.Link == "mem://out" {
+			n += l.Messages
+		}
+	}
+	return n
+}
+
+// inbound returns the runner's count of received payloads.
+func (rg *fuzzRig) inbound() uint64 {
+	var n uint64
+	for _, l := range rg.r.Stats().Links {
+		if l.Direction == pipeline.Inbound {
+			n += l.Messages
+		}
+	}
+	return n
+}
+
+func headerOf(e pipeline.Envelope, key string) string {
+	for _, h := range e.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// mapModel is what the map `{"id": "dev-" + device, "t": temp * 2}` must
+// produce for payload, worked out with encoding/json (independently of the
+// pipeline's codec and evaluator). ok is false when the payload is not an
+// object with a string device and a numeric temp that doubles to a finite
+// number, or exceeds the rig's MaxPayload; exactT is false when temp is
+// too large for its double to be compared exactly (integer overflow and
+// float rounding differ between the languages there).
+type mapModel struct {
+	id     string
+	t      float64
+	ok     bool
+	exactT bool
+}
+
+func modelOf(payload []byte) mapModel {
+	if len(payload) > rigMaxPayload {
+		return mapModel{}
+	}
+	var v any
+	if err := json.Unmarshal(payload, &v); err != nil {
+		return mapModel{}
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return mapModel{}
+	}
+	device, ok1 := m["device"].(string)
+	temp, ok2 := m["temp"].(float64)
+	if !ok1 || !ok2 || math.IsInf(temp*2, 0) {
+		return mapModel{}
+	}
+	return mapModel{id: "dev-" + device, t: temp * 2, ok: true, exactT: math.Abs(temp) <= 1<<52}
+}
+
+// checkOutput checks an output's content against the model.
+func checkOutput(t *testing.T, payload, out []byte, want mapModel) {
+	t.Helper()
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("payload %q: output %q is not a JSON object: %v", payload, out, err)
+	}
+	id, okID := got["id"].(string)
+	tv, okT := got["t"].(float64)
+	if len(got) != 2 || !okID || !okT || !strings.HasPrefix(id, "dev-") {
+		t.Fatalf("payload %q: output %q, want exactly {\"id\": \"dev-...\", \"t\": number}", payload, out)
+	}
+	if !want.ok {
+		return
+	}
+	if id != want.id {
+		t.Fatalf("payload %q: output id %q, want %q", payload, id, want.id)
+	}
+	if want.exactT && tv != want.t {
+		t.Fatalf("payload %q: output t %v, want %v", payload, tv, want.t)
+	}
+}
+
+// checkDeadLetter checks a dead letter's stage and that it carries the
+// original payload (a prefix when oversized; none after the map, which
+// replaced the payload by a value).
+func checkDeadLetter(t *testing.T, payload, dl []byte) {
+	t.Helper()
+	var d pipeline.DeadLetter
+	if err := json.Unmarshal(dl, &d); err != nil {
+		t.Fatalf("payload %q: dead letter %q is not JSON: %v", payload, dl, err)
+	}
+	orig := []byte(d.Payload)
+	if d.PayloadBase64 != nil {
+		orig = d.PayloadBase64
+	}
+	switch d.Stage {
+	case "decode", "1:map":
+		if !bytes.Equal(orig, payload) {
+			t.Fatalf("payload %q: %s dead letter carries payload %q", payload, d.Stage, orig)
+		}
+	case "receive":
+		if len(payload) <= rigMaxPayload || !bytes.Equal(orig, payload[:rigMaxPayload]) {
+			t.Fatalf("payload %q (%d bytes): receive dead letter carries %d bytes", payload, len(payload), len(orig))
+		}
+	case "encode mem://out":
+	default:
+		t.Fatalf("payload %q: dead letter without a known stage: %s", payload, dl)
+	}
+}
+
+// FuzzPipelineAccountsForEveryPayload publishes arbitrary payloads, each
+// with a unique id, into a running pipeline (decode json, expr map,
+// MaxPayload 1 KiB) and checks that each id comes out exactly once: either
+// on the sink, with the content the map must produce for it (checked
+// against a model built on encoding/json: required when the payload is an
+// object with a string device and a number temp), or as a dead letter
+// naming the decode, receive, map or encode stage and carrying the
+// original payload. After its result the runner's counters must show
+// exactly one result per payload published so far (a second output or dead
+// letter is counted before it is received); the rig's cleanup stops the
+// runner, which drains everything, and fails on any result left over.
 func FuzzPipelineAccountsForEveryPayload(f *testing.F) {
 	for _, s := range payloadSeeds {
 		f.Add([]byte(s))
 	}
 	f.Add(bytes.Repeat([]byte("["), 2000))
+	f.Add([]byte(`{"temp":4503599627370496,"device":"big"}`))
 	rg := startRig(f)
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := rg.bus.Publish(ctx, "in", &pipeline.Envelope{Payload: payload}); err != nil {
+		id := strconv.Itoa(rg.sent)
+		rg.sent++
+		env := &pipeline.Envelope{Payload: payload, Headers: []pipeline.Header{{Key: idHeader, Value: id}}}
+		if err := rg.bus.Publish(ctx, "in", env); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
+		want := modelOf(payload)
+		var got pipeline.Envelope
+		isOut := false
 		select {
-		case <-rg.out:
-		case d := <-rg.dead:
-			dl := string(d.Payload)
-			if !bytes.Contains(d.Payload, []byte(`"stage":"decode"`)) && !bytes.Contains(d.Payload, []byte(`"stage":"receive"`)) &&
-				!bytes.Contains(d.Payload, []byte(`"stage":"1:map"`)) && !bytes.Contains(d.Payload, []byte(`"stage":"encode mem://out"`)) {
-				t.Fatalf("dead letter without a known stage: %s", dl)
-			}
+		case got = <-rg.out:
+			isOut = true
+		case got = <-rg.dead:
 		case <-ctx.Done():
-			t.Fatalf("payload %q neither delivered nor dead-lettered (ready: %v)", payload, rg.r.Ready())
+			t.Fatalf("payload %q (id %s) neither delivered nor dead-lettered (ready: %v)", payload, id, rg.r.Ready())
+		}
+		gid := headerOf(got, idHeader)
+		rg.seen[gid]++
+		if gid != id {
+			t.Fatalf("payload %q (id %s): a result for id %q (seen %d times) arrived instead: %q", payload, id, gid, rg.seen[gid], got.Payload)
+		}
+		if isOut {
+			checkOutput(t, payload, got.Payload, want)
+		} else {
+			if want.ok {
+				t.Fatalf("payload %q must map to {id: %q, t: %v} but was dead-lettered: %s", payload, want.id, want.t, got.Payload)
+			}
+			checkDeadLetter(t, payload, got.Payload)
+		}
+		// Quiescence: the runner received every payload and counted exactly
+		// one result for each (an output is counted right after the sink
+		// took it; a dead letter just before it is published).
+		deadline := time.Now().Add(10 * time.Second)
+		for rg.inbound() < uint64(rg.sent) || rg.results() < uint64(rg.sent) {
+			if time.Now().After(deadline) {
+				t.Fatalf("counters did not settle: %d published, %d received, %d results", rg.sent, rg.inbound(), rg.results())
+			}
+			runtime.Gosched()
+		}
+		if res := rg.results(); res != uint64(rg.sent) {
+			t.Fatalf("payload %q (id %s): %d results counted for %d payloads: a duplicate", payload, id, res, rg.sent)
 		}
 		select {
 		case e := <-rg.out:
-			t.Fatalf("second output %q for one payload", e.Payload)
+			t.Fatalf("second output %q (id %q) for payload %q", e.Payload, headerOf(e, idHeader), payload)
 		case e := <-rg.dead:
-			t.Fatalf("second dead letter %q for one payload", e.Payload)
+			t.Fatalf("second dead letter %q (id %q) for payload %q", e.Payload, headerOf(e, idHeader), payload)
 		default:
 		}
 	})
