@@ -160,7 +160,7 @@ func (p *cliProc) stats() cliStats {
 	var s struct {
 		Records map[string]struct{ Buffer struct{ Pushed uint64 } }
 		Links   map[string]struct {
-			Direction int
+			Direction pipeline.Direction
 			Messages  uint64
 		}
 	}
@@ -173,7 +173,7 @@ func (p *cliProc) stats() cliStats {
 	}
 	out := cliStats{Accepted: in.Buffer.Pushed}
 	for _, l := range s.Links {
-		if pipeline.Direction(l.Direction) == pipeline.Outbound {
+		if l.Direction == pipeline.Outbound {
 			out.Published += l.Messages
 		}
 	}
