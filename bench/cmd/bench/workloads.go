@@ -97,14 +97,12 @@ func runChild(a childArgs) int {
 	case "scale":
 		dir := a.output
 		cr.Records, err = scaling.Run(ctx, a.input, dir, a.k)
-	case "w3-baseline", "w3-pipeline":
+	case "w3-kafkago", "w3-franz", "w3-pipeline":
 		job := w3kafka.Job{Brokers: strings.Split(a.brokers, ","), Group: a.group, Output: a.output, Records: a.n, Expect: a.expect}
+		run := map[string]func(context.Context, w3kafka.Job) (w3kafka.Result, error){
+			"w3-kafkago": w3kafka.KafkaGo, "w3-franz": w3kafka.Franz, "w3-pipeline": w3kafka.Pipeline}[a.variant]
 		var res w3kafka.Result
-		if a.variant == "w3-baseline" {
-			res, err = w3kafka.Baseline(ctx, job)
-		} else {
-			res, err = w3kafka.Pipeline(ctx, job)
-		}
+		res, err = run(ctx, job)
 		cr.Records = int(res.Out)
 		cr.Extra = map[string]float64{"work_s": res.Work.Seconds(), "wall_s": res.Wall.Seconds(),
 			"commit_lag_ms": float64(res.CommitLag.Milliseconds()), "uncommitted_at_end": float64(res.LagRecords)}
