@@ -44,6 +44,9 @@ func TestSameWork(t *testing.T) {
 		if res.Out < int64(pass) {
 			t.Fatalf("%s: %d records out, want at least %d", v.name, res.Out, pass)
 		}
+		if res.Work <= 0 || res.Wall < res.Work || res.LagRecords < 0 || res.LagRecords > n {
+			t.Fatalf("%s: inconsistent timings %+v", v.name, res)
+		}
 		ck, err := w3kafka.Verify(ctx, job)
 		if err != nil {
 			t.Fatalf("%s: %v", v.name, err)
