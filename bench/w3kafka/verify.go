@@ -20,11 +20,25 @@ type Check struct {
 	Duplicates int
 }
 
+// Compare is how Verify matches an output record's value to the input
+// record it came from.
+type Compare int
+
+const (
+	// CompareBytes wants the input value's bytes, unchanged (the loops and
+	// the raw Pipeline forward them).
+	CompareBytes Compare = iota
+	// CompareJSON wants a JSON object with the input's fields and values,
+	// no more and no fewer; field order and number formatting may differ
+	// (Flow decodes and re-encodes every value).
+	CompareJSON
+)
+
 // Verify checks a finished run: the output topic holds every record of
 // Records(job.Records) that passes the filter, with its original key and
-// value, and nothing else (repeats are counted as duplicates), and the
-// group's committed offset of every input partition is that partition's
-// end.
+// its original value (as job.Compare says), and nothing else (repeats are
+// counted as duplicates), and the group's committed offset of every input
+// partition is that partition's end.
 func Verify(ctx context.Context, job Job) (Check, error) {
 	c := &kafkago.Client{Addr: kafkago.TCP(job.Brokers...), Transport: &kafkago.Transport{}}
 	ends, err := endOffsets(ctx, c, Input)
@@ -58,7 +72,14 @@ func Verify(ctx context.Context, job Job) (Check, error) {
 	recs := Records(job.Records)
 	seen := make([]bool, len(recs))
 	var ck Check
-	var pp fastjson.Parser
+	var pp, ip fastjson.Parser
+	sameValue := func(in []byte, out *fastjson.Value, raw []byte) bool {
+		if job.Compare != CompareJSON {
+			return bytes.Equal(in, raw)
+		}
+		iv, err := ip.ParseBytes(in)
+		return err == nil && jsonEqual(iv, out)
+	}
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for int64(ck.Out) < total {
@@ -83,7 +104,7 @@ func Verify(ctx context.Context, job Job) (Check, error) {
 			}
 			seq := v.GetInt("seq")
 			switch {
-			case seq < 0 || seq >= len(recs) || !bytes.Equal(recs[seq].Value, r.Value) || !bytes.Equal(recs[seq].Key, r.Key):
+			case seq < 0 || seq >= len(recs) || !sameValue(recs[seq].Value, v, r.Value) || !bytes.Equal(recs[seq].Key, r.Key):
 				ferr = fmt.Errorf("w3 verify: %s/%d@%d: record %q (key %q) was never in the input", r.Topic, r.Partition, r.Offset, r.Value, r.Key)
 			case !recs[seq].Pass:
 				ferr = fmt.Errorf("w3 verify: %s/%d@%d: record %q should have been filtered out", r.Topic, r.Partition, r.Offset, r.Value)
@@ -110,4 +131,45 @@ func Verify(ctx context.Context, job Job) (Check, error) {
 		return ck, fmt.Errorf("w3 verify: %s lacks %d passing records (the first: seq %d)", job.Output, missing, first)
 	}
 	return ck, nil
+}
+
+// jsonEqual reports whether a and b are the same JSON value: objects with
+// the same fields (in any order) holding equal values, arrays with equal
+// elements in order, numbers equal as float64, equal strings, the same
+// literal.
+func jsonEqual(a, b *fastjson.Value) bool {
+	if a.Type() != b.Type() {
+		return false
+	}
+	switch a.Type() {
+	case fastjson.TypeObject:
+		ao, bo := a.GetObject(), b.GetObject()
+		if ao.Len() != bo.Len() {
+			return false
+		}
+		eq := true
+		ao.Visit(func(k []byte, av *fastjson.Value) {
+			if bv := bo.Get(string(k)); eq && (bv == nil || !jsonEqual(av, bv)) {
+				eq = false
+			}
+		})
+		return eq
+	case fastjson.TypeArray:
+		aa, ba := a.GetArray(), b.GetArray()
+		if len(aa) != len(ba) {
+			return false
+		}
+		for i := range aa {
+			if !jsonEqual(aa[i], ba[i]) {
+				return false
+			}
+		}
+		return true
+	case fastjson.TypeNumber:
+		return a.GetFloat64() == b.GetFloat64()
+	case fastjson.TypeString:
+		return bytes.Equal(a.GetStringBytes(), b.GetStringBytes())
+	default: // true, false, null: the type says it all
+		return true
+	}
 }

@@ -1,7 +1,11 @@
 // Package w3kafka is workload W3: records are consumed from a Kafka topic,
 // filtered (temp > 25.0 on the JSON value) and produced to another topic
-// with at-least-once commits, run three ways against the same input:
+// with at-least-once commits, run four ways against the same input:
 //
+//   - Flow, the candidate: the workload as a .flow file writes it (w3.flow,
+//     loaded through dsl.Load): decode json on the inbound link, the
+//     expr-lang filter `temp > 25.0`, encode json on the outbound link,
+//     with the Kafka connector's watermark commits.
 //   - KafkaGo, the primary baseline: a hand-written kafka-go loop. A
 //     consumer-group Reader (FetchMessage) feeds a loop that filters and
 //     hands the passing records, in slices of up to 256, to an async Writer
@@ -17,32 +21,37 @@
 //     Produce with a promise that finishes the input offset once its output
 //     is acknowledged, the same watermarks, and MarkCommitOffsets plus
 //     CommitMarkedOffsets every CommitInterval (and at the end).
-//   - Pipeline: the same work as an aimdb-flow graph (kafka source -> record
-//     -> filter -> kafka sink) with the connector's watermark commits.
+//   - Pipeline, a reference: an aimdb-flow graph built with the Go API
+//     (kafka source -> record -> filter -> kafka sink) on raw bytes, with
+//     the loops' fastjson filter as a stage: the connector path alone.
 //
-// All three forward the original key and value bytes of a passing record
-// unmodified, run the same filter function (Filter: a reused fastjson
-// parser), produce with acks=all and a 5 ms linger (kafka-go and the
-// pipeline's kafka-go writer cap a batch at 1000 records; franz-go has no
-// record cap and batches up to its default 1 MB) and commit every
-// CommitInterval, so the ratios measure the Kafka client and framework
-// machinery around identical work. A run
+// The loops and Pipeline forward the original key and value bytes of a
+// passing record unmodified and run the same filter function (Filter: a
+// reused fastjson parser); Flow forwards the key and re-encodes the
+// decoded value, the work a .flow user's pipeline does. All four produce
+// with acks=all and a 5 ms linger (kafka-go and the connector's kafka-go
+// writer cap a batch at 1000 records; franz-go has no record cap and
+// batches up to its default 1 MB) and commit every CommitInterval. A run
 // ends when the group's committed offsets reach the end of every input
-// partition; Verify then checks the output topic record by record.
+// partition; Verify then checks the output topic record by record (value
+// bytes unchanged, or for Flow the same JSON fields and values).
 package w3kafka
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fastjson"
 
 	aimkafka "github.com/aimdb-dev/aimdb-flow/connectors/kafka"
+	"github.com/aimdb-dev/aimdb-flow/dsl"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/stages"
 	"github.com/aimdb-dev/aimdb-flow/stages/codec"
@@ -72,6 +81,9 @@ type Job struct {
 	Output  string // a fresh output topic per run
 	Records int    // records in the input topic
 	Expect  int    // records that pass the filter
+	// Compare is how Verify matches output values to input values
+	// (CompareJSON for Flow, which re-encodes them).
+	Compare Compare
 }
 
 // Result is what a run measured.
@@ -117,13 +129,19 @@ type Rec struct {
 }
 
 // Records returns the n input records, the same on every call (seeded):
-// record i carries "seq": i.
+// record i carries "seq": i. Temperatures are drawn from 0.00 to 39.99;
+// every 50th record (seq 7, 57, ...) sits on the boundary, temp 25.00,
+// which the filter drops, so even a small input catches a filter that
+// keeps it.
 func Records(n int) []Rec {
 	rng := rand.New(rand.NewPCG(3, 3))
 	out := make([]Rec, n)
 	for i := range out {
 		dev := "d-" + strconv.Itoa(rng.IntN(64))
 		temp := float64(rng.IntN(4000)) / 100
+		if i%50 == 7 {
+			temp = 25
+		}
 		out[i] = Rec{Key: []byte(dev), Pass: temp > 25,
 			Value: []byte(`{"device":"` + dev + `","temp":` + strconv.FormatFloat(temp, 'f', 2, 64) + `,"seq":` + strconv.Itoa(i) + `}`)}
 	}
@@ -179,7 +197,36 @@ func DeleteTopic(ctx context.Context, brokers []string, name string) error {
 	return resp.Errors[name]
 }
 
-// Pipeline runs the aimdb-flow graph until done.
+// flowSource is w3.flow, the workload as a .flow file.
+//
+//go:embed w3.flow
+var flowSource string
+
+// FlowSource returns the .flow text the Flow variant loads.
+func FlowSource() string { return flowSource }
+
+// Flow runs the workload as a .flow file writes it: w3.flow, loaded with
+// dsl.Load (brokers, group and topics filled in through ${...}), decodes
+// every value as JSON on the inbound link, filters with the expr-lang
+// expression `temp > 25.0` and encodes the passing records as JSON on the
+// outbound link. The output values are re-encoded (field order and number
+// formatting may differ from the input): verify them with CompareJSON.
+func Flow(ctx context.Context, job Job) (Result, error) {
+	vars := map[string]string{"W3_BROKERS": strings.Join(job.Brokers, ","), "W3_GROUP": job.Group,
+		"W3_INPUT": Input, "W3_OUTPUT": job.Output}
+	g, err := dsl.Load(dsl.Options{
+		Getenv: func(name string) (string, bool) { v, ok := vars[name]; return v, ok },
+		Logger: slog.New(slog.DiscardHandler),
+	}, dsl.Source{Name: "w3.flow", Src: []byte(flowSource)})
+	if err != nil {
+		return Result{}, fmt.Errorf("w3.flow: %w", err)
+	}
+	return run(ctx, job, g)
+}
+
+// Pipeline runs the workload as an aimdb-flow graph built with the Go
+// API, on raw bytes (codec.Raw) with the fastjson Filter as a stage: the
+// connector path alone, without decoding and encoding.
 func Pipeline(ctx context.Context, job Job) (Result, error) {
 	b, err := aimkafka.New(aimkafka.Config{Brokers: job.Brokers, Group: job.Group, CommitInterval: CommitInterval,
 		HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
@@ -193,6 +240,11 @@ func Pipeline(ctx context.Context, job Job) (Result, error) {
 	g.Pipeline("w3").From("in").
 		Via(stages.Filter(func(env *pipeline.Envelope) (bool, error) { return f.Pass(env.Payload), nil })).
 		To("kafka://"+job.Output, codec.Raw{})
+	return run(ctx, job, g)
+}
+
+// run runs graph g until the job is done.
+func run(ctx context.Context, job Job, g *pipeline.Graph) (Result, error) {
 	runner, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return Result{}, err

@@ -2,6 +2,7 @@ package w3kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -12,20 +13,24 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/tests/kafkatest"
 )
 
-// TestSameWork runs the kafka-go loop, the franz-go loop and the pipeline
-// on the same input and verifies each: the output topic holds exactly the
-// passing records, unmodified, and the group committed every input offset.
+// TestSameWork runs the kafka-go loop, the franz-go loop, the Go-API
+// pipeline and the .flow pipeline on the same input and verifies each: the
+// output topic holds exactly the passing records (unmodified, or for the
+// .flow pipeline with the same JSON fields and values), and the group
+// committed every input offset.
 func TestSameWork(t *testing.T) {
 	variants := []struct {
-		name string
-		run  func(context.Context, w3kafka.Job) (w3kafka.Result, error)
-	}{{"kafkago", w3kafka.KafkaGo}, {"franz", w3kafka.Franz}, {"pipeline", w3kafka.Pipeline}}
+		name    string
+		run     func(context.Context, w3kafka.Job) (w3kafka.Result, error)
+		compare w3kafka.Compare
+	}{{"kafkago", w3kafka.KafkaGo, w3kafka.CompareBytes}, {"franz", w3kafka.Franz, w3kafka.CompareBytes},
+		{"pipeline", w3kafka.Pipeline, w3kafka.CompareBytes}, {"flow", w3kafka.Flow, w3kafka.CompareJSON}}
 	topics := map[string]int{}
 	for _, v := range variants {
 		topics["out-"+v.name] = w3kafka.Partitions
 	}
 	cl := kafkatest.Start(t, kafkatest.Options{Topics: topics})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	const n = 3000
 	pass, err := w3kafka.Generate(ctx, cl.Addrs(), n)
@@ -36,7 +41,7 @@ func TestSameWork(t *testing.T) {
 		t.Fatalf("filter passes %d of %d: not a useful workload", pass, n)
 	}
 	for _, v := range variants {
-		job := w3kafka.Job{Brokers: cl.Addrs(), Group: "g-" + v.name, Output: "out-" + v.name, Records: n, Expect: pass}
+		job := w3kafka.Job{Brokers: cl.Addrs(), Group: "g-" + v.name, Output: "out-" + v.name, Records: n, Expect: pass, Compare: v.compare}
 		res, err := v.run(ctx, job)
 		if err != nil {
 			t.Fatalf("%s: %v", v.name, err)
@@ -62,11 +67,12 @@ func TestSameWork(t *testing.T) {
 func TestVerifyCatches(t *testing.T) {
 	const n = 300
 	cases := []struct {
-		name   string
-		out    func(recs []w3kafka.Rec) []w3kafka.Rec // the output topic's records
-		behind int64                                  // committed offset of partition 0 short of its end
-		want   string                                 // error substring ("": none)
-		dups   int
+		name    string
+		out     func(recs []w3kafka.Rec) []w3kafka.Rec // the output topic's records
+		compare w3kafka.Compare
+		behind  int64  // committed offset of partition 0 short of its end
+		want    string // error substring ("": none)
+		dups    int
 	}{
 		{name: "correct", out: passing},
 		{name: "duplicate", out: func(r []w3kafka.Rec) []w3kafka.Rec { p := passing(r); return append(p, p[3]) }, dups: 1},
@@ -86,6 +92,30 @@ func TestVerifyCatches(t *testing.T) {
 			return p
 		}, want: "never in the input"},
 		{name: "commit behind", out: passing, behind: 1, want: "committed offset"},
+		{name: "bytes: re-encoded value", out: func(r []w3kafka.Rec) []w3kafka.Rec { return reencode(t, passing(r)) },
+			want: "never in the input"},
+		// CompareJSON (the .flow pipeline re-encodes values).
+		{name: "json: re-encoded", out: func(r []w3kafka.Rec) []w3kafka.Rec { return reencode(t, passing(r)) },
+			compare: w3kafka.CompareJSON},
+		{name: "json: unchanged", out: passing, compare: w3kafka.CompareJSON},
+		{name: "json: field dropped", out: func(r []w3kafka.Rec) []w3kafka.Rec {
+			return editJSON(t, reencode(t, passing(r)), func(m map[string]any) { delete(m, "device") })
+		}, compare: w3kafka.CompareJSON, want: "never in the input"},
+		{name: "json: field added", out: func(r []w3kafka.Rec) []w3kafka.Rec {
+			return editJSON(t, reencode(t, passing(r)), func(m map[string]any) { m["alert"] = true })
+		}, compare: w3kafka.CompareJSON, want: "never in the input"},
+		{name: "json: value changed", out: func(r []w3kafka.Rec) []w3kafka.Rec {
+			return editJSON(t, reencode(t, passing(r)), func(m map[string]any) { m["temp"] = m["temp"].(float64) + 0.01 })
+		}, compare: w3kafka.CompareJSON, want: "never in the input"},
+		{name: "json: temp 25 forwarded", out: func(r []w3kafka.Rec) []w3kafka.Rec {
+			p := reencode(t, passing(r))
+			for _, x := range r {
+				if strings.Contains(string(x.Value), `"temp":25.00,`) {
+					return append(p, reencode(t, []w3kafka.Rec{x})...)
+				}
+			}
+			panic("no record on the boundary")
+		}, compare: w3kafka.CompareJSON, want: "should have been filtered out"},
 	}
 	topics := map[string]int{}
 	for i := range cases {
@@ -109,7 +139,8 @@ func TestVerifyCatches(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			job := w3kafka.Job{Brokers: cl.Addrs(), Group: "vg-" + string(rune('a'+i)), Output: "verify-" + string(rune('a'+i)), Records: n}
+			job := w3kafka.Job{Brokers: cl.Addrs(), Group: "vg-" + string(rune('a'+i)), Output: "verify-" + string(rune('a'+i)),
+				Records: n, Compare: tc.compare}
 			w := &kafkago.Writer{Addr: kafkago.TCP(cl.Addrs()...), Topic: job.Output, Balancer: &kafkago.Hash{}, Transport: &kafkago.Transport{}, BatchTimeout: time.Millisecond}
 			var msgs []kafkago.Message
 			for _, r := range tc.out(w3kafka.Records(n)) {
@@ -150,6 +181,33 @@ func TestVerifyCatches(t *testing.T) {
 	}
 }
 
+// reencode returns recs with every value decoded and encoded again by
+// encoding/json: fields in sorted order (device, seq, temp instead of
+// device, temp, seq), numbers in shortest form (25.1, not 25.10).
+func reencode(t *testing.T, recs []w3kafka.Rec) []w3kafka.Rec {
+	return editJSON(t, recs, func(map[string]any) {})
+}
+
+// editJSON returns recs with every value decoded, changed by edit and
+// encoded again.
+func editJSON(t *testing.T, recs []w3kafka.Rec, edit func(map[string]any)) []w3kafka.Rec {
+	t.Helper()
+	out := make([]w3kafka.Rec, len(recs))
+	for i, r := range recs {
+		var m map[string]any
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = w3kafka.Rec{Key: r.Key, Value: b, Pass: r.Pass}
+	}
+	return out
+}
+
 func passing(recs []w3kafka.Rec) []w3kafka.Rec {
 	var out []w3kafka.Rec
 	for _, r := range recs {
@@ -178,10 +236,18 @@ func TestFilter(t *testing.T) {
 			t.Errorf("Pass(%s) = %v, want %v", c.in, got, c.want)
 		}
 	}
-	// The filter agrees with the generator, which Verify trusts.
+	// The filter agrees with the generator, which Verify trusts, and the
+	// input holds records on the boundary (temp 25.00, dropped).
+	boundary := 0
 	for _, r := range w3kafka.Records(5000) {
+		if strings.Contains(string(r.Value), `"temp":25.00,`) {
+			boundary++
+		}
 		if f.Pass(r.Value) != r.Pass {
 			t.Fatalf("Pass(%s) = %v, the generator says %v", r.Value, !r.Pass, r.Pass)
 		}
+	}
+	if boundary < 50 {
+		t.Fatalf("%d of 5000 records have temp 25.00, want at least 50", boundary)
 	}
 }

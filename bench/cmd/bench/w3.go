@@ -14,22 +14,29 @@ import (
 // W3 variants, in the order they alternate within a round.
 const (
 	w3KafkaGo  = "w3-kafkago"
-	w3Franz    = "w3-franz"
+	w3Flow     = "w3-flow"
 	w3Pipeline = "w3-pipeline"
+	w3Franz    = "w3-franz"
 )
 
 var w3Names = map[string]string{
 	w3KafkaGo:  "kafka-go loop (async writer, watermark commits)",
+	w3Flow:     "aimdb-flow pipeline as a .flow writes it",
+	w3Pipeline: "aimdb-flow pipeline, Go API on raw bytes",
 	w3Franz:    "franz-go loop (async produce, marked commits)",
-	w3Pipeline: "aimdb-flow pipeline",
 }
+
+// w3Compare is how each variant's output is verified: the .flow pipeline
+// re-encodes values, the others forward their bytes.
+var w3Compare = map[string]w3kafka.Compare{w3Flow: w3kafka.CompareJSON}
 
 // runW3 starts an in-process kfake cluster (Kafka wire protocol on a
 // loopback port), fills the input topic once, and alternates the
-// hand-written kafka-go loop, the hand-written franz-go loop and the
-// pipeline, each in a child process with a fresh consumer group and output
-// topic. After every run the harness verifies the output topic record by
-// record and the group's commits (w3kafka.Verify).
+// hand-written kafka-go loop, the .flow pipeline (w3kafka.Flow), the
+// Go-API pipeline on raw bytes and the hand-written franz-go loop, each in
+// a child process with a fresh consumer group and output topic. After
+// every run the harness verifies the output topic record by record and the
+// group's commits (w3kafka.Verify; the .flow pipeline's values as JSON).
 func runW3(ctx context.Context, cfg *config) ([]result, error) {
 	n := cfg.pick(1_000_000, 100_000)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listenLoopback))
@@ -46,7 +53,7 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 	mk := func(v string) abRun {
 		return abRun{v, func(ctx context.Context, round int) (childRun, error) {
 			job := w3kafka.Job{Brokers: c.ListenAddrs(), Group: fmt.Sprintf("w3-%s-%d", v, round),
-				Output: fmt.Sprintf("w3-out-%s-%d", v, round), Records: n, Expect: pass}
+				Output: fmt.Sprintf("w3-out-%s-%d", v, round), Records: n, Expect: pass, Compare: w3Compare[v]}
 			if err := w3kafka.CreateTopic(ctx, job.Brokers, job.Output, w3kafka.Partitions); err != nil {
 				return childRun{}, err
 			}
@@ -75,7 +82,7 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 			return cr, nil
 		}}
 	}
-	variants := []abRun{mk(w3KafkaGo), mk(w3Franz), mk(w3Pipeline)}
+	variants := []abRun{mk(w3KafkaGo), mk(w3Flow), mk(w3Pipeline), mk(w3Franz)}
 	tput, cpu, rss, ratios, err := alternate(ctx, cfg, n, variants)
 	if err != nil {
 		return nil, err
@@ -103,20 +110,27 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 	base.Extra = details(w3KafkaGo)
 	base.Note = "primary baseline"
 
+	cpuRatio := median(perRound(cpu, w3Flow, w3KafkaGo))
+	flow := summarize(wl, w3Names[w3Flow], w3Names[w3KafkaGo], "rec/s", tput[w3Flow], ratios[w3Flow],
+		"≥1.0× rec/s and ≤1.2× CPU/rec", func(x float64) bool { return x >= 1.0 && cpuRatio <= 1.2 })
+	flow.Goal = 1.0
+	flow.Extra = details(w3Flow)
+	flow.Extra["cpu/rec vs kafka-go loop"] = cpuRatio
+	flow.Note = "candidate: bench/w3kafka/w3.flow loaded with dsl.Load (brokers, group, topics via ${...}): " +
+		"decode json, filter `temp > 25.0` (expr-lang), encode json; output verified as JSON (fields and values)"
+
+	raw := summarize(wl, w3Names[w3Pipeline], w3Names[w3KafkaGo], "rec/s", tput[w3Pipeline], ratios[w3Pipeline], "", nil)
+	raw.Extra = details(w3Pipeline)
+	raw.Extra["cpu/rec vs kafka-go loop"] = median(perRound(cpu, w3Pipeline, w3KafkaGo))
+	raw.Note = "Go API, raw bytes and a fastjson filter stage: the connector path alone"
+
 	franz := summarize(wl, w3Names[w3Franz], w3Names[w3KafkaGo], "rec/s", tput[w3Franz], ratios[w3Franz], "", nil)
 	franz.Extra = details(w3Franz)
 	franz.Extra["cpu/rec vs kafka-go loop"] = median(perRound(cpu, w3Franz, w3KafkaGo))
 	franz.Note = "reference: the practical limit, no target"
 
-	cpuRatio := median(perRound(cpu, w3Pipeline, w3KafkaGo))
-	pipe := summarize(wl, w3Names[w3Pipeline], w3Names[w3KafkaGo], "rec/s", tput[w3Pipeline], ratios[w3Pipeline],
-		"≥1.0× rec/s and ≤1.2× CPU/rec", func(x float64) bool { return x >= 1.0 && cpuRatio <= 1.2 })
-	pipe.Goal = 1.0
-	pipe.Extra = details(w3Pipeline)
-	pipe.Extra["cpu/rec vs kafka-go loop"] = cpuRatio
-
-	vsFranz := summarize(wl, w3Names[w3Pipeline], w3Names[w3Franz], "rec/s", tput[w3Pipeline], perRound(tput, w3Pipeline, w3Franz), "", nil)
-	vsFranz.Extra = map[string]float64{"cpu/rec vs franz-go loop": median(perRound(cpu, w3Pipeline, w3Franz))}
+	vsFranz := summarize(wl, w3Names[w3Flow], w3Names[w3Franz], "rec/s", tput[w3Flow], perRound(tput, w3Flow, w3Franz), "", nil)
+	vsFranz.Extra = map[string]float64{"cpu/rec vs franz-go loop": median(perRound(cpu, w3Flow, w3Franz))}
 	vsFranz.Note = "reference, no target"
-	return []result{base, franz, pipe, vsFranz}, nil
+	return []result{base, flow, raw, franz, vsFranz}, nil
 }

@@ -1,7 +1,8 @@
 // Command w3kafka runs workload W3 (Kafka consume -> filter -> produce with
 // at-least-once commits) against an in-process kfake cluster: the
-// hand-written kafka-go loop, the hand-written franz-go loop and the
-// aimdb-flow pipeline alternate, each in a fresh child process, for -rounds
+// hand-written kafka-go loop, the hand-written franz-go loop, the
+// aimdb-flow pipeline built with the Go API on raw bytes and the pipeline
+// loaded from w3.flow alternate, each in a fresh child process, for -rounds
 // rounds; every run is verified (w3kafka.Verify) before it counts.
 //
 //	go run ./bench/w3kafka/cmd/w3kafka            # 500k records, 3 rounds
@@ -74,6 +75,8 @@ func runChild(variant string, job w3kafka.Job) int {
 		res, err = w3kafka.Franz(ctx, job)
 	case "pipeline":
 		res, err = w3kafka.Pipeline(ctx, job)
+	case "flow":
+		res, err = w3kafka.Flow(ctx, job)
 	default:
 		err = fmt.Errorf("unknown variant %q", variant)
 	}
@@ -112,7 +115,7 @@ func drive(n, rounds int, prof string) error {
 	if err != nil {
 		return err
 	}
-	variants := []string{"kafkago", "franz", "pipeline"}
+	variants := []string{"kafkago", "flow", "pipeline", "franz"}
 	results := map[string][]childResult{}
 	ratios := map[string][]float64{}
 	for round := 0; round < rounds; round++ {
@@ -137,7 +140,11 @@ func drive(n, rounds int, prof string) error {
 			if err := json.Unmarshal(stdout.Bytes(), &cr); err != nil {
 				return fmt.Errorf("%s output %q: %w", v, stdout.String(), err)
 			}
-			ck, err := w3kafka.Verify(ctx, w3kafka.Job{Brokers: brokers, Group: fmt.Sprintf("w3-%s-%d", v, round), Output: out, Records: n})
+			cmp := w3kafka.CompareBytes
+			if v == "flow" {
+				cmp = w3kafka.CompareJSON // it re-encodes the values
+			}
+			ck, err := w3kafka.Verify(ctx, w3kafka.Job{Brokers: brokers, Group: fmt.Sprintf("w3-%s-%d", v, round), Output: out, Records: n, Compare: cmp})
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", v, round+1, err)
 			}
@@ -150,9 +157,10 @@ func drive(n, rounds int, prof string) error {
 				round+1, v, got[v], cr.Work.Round(time.Millisecond), cr.Wall.Round(time.Millisecond), cr.CommitLag.Round(time.Millisecond), cr.LagRecords,
 				cr.Out, cr.CPU.Round(time.Millisecond), float64(cr.MaxRSS)/(1<<20))
 		}
+		ratios["flow/kafkago"] = append(ratios["flow/kafkago"], got["flow"]/got["kafkago"])
 		ratios["pipeline/kafkago"] = append(ratios["pipeline/kafkago"], got["pipeline"]/got["kafkago"])
 		ratios["franz/kafkago"] = append(ratios["franz/kafkago"], got["franz"]/got["kafkago"])
-		ratios["pipeline/franz"] = append(ratios["pipeline/franz"], got["pipeline"]/got["franz"])
+		ratios["flow/franz"] = append(ratios["flow/franz"], got["flow"]/got["franz"])
 	}
 	fmt.Println()
 	fmt.Println("| variant | rec/s (median, until output complete) | rec/s incl. final commit | commit lag (median) | uncommitted at output end (median) | CPU ns/rec | RSS MiB |")
@@ -170,7 +178,7 @@ func drive(n, rounds int, prof string) error {
 		fmt.Printf("| %s | %.0f | %.0f | %.0f ms | %.0f | %.0f | %.1f |\n", v, median(rps), median(wrps), median(lag), median(lrec), median(cpu), median(rss))
 	}
 	fmt.Println()
-	for _, k := range []string{"pipeline/kafkago", "franz/kafkago", "pipeline/franz"} {
+	for _, k := range []string{"flow/kafkago", "pipeline/kafkago", "franz/kafkago", "flow/franz"} {
 		fmt.Printf("%s throughput, per round: %v; median %.2f×\n", k, fmtRatios(ratios[k]), median(ratios[k]))
 	}
 	return nil
