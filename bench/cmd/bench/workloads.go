@@ -31,7 +31,7 @@ func workloads() []workload {
 		{name: "tracing", about: "W1 with tracing: none, otel installed but sampling nothing, 1% sampled, every record", run: runTracing},
 		{name: "scaling", about: "W1 on GOMAXPROCS 1 and 2; 1 to 64 W1 pipelines in one process (throughput, memory per pipeline)", run: runScaling},
 		{name: "w2", about: "W2 MQTT relay through mosquitto: aimdb-flow vs a hand-written paho.golang relay", run: runW2},
-		{name: "w3", about: "W3 Kafka consume -> filter -> produce on kfake: aimdb-flow vs a hand-written kafka-go loop", run: runW3},
+		{name: "w3", about: "W3 Kafka consume -> filter -> produce on kfake: aimdb-flow (.flow-shaped and raw Go API) vs hand-written kafka-go and franz-go loops", run: runW3},
 	}
 }
 
@@ -100,14 +100,12 @@ func runChild(a childArgs) int {
 	case "scale":
 		dir := a.output
 		cr.Records, err = scaling.Run(ctx, a.input, dir, a.k)
-	case "w3-baseline", "w3-pipeline":
+	case "w3-kafkago", "w3-franz", "w3-pipeline", "w3-flow":
 		job := w3kafka.Job{Brokers: strings.Split(a.brokers, ","), Group: a.group, Output: a.output, Records: a.n, Expect: a.expect}
+		run := map[string]func(context.Context, w3kafka.Job) (w3kafka.Result, error){
+			"w3-kafkago": w3kafka.KafkaGo, "w3-franz": w3kafka.Franz, "w3-pipeline": w3kafka.Pipeline, "w3-flow": w3kafka.Flow}[a.variant]
 		var res w3kafka.Result
-		if a.variant == "w3-baseline" {
-			res, err = w3kafka.Baseline(ctx, job)
-		} else {
-			res, err = w3kafka.Pipeline(ctx, job)
-		}
+		res, err = run(ctx, job)
 		cr.Records = int(res.Out)
 		cr.Extra = map[string]float64{"work_s": res.Work.Seconds(), "wall_s": res.Wall.Seconds(),
 			"commit_lag_ms": float64(res.CommitLag.Milliseconds()), "uncommitted_at_end": float64(res.LagRecords)}
