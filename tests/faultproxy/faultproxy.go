@@ -43,6 +43,7 @@ type Proxy struct {
 	wg       sync.WaitGroup
 	accepted atomic.Int64
 	cuts     atomic.Int64
+	held     atomic.Int64 // bytes read from clients and not yet forwarded
 }
 
 // pair is one proxied connection.
@@ -102,6 +103,12 @@ func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
 // Resets is the number of connections reset by Cut or Down so far.
 func (p *Proxy) Resets() int64 { return p.cuts.Load() }
 
+// HeldFromClients is the number of bytes the proxy has read from its
+// clients and not yet forwarded upstream (non-zero while paused with
+// client data in flight). Bytes the clients wrote that are still in kernel
+// socket buffers are not counted.
+func (p *Proxy) HeldFromClients() int64 { return p.held.Load() }
+
 // Conns is the number of live proxied connections.
 func (p *Proxy) Conns() int {
 	p.mu.Lock()
@@ -145,8 +152,8 @@ func (p *Proxy) serve(client *net.TCPConn) {
 	p.accepted.Add(1)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.copy(c, c.server, c.client) }()
-	go func() { defer wg.Done(); p.copy(c, c.client, c.server) }()
+	go func() { defer wg.Done(); p.copy(c, c.server, c.client, &p.held) }()
+	go func() { defer wg.Done(); p.copy(c, c.client, c.server, nil) }()
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -155,7 +162,8 @@ func (p *Proxy) serve(client *net.TCPConn) {
 
 // copy forwards src to dst until either side fails; then it resets the
 // pair (a proxy that loses one side drops the other abruptly too).
-func (p *Proxy) copy(c *pair, dst, src *net.TCPConn) {
+// held, when not nil, counts the bytes read from src and not yet written.
+func (p *Proxy) copy(c *pair, dst, src *net.TCPConn, held *atomic.Int64) {
 	defer c.reset()
 	buf := make([]byte, 32<<10)
 	for {
@@ -164,10 +172,15 @@ func (p *Proxy) copy(c *pair, dst, src *net.TCPConn) {
 			p.mu.Lock()
 			gate := p.gate
 			p.mu.Unlock()
+			if held != nil {
+				held.Add(int64(n))
+			}
 			select {
 			case <-gate: // held here while paused
 			case <-c.done:
-				return
+			}
+			if held != nil {
+				held.Add(-int64(n))
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return

@@ -163,6 +163,13 @@ func TestInFlightProxyPauseHoldsBytes(t *testing.T) {
 	if _, err := c.Write([]byte("held")); err != nil {
 		t.Fatal(err)
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.HeldFromClients() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy holds %d bytes, want 4", p.HeldFromClients())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	// An absence check: nothing may arrive while paused (a deadline bounds
 	// it; a working pause never delivers, whatever the machine's speed).
 	_ = s.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -172,5 +179,8 @@ func TestInFlightProxyPauseHoldsBytes(t *testing.T) {
 	p.Resume()
 	if got := readFull(t, s, 4); string(got) != "held" {
 		t.Fatalf("after Resume got %q", got)
+	}
+	if h := p.HeldFromClients(); h != 0 {
+		t.Fatalf("after Resume the proxy still counts %d held bytes", h)
 	}
 }

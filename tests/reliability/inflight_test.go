@@ -25,9 +25,11 @@ import (
 // received from its source but not yet delivered to its sink:
 //
 //   - cut: every TCP connection between the pipeline and the MQTT broker
-//     goes through a faultproxy; the proxy resets them all (RST) and
-//     refuses new ones until the pipeline reports not ready, then comes
-//     back. The broker stays up.
+//     goes through a faultproxy. The proxy first stalls (stops forwarding)
+//     until it holds bytes the pipeline wrote towards the broker, then
+//     resets every connection (RST, so those bytes and whatever sits in
+//     the kernel's socket buffers are lost) and refuses new ones until the
+//     pipeline reports not ready, then comes back. The broker stays up.
 //   - kill: SIGKILL of the pipeline process, then a new process with the
 //     same MQTT session / Kafka consumer group.
 //
@@ -89,11 +91,14 @@ pipeline relay {
 }
 `
 
+// inflightKafkaMQTTFlow's publish_timeout is 5s: with 30s, a cut leaves
+// the publish that was awaiting its PUBACK waiting out the whole timeout
+// (about 30s per cut) before the record is nacked and redelivered.
 const inflightKafkaMQTTFlow = `# in-flight fault test: Kafka -> MQTT (through a faultproxy)
 connector kafka "kafka://${KAFKA_BROKERS}" group "if-group" client_id "if"
     commit_interval 100ms session_timeout 2s heartbeat_interval 200ms rebalance_timeout 3s
 connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600
-    reconnect_min 50ms reconnect_max 300ms publish_timeout 30s
+    reconnect_min 50ms reconnect_max 300ms publish_timeout 5s
 
 record in {
   from "kafka://if-in" decode json
@@ -185,13 +190,24 @@ func (r *inFlightRig) loaded(point int) int {
 	return held
 }
 
-// cut resets every pipeline<->broker connection at the proxy, keeps the
-// proxy down until the pipeline reports not ready, then brings it back and
-// waits until the pipeline is ready again.
+// cut stalls the proxy until it holds bytes the pipeline sent towards the
+// broker, resets every pipeline<->broker connection, keeps the proxy down
+// until the pipeline reports not ready, then brings it back and waits
+// until the pipeline is ready again.
 func (r *inFlightRig) cut(k int) {
 	r.t.Helper()
 	held := r.loaded((k + 1) * r.n / (inFlightFaults + 1))
+	r.proxy.Pause()
+	waitFor(r.t, 30*time.Second, "pipeline bytes held in the stalled proxy", func() bool { return r.proxy.HeldFromClients() > 0 })
+	// The stall's length is the fault's shape, not a synchronisation: it
+	// ends when the proxy holds 2 KiB from the pipeline or after 500ms
+	// (a relay confirming each publish holds far less).
+	stallEnd := time.Now().Add(500 * time.Millisecond)
+	for r.proxy.HeldFromClients() < 2048 && time.Now().Before(stallEnd) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	resets := r.proxy.Down()
+	r.proxy.Resume()
 	waitFor(r.t, 30*time.Second, "pipeline not ready after the cut", func() bool { return !r.ready() })
 	if err := r.proxy.Up(context.Background()); err != nil {
 		r.t.Fatal(err)
@@ -267,6 +283,16 @@ func (r *inFlightRig) fault(kind string) {
 	}
 }
 
+// paceWait holds a producer about to send record i while it is more than
+// inFlightLead records ahead of the output, for at most 5s (so that lost
+// records, which never reach the output, cannot stall the producer).
+func paceWait(ctx context.Context, i int, out *counts) {
+	until := time.Now().Add(5 * time.Second)
+	for i-out.distinct() > inFlightLead && ctx.Err() == nil && time.Now().Before(until) {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // produceMQTT publishes {"seq":i} for i in [0,n) with inFlightWindow
 // publishes awaiting their PUBACK at once, each retried until acknowledged,
 // never more than inFlightLead records ahead of the output.
@@ -283,13 +309,7 @@ func produceMQTT(ctx context.Context, c *mqttClient, topic string, n int, acked,
 				if i >= n {
 					return
 				}
-				for i-out.distinct() > inFlightLead {
-					if ctx.Err() != nil {
-						errs <- ctx.Err()
-						return
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
+				paceWait(ctx, i, out)
 				p := []byte(fmt.Sprintf(`{"seq":%d,"pad":"0123456789abcdef"}`, i))
 				for !c.tryPublish(ctx, 5*time.Second, topic, p) {
 					if ctx.Err() != nil {
@@ -314,12 +334,7 @@ func produceKafkaPaced(ctx context.Context, cl *kafkatest.Cluster, topic string,
 	defer w.Close()
 	const batch = 50
 	for i := 0; i < n; i += batch {
-		for i-out.distinct() > inFlightLead {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		paceWait(ctx, i, out)
 		var msgs []kafkago.Message
 		for j := i; j < i+batch && j < n; j++ {
 			msgs = append(msgs, kafkatest.Msg(fmt.Sprint("k", j%7), fmt.Sprintf(`{"seq":%d,"pad":"0123456789abcdef"}`, j)))
