@@ -34,6 +34,7 @@ const DefaultServiceName = "aimdb-flow"
 //	             OTEL_EXPORTER_OTLP_ENDPOINT        (read by the OTLP exporters)
 //	Sampler      OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG   default parentbased_always_on
 //	ServiceName  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES    default "aimdb-flow"
+//	Block        AIMDB_OTEL_BSP_BLOCK=true                      default false
 //
 // Tracing is off unless asked for: by Config.Exporter, OTEL_TRACES_EXPORTER
 // or an OTLP endpoint variable. OTEL_SDK_DISABLED=true turns it off whatever
@@ -65,6 +66,12 @@ type Config struct {
 	// SpanExporter, when set, is used instead of Exporter (tests, custom
 	// exporters). It is batched like the others.
 	SpanExporter sdktrace.SpanExporter
+	// Block makes a full span queue block the recording goroutine instead
+	// of dropping the span (the SDK's default, which keeps the pipeline's
+	// pace when the exporter cannot keep up, but loses spans silently).
+	// Also set by AIMDB_OTEL_BSP_BLOCK=true. Benchmarks that claim "every
+	// record traced and exported" need it.
+	Block bool
 	// Writer receives the console exporter's output (default os.Stdout).
 	Writer io.Writer
 	// Options configure the Tracer.
@@ -178,7 +185,11 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("otelflow: resource: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler), sdktrace.WithResource(res))
+	var bopts []sdktrace.BatchSpanProcessorOption
+	if cfg.Block || strings.EqualFold(strings.TrimSpace(getenv("AIMDB_OTEL_BSP_BLOCK")), "true") {
+		bopts = append(bopts, sdktrace.WithBlocking())
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, bopts...), sdktrace.WithSampler(sampler), sdktrace.WithResource(res))
 	return &Provider{TracerProvider: tp, Tracer: New(tp, opts...)}, nil
 }
 

@@ -13,13 +13,10 @@ import (
 	"runtime/pprof"
 	"strings"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
 	"github.com/aimdb-dev/aimdb-flow/bench/buffers"
 	"github.com/aimdb-dev/aimdb-flow/bench/scaling"
 	"github.com/aimdb-dev/aimdb-flow/bench/w1"
 	"github.com/aimdb-dev/aimdb-flow/bench/w3kafka"
-	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -28,7 +25,8 @@ func workloads() []workload {
 		{name: "buffers", about: "buffer hand-off: each kind, 1 and 4 readers (values/s, p50/p99, ns/op, allocs/op)", run: runBuffers},
 		{name: "w1", about: "W1 JSON filter/map via the Go API (serial and Parallel(2)) vs the strong hand-written loop; the map loop as a reference", run: runW1},
 		{name: "w1-cli", about: "W1 as pipelines/w1.flow and w1-parallel.flow (parallel 2) through the aimdb-flow CLI binary vs the same loops", run: runW1CLI},
-		{name: "tracing", about: "W1 with tracing: none, otel installed but sampling nothing, 1% sampled, every record", run: runTracing},
+		{name: "tracing", about: "W1 via the CLI with tracing: none, OTLP with always_off, parentbased_traceidratio 0.01, always_on", run: runTracing},
+		{name: "tracing-api", about: "W1 via the Go API with an in-process tracer (spans discarded): none, never, 1%, always", run: runTracingAPI},
 		{name: "scaling", about: "W1 on GOMAXPROCS 1 and 2; 1 to 64 W1 pipelines in one process (throughput, memory per pipeline)", run: runScaling},
 		{name: "w2", about: "W2 MQTT relay through mosquitto: aimdb-flow vs a hand-written paho.golang relay", run: runW2},
 		{name: "w3", about: "W3 Kafka consume -> filter -> produce on kfake: aimdb-flow (.flow-shaped and raw Go API) vs hand-written kafka-go and franz-go loops", run: runW3},
@@ -76,27 +74,7 @@ func runChild(a childArgs) int {
 		snap, err = w1.Pipeline(ctx, a.input, out, max(a.k, 1))
 		cr.Records = int(snap.Pipelines["w1"].Out)
 	case "trace-none", "trace-off", "trace-1pct", "trace-on":
-		var tr pipeline.Tracer
-		var tp *sdktrace.TracerProvider
-		switch a.variant {
-		case "trace-off":
-			tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(sdktrace.NeverSample()))
-		case "trace-1pct":
-			tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(otelflow.SampleRatio(0.01)))
-		case "trace-on":
-			tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-		}
-		if tp != nil {
-			tr = otelflow.New(tp)
-		}
-		var snap pipeline.Snapshot
-		snap, err = w1.PipelineWith(ctx, a.input, out, 1, pipeline.RunOptions{Tracer: tr})
-		cr.Records = int(snap.Pipelines["w1"].Out)
-		if tp != nil {
-			if e := tp.Shutdown(ctx); e != nil && err == nil {
-				err = e
-			}
-		}
+		cr.Records, err = runTraceChild(ctx, a.variant, a.input, out)
 	case "scale":
 		dir := a.output
 		cr.Records, err = scaling.Run(ctx, a.input, dir, a.k)
@@ -121,14 +99,6 @@ func runChild(a childArgs) int {
 	json.NewEncoder(os.Stdout).Encode(cr)
 	return 0
 }
-
-// discardSpans is an exporter that drops what the batch processor hands
-// it: every span is still built, sampled, queued and exported, so the
-// figure is the tracing cost inside the process.
-type discardSpans struct{}
-
-func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
 // w1Input generates (once per harness run and size) W1's input file.
 func w1Input(cfg *config, n int) (string, error) {
@@ -413,50 +383,6 @@ func countLines(path string) (int, error) {
 			return n, nil
 		}
 	}
-}
-
-func runTracing(ctx context.Context, cfg *config) ([]result, error) {
-	n := cfg.pick(300_000, 30_000)
-	input, err := w1Input(cfg, n)
-	if err != nil {
-		return nil, err
-	}
-	names := []string{"trace-none", "trace-off", "trace-1pct", "trace-on"}
-	var variants []abRun
-	for _, name := range names {
-		variants = append(variants, abRun{name, func(ctx context.Context, _ int) (childRun, error) {
-			return spawn(ctx, cfg, 0, name, "-input", input)
-		}})
-	}
-	tput, cpu, rss, ratios, err := alternate(ctx, cfg, n, variants)
-	if err != nil {
-		return nil, err
-	}
-	const wl = "Tracing overhead on W1"
-	var out []result
-	for _, v := range names {
-		var r result
-		switch v {
-		case "trace-none":
-			r = summarize(wl, "no tracer (= tracing off via otelflow.Setup)", "", "rec/s", tput[v], nil, "", nil)
-		case "trace-off":
-			r = summarize(wl, "otel tracer installed, sampler never", "no tracer", "rec/s", tput[v], ratios[v], "≥0.98× (off ≤ 2%)",
-				func(x float64) bool { return x >= 0.98 })
-			r.Goal = 0.98
-		case "trace-1pct":
-			r = summarize(wl, "otel, 1% sampled", "no tracer", "rec/s", tput[v], ratios[v], "", nil)
-		case "trace-on":
-			r = summarize(wl, "otel, every record sampled", "no tracer", "rec/s", tput[v], ratios[v], "≥0.85× (on ≤ 15%)",
-				func(x float64) bool { return x >= 0.85 })
-			r.Goal = 0.85
-		}
-		r.Extra = map[string]float64{"cpu ns/rec": median(cpu[v]), "RSS MiB": median(rss[v])}
-		if v != "trace-none" {
-			r.Extra["cpu/rec vs none"] = median(cpu[v]) / median(cpu["trace-none"])
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }
 
 func runBuffers(ctx context.Context, cfg *config) ([]result, error) {
