@@ -164,7 +164,11 @@ type variant struct {
 // exporting over OTLP/HTTP to the parent's discarding receiver.
 func tracingVariants(endpoint string) []variant {
 	otlp := func(sampler, arg string) []string {
-		e := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_TRACES_SAMPLER=" + sampler}
+		// AIMDB_OTEL_BSP_BLOCK: a full span queue makes the relay wait
+		// for the exporter instead of dropping spans (the SDK default),
+		// so always_on pays for every span it makes.
+		e := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_TRACES_SAMPLER=" + sampler,
+			"AIMDB_OTEL_BSP_BLOCK=true"}
 		if arg != "" {
 			e = append(e, "OTEL_TRACES_SAMPLER_ARG="+arg)
 		}
