@@ -161,12 +161,14 @@ func TestHostileInputDeadLettersWithProvenance(t *testing.T) {
 			if d.PayloadBase64 != nil {
 				orig = d.PayloadBase64
 			}
-			want := c.payload
-			if c.stage == "receive" {
-				want = c.payload[:1024] // an oversized payload keeps a prefix
-			}
+			// A dead letter keeps the first 1 KiB of a payload and records
+			// its size.
+			want := c.payload[:min(len(c.payload), pipeline.DefaultDeadLetterPayload)]
 			if !bytes.Equal(orig, want) {
 				t.Errorf("dead letter payload %.80q, want the original %.80q", orig, want)
+			}
+			if d.PayloadSize != len(c.payload) || d.PayloadTruncated != (len(c.payload) > pipeline.DefaultDeadLetterPayload) {
+				t.Errorf("dead letter payload_size %d truncated %v, want %d, %v", d.PayloadSize, d.PayloadTruncated, len(c.payload), len(c.payload) > pipeline.DefaultDeadLetterPayload)
 			}
 		})
 	}
