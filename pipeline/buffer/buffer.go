@@ -137,7 +137,9 @@ func (e *wrapError) Unwrap() error { return e.err }
 var ErrClosed = errors.New("buffer closed")
 
 // LagError is returned once by a Ring reader that fell behind; the next Recv
-// resumes from the oldest value still held.
+// resumes from the oldest value still held. The *LagError belongs to the
+// reader and is reused (a lagging reader allocates nothing): read Missed
+// before that reader's next Recv.
 type LagError struct{ Missed uint64 }
 
 func (e *LagError) Error() string {

@@ -86,6 +86,9 @@ type ringReader[T any] struct {
 	pos    uint64
 	w      waiter
 	closed bool
+	// lag is the reader's one LagError, reused so that a lagging reader
+	// does not allocate (see LagError).
+	lag LagError
 }
 
 // next must be called with the lock held.
@@ -96,7 +99,8 @@ func (rd *ringReader[T]) next() (v T, ok bool, err error) {
 		missed := r.head - n - rd.pos
 		rd.pos = r.head - n
 		r.lagged += missed
-		return v, false, &LagError{Missed: missed}
+		rd.lag.Missed = missed
+		return v, false, &rd.lag
 	}
 	if rd.pos < r.head {
 		v = r.slots[rd.pos%n]

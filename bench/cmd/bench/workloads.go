@@ -13,7 +13,6 @@ import (
 	"runtime/pprof"
 	"strings"
 
-	"github.com/aimdb-dev/aimdb-flow/bench/buffers"
 	"github.com/aimdb-dev/aimdb-flow/bench/scaling"
 	"github.com/aimdb-dev/aimdb-flow/bench/w1"
 	"github.com/aimdb-dev/aimdb-flow/bench/w3kafka"
@@ -385,41 +384,3 @@ func countLines(path string) (int, error) {
 	}
 }
 
-func runBuffers(ctx context.Context, cfg *config) ([]result, error) {
-	n := cfg.pick(2_000_000, 200_000)
-	var out []result
-	for _, k := range buffers.Kinds {
-		for _, readers := range []int{1, 4} {
-			var tput, p50, p99 []float64
-			for round := 0; round < cfg.rounds; round++ {
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				res := buffers.HandOff(k, readers, n)
-				tput = append(tput, res.PerSec)
-				p50 = append(p50, float64(res.P50.Nanoseconds()))
-				p99 = append(p99, float64(res.P99.Nanoseconds()))
-			}
-			ns, allocs := buffers.SameGoroutine(k, n)
-			target := ""
-			var met func(float64) bool
-			var goal float64
-			if k.Kind == buffers.Kinds[0].Kind && readers == 1 {
-				target = "≥5M/s, 0 allocs"
-				goal = 5e6
-				met = func(m float64) bool { return m >= 5e6 && allocs == 0 }
-			}
-			r := summarize("buffer hand-off", fmt.Sprintf("%s, %d reader(s)", k, readers), "", "values/s", tput, nil, target, met)
-			r.Goal = goal
-			r.Extra = map[string]float64{"same-goroutine ns/op": ns, "allocs/op": allocs}
-			if median(p99) > 0 {
-				r.Latency = map[string]float64{"p50": median(p50) / 1e3, "p99": median(p99) / 1e3}
-				r.Note = "latency with the writer saturating the buffer"
-			} else {
-				r.Note = "no latency sample reached reader 0 (values collapsed)"
-			}
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
