@@ -383,4 +383,3 @@ func countLines(path string) (int, error) {
 		}
 	}
 }
-
