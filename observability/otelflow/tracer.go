@@ -27,6 +27,7 @@ package otelflow
 
 import (
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -118,18 +120,63 @@ func WithHops(hops ...pipeline.Hop) Option {
 	}
 }
 
-// WithRootRatio makes the tracer itself decide which new traces (records
-// arriving without trace context) are sampled, with probability ratio,
-// before calling the SDK: an unsampled record then costs no span, no
-// allocation and no header. Records arriving with a traceparent keep the
-// upstream decision as usual. Unlike a parent-based ratio sampler in the
-// SDK, an unsampled new record does not carry an unsampled traceparent
-// onwards, so the next process decides afresh. Pair it with an SDK sampler
-// that samples every root it is given (Setup does this for the
-// traceidratio samplers).
+// WithRootRatio is WithHeadSampler(sdktrace.ParentBased(
+// sdktrace.TraceIDRatioBased(ratio))): the tracer samples that fraction of
+// new traces (records arriving without trace context) and follows an
+// incoming traceparent's sampled flag for the others.
 func WithRootRatio(ratio float64) Option {
-	return func(t *Tracer) { t.rootRatio = min(max(ratio, 0), 1); t.rootSampling = true }
+	return WithHeadSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(min(max(ratio, 0), 1))))
 }
+
+// WithHeadSampler makes the tracer sample once per record, at its receive
+// hop, with s (head sampling), instead of letting the SDK decide at every
+// span. The decision is asked with the record's incoming trace context as
+// the remote parent (so sdktrace.ParentBased honours an incoming
+// traceparent's sampled flag) and is stored in the envelope: every later
+// hop of a record not sampled is one comparison in the runner, with no
+// span, no context, no allocation and no sampler call. Such a record is
+// forwarded with the headers it arrived with: an incoming traceparent
+// travels on unchanged, and a record that arrived without one gets none
+// (W3C propagation requires nothing more), so the next process decides
+// afresh about it. The SDK's own sampler still sees every span of a sampled
+// record: pair this with a TracerProvider whose sampler samples what it is
+// handed (sdktrace.AlwaysSample, as Setup does).
+//
+// The SDK's AlwaysSample, NeverSample and default ParentBased samplers are
+// recognised and decided without calling them.
+func WithHeadSampler(s sdktrace.Sampler) Option {
+	return func(t *Tracer) {
+		t.head, t.followParent, t.headConst, t.rootConst = s, false, 0, 0
+		if s == nil {
+			return
+		}
+		// A default ParentBased: an incoming flag decides, and its root
+		// sampler only new traces.
+		d := s.Description()
+		if root, ok := strings.CutPrefix(d, "ParentBased{root:"); ok && strings.HasSuffix(root, defaultParentBasedTail) {
+			t.followParent = true
+			t.rootConst = constDecision(strings.TrimSuffix(root, defaultParentBasedTail))
+		} else {
+			t.headConst = constDecision(d)
+			t.rootConst = t.headConst
+		}
+	}
+}
+
+// constDecision recognises the SDK's constant samplers by description.
+func constDecision(desc string) int8 {
+	switch desc {
+	case "AlwaysOnSampler":
+		return 1
+	case "AlwaysOffSampler":
+		return -1
+	}
+	return 0
+}
+
+// defaultParentBasedTail ends the description of sdktrace.ParentBased with
+// default options (its root sampler's description comes before it).
+const defaultParentBasedTail = ",remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"
 
 // Tracer implements pipeline.Tracer and pipeline.BatchTracer on an
 // OpenTelemetry TracerProvider. It is safe for concurrent use.
@@ -139,16 +186,24 @@ type Tracer struct {
 	mode           StageMode
 	unsampledSpans bool
 	fastInject     bool // prop is the default W3C propagator
-	rootSampling   bool // WithRootRatio
-	rootRatio      float64
-	skip           [8]bool  // hop kinds that get no span
-	metas          sync.Map // *pipeline.HopInfo -> *hopMeta
-	bufMetas       sync.Map // record name -> *hopMeta
+	// Head sampling (WithHeadSampler): head decides at the receive hop.
+	// followParent: head is a default ParentBased, so an incoming
+	// parent's sampled flag decides and head is asked only about new
+	// traces. headConst, rootConst: +1 always sample, -1 never, 0 ask
+	// head (about every record, or about new traces).
+	head         sdktrace.Sampler
+	followParent bool
+	headConst    int8
+	rootConst    int8
+	skip         [8]bool  // hop kinds that get no span
+	metas        sync.Map // *pipeline.HopInfo -> *hopMeta
+	bufMetas     sync.Map // record name -> *hopMeta
 }
 
 var (
 	_ pipeline.Tracer      = (*Tracer)(nil)
 	_ pipeline.BatchTracer = (*Tracer)(nil)
+	_ pipeline.HeadSampler = (*Tracer)(nil)
 )
 
 // New returns a Tracer creating spans with tp (the global provider when tp
@@ -166,6 +221,102 @@ func New(tp trace.TracerProvider, opts ...Option) *Tracer {
 	}
 	_, t.fastInject = t.prop.(propagation.TraceContext)
 	return t
+}
+
+// HeadSampled implements pipeline.HeadSampler: with a head sampler, the
+// runner skips every hop of a record this tracer marked not traced.
+func (t *Tracer) HeadSampled() bool { return t.head != nil }
+
+// headDecide takes the head-sampling decision for a record at its receive
+// hop. It returns the record's remote parent (if it is sampled) and
+// whether to trace it; it allocates nothing when the answer is no.
+func (t *Tracer) headDecide(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) (trace.SpanContext, bool) {
+	if t.headConst < 0 {
+		return trace.SpanContext{}, false
+	}
+	var psc trace.SpanContext
+	if psc = t.remoteParent(ctx, env); psc.IsValid() && t.followParent && !psc.IsSampled() {
+		return trace.SpanContext{}, false
+	}
+	switch {
+	case t.headConst > 0:
+		return psc, true
+	case psc.IsValid() && t.followParent:
+		return psc, true // sampled upstream
+	case !psc.IsValid() && t.rootConst != 0:
+		return psc, t.rootConst > 0
+	}
+	p := sdktrace.SamplingParameters{ParentContext: ctx, Name: t.meta(info).name, Kind: trace.SpanKindConsumer}
+	if psc.IsValid() {
+		p.ParentContext = trace.ContextWithRemoteSpanContext(ctx, psc)
+		p.TraceID = psc.TraceID()
+	} else {
+		binary.BigEndian.PutUint64(p.TraceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(p.TraceID[8:], rand.Uint64())
+	}
+	return psc, t.head.ShouldSample(p).Decision != sdktrace.Drop
+}
+
+// remoteParent returns the trace context env arrived with. With the
+// default propagator, an unsampled traceparent costs no allocation: its
+// flags are read in place (its span context is not needed).
+func (t *Tracer) remoteParent(ctx context.Context, env *pipeline.Envelope) trace.SpanContext {
+	if len(env.Headers) == 0 {
+		return trace.SpanContext{}
+	}
+	if t.fastInject {
+		tp := HeaderCarrier{H: &env.Headers}.Get(traceparentHeader)
+		flags, ok := traceparentFlags(tp)
+		if !ok {
+			return trace.SpanContext{} // absent or invalid: ignored, as Extract does
+		}
+		if t.followParent && flags&trace.FlagsSampled == 0 {
+			// Only the flag matters: a remote, unsampled span context.
+			return trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, Remote: true})
+		}
+	}
+	h := env.Headers
+	return trace.SpanContextFromContext(t.prop.Extract(ctx, HeaderCarrier{H: &h}))
+}
+
+// traceparentFlags returns the trace flags of a W3C traceparent, and
+// whether it is well formed (what propagation.TraceContext accepts),
+// without allocating.
+func traceparentFlags(tp string) (trace.TraceFlags, bool) {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || len(tp) > 55 && tp[55] != '-' {
+		return 0, false
+	}
+	if tp[:2] == "ff" || tp[:2] == "00" && len(tp) != 55 {
+		return 0, false
+	}
+	zeroT, zeroS := true, true
+	for i := 0; i < 55; i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		c := tp[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return 0, false
+		}
+		if c != '0' {
+			if i >= 3 && i < 35 {
+				zeroT = false
+			} else if i >= 36 && i < 52 {
+				zeroS = false
+			}
+		}
+	}
+	if zeroT || zeroS {
+		return 0, false
+	}
+	return trace.TraceFlags(unhex(tp[53])<<4 | unhex(tp[54])), true
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
 }
 
 // hopMeta is what a span of one HopInfo always has: computed once.
@@ -262,10 +413,6 @@ func (t *Tracer) bufferMeta(rec string) *hopMeta {
 	return actual.(*hopMeta)
 }
 
-// unsampledRoot marks a record whose new trace was not sampled by
-// WithRootRatio: none of its hops gets a span.
-var unsampledRoot = &hop{}
-
 // hop is one started span and what env.Trace points to while (and after)
 // it runs: later hops of the same record use its span context as parent.
 type hop struct {
@@ -330,11 +477,30 @@ type TraceGroup interface {
 
 // StartHop implements pipeline.Tracer.
 func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
-	if g, ok := env.Trace.(TraceGroup); ok {
-		env.Trace = t.startGroup(ctx, g.TraceInputs(), info)
+	if pipeline.IsNotTraced(env) && info.Hop != pipeline.HopReceive {
+		return nil // head sampling decided (the runner skips these hops itself)
 	}
-	ph, psc := t.parent(ctx, env)
-	if ph == unsampledRoot || int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
+	if g, ok := env.Trace.(TraceGroup); ok {
+		inputs := g.TraceInputs()
+		if t.head != nil && !anyTraced(inputs) {
+			pipeline.MarkNotTraced(env)
+			return nil
+		}
+		env.Trace = t.startGroup(ctx, inputs, info)
+	}
+	var ph *hop
+	var psc trace.SpanContext
+	if t.head != nil && info.Hop == pipeline.HopReceive {
+		var ok bool
+		if psc, ok = t.headDecide(ctx, env, info); !ok {
+			pipeline.MarkNotTraced(env)
+			return nil
+		}
+		env.Trace = nil
+	} else {
+		ph, psc = t.parent(ctx, env)
+	}
+	if int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
 		return nil
 	}
 	if psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
@@ -348,10 +514,6 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 			h.ended.Store(true)
 			env.Trace = h
 		}
-		return nil
-	}
-	if !psc.IsValid() && t.rootSampling && (t.rootRatio == 0 || rand.Float64() >= t.rootRatio) {
-		env.Trace = unsampledRoot
 		return nil
 	}
 	m := t.meta(info)
@@ -458,6 +620,16 @@ func traceparent(sc trace.SpanContext) string {
 	return string(b[:])
 }
 
+// anyTraced reports whether one of a group's inputs is traced.
+func anyTraced(inputs []any) bool {
+	for _, v := range inputs {
+		if traceOf(v).IsValid() {
+			return true
+		}
+	}
+	return false
+}
+
 // traceOf returns the span context of one Trace value.
 func traceOf(v any) trace.SpanContext {
 	switch v := v.(type) {
@@ -519,8 +691,16 @@ func (t *Tracer) startGroup(ctx context.Context, inputs []any, info *pipeline.Ho
 // are its children.
 func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
 	traces := make([]trace.SpanContext, len(inputs))
+	traced := false
 	for i, in := range inputs {
-		_, traces[i] = t.parent(ctx, in)
+		if !pipeline.IsNotTraced(in) {
+			_, traces[i] = t.parent(ctx, in)
+			traced = traced || traces[i].IsValid()
+		}
+	}
+	if t.head != nil && !traced {
+		pipeline.MarkNotTraced(out)
+		return nil
 	}
 	m := t.meta(info)
 	span := t.groupSpan(ctx, traces, m.name, info)
