@@ -94,6 +94,7 @@ func overheadVariants() []tracerVariant {
 		}},
 		{"otel-always", otel(sdktrace.AlwaysSample())},
 		{"otel-always-fused-events", otel(sdktrace.AlwaysSample(), otelflow.WithStageMode(otelflow.FusedStageEvents))},
+		{"otel-always-journey", otel(sdktrace.AlwaysSample(), otelflow.WithStageMode(otelflow.JourneySpans))},
 		{"otel-always-hops-stage", otel(sdktrace.AlwaysSample(), otelflow.WithHops(pipeline.HopStage))},
 		{"otel-sdk-ratio-1pct", otel(otelflow.SampleRatio(0.01))},
 		{"otel-root-ratio-1pct", otel(sdktrace.ParentBased(sdktrace.AlwaysSample()), otelflow.WithRootRatio(0.01))},

@@ -170,7 +170,9 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 			return nil, err
 		}
 	}
-	opts := append(append([]Option(nil), cfg.Options...), WithHeadSampler(head))
+	// Two spans per record and process (JourneySpans) unless
+	// cfg.Options choose another mode.
+	opts := append(append([]Option{WithStageMode(JourneySpans)}, cfg.Options...), WithHeadSampler(head))
 	sampler := sdktrace.AlwaysSample()
 	res, err := buildResource(ctx, cfg.ServiceName)
 	if err != nil {

@@ -73,6 +73,17 @@ const (
 	// price of per-stage durations; a failing stage is still named, because
 	// its *pipeline.StageError ends the chain's span.
 	FusedStageEvents
+	// JourneySpans traces a sampled record with two spans per process
+	// instead of one per hop: its "receive" span (consumer) and, for each
+	// pipeline it goes through, one "process <pipeline>" span, a child of
+	// the receive, that starts when the record entered its buffer and ends
+	// when its last hop in the pipeline does. Every hop is an event on
+	// these spans, at the time it started: "decode <record>" on the
+	// receive, then "buffer <record>", each stage, "encode <link>" and
+	// "send <link>" on the process span. The first failing hop sets the
+	// process span's error status and records the error. The traceparent a
+	// publish injects names the process span. Setup uses this mode.
+	JourneySpans
 )
 
 // Option configures a Tracer.
@@ -198,6 +209,7 @@ type Tracer struct {
 	skip         [8]bool  // hop kinds that get no span
 	metas        sync.Map // *pipeline.HopInfo -> *hopMeta
 	bufMetas     sync.Map // record name -> *hopMeta
+	journeyMetas sync.Map // pipeline (or record) name -> *hopMeta
 }
 
 var (
@@ -458,6 +470,10 @@ func (t *Tracer) parent(ctx context.Context, env *pipeline.Envelope) (*hop, trac
 		return v, v.sc
 	case trace.SpanContext:
 		return nil, v
+	case *decoded:
+		return nil, v.recv.sc
+	case *journey:
+		return nil, v.sc
 	}
 	if len(env.Headers) == 0 {
 		return nil, trace.SpanContext{}
@@ -499,6 +515,12 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 		env.Trace = nil
 	} else {
 		ph, psc = t.parent(ctx, env)
+	}
+	if t.mode == JourneySpans && info.Hop != pipeline.HopReceive {
+		if s, ok := t.journeyHop(ctx, env, info); ok {
+			return s
+		}
+		ph, psc = t.parent(ctx, env) // a hop after the journey ended
 	}
 	if int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
 		return nil
@@ -637,6 +659,10 @@ func traceOf(v any) trace.SpanContext {
 		return v.sc
 	case trace.SpanContext:
 		return v
+	case *decoded:
+		return v.recv.sc
+	case *journey:
+		return v.sc
 	}
 	return trace.SpanContext{}
 }
@@ -714,4 +740,145 @@ func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs 
 // other means can use it to propagate the trace.
 func SpanContext(env *pipeline.Envelope) trace.SpanContext {
 	return traceOf(env.Trace)
+}
+
+// decoded is env.Trace of a sampled record between its decode and the
+// first hop of a pipeline (JourneySpans): the receive hop, and when the
+// decode ended (the record entered its buffer). The dispatcher writes it
+// before the record is buffered; pipelines only read it.
+type decoded struct {
+	recv  *hop
+	start time.Time
+	end   time.Time
+	err   error
+}
+
+// End implements pipeline.Span for the decode hop.
+func (d *decoded) End(err error) {
+	d.end = time.Now()
+	if err != nil {
+		d.recv.span.AddEvent("decode failed", trace.WithAttributes(semconv.ExceptionMessage(err.Error())))
+	}
+}
+
+// journey is env.Trace of a sampled record inside one pipeline
+// (JourneySpans): the pipeline's span, and the stack of hops running (fused
+// stages nest; encode and publish run inside the last stage). It is used
+// by one goroutine at a time, like the envelope.
+type journey struct {
+	span  trace.Span
+	sc    trace.SpanContext
+	depth int
+	open  [8]pipeline.Hop // kinds of the running hops (depth <= 8 kept)
+	erred bool
+	done  bool
+}
+
+// journeyHop handles a non-receive hop in JourneySpans mode. ok is false
+// when the standard path must handle it (an untraced record, a record
+// whose journey ended, a batch).
+func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) (pipeline.Span, bool) {
+	m := t.meta(info)
+	switch v := env.Trace.(type) {
+	case *journey:
+		if v.done {
+			return nil, false
+		}
+		v.span.AddEvent(m.name)
+		return v.push(t, ctx, env, info), true
+	case *decoded:
+		if info.Hop == pipeline.HopDecode {
+			// The same payload decoded for another route.
+			return t.decode(v.recv, env, m), true
+		}
+		return t.startJourney(ctx, env, info, m, v.recv.sc, v.end, "buffer "+v.recv.info.Record), true
+	case *hop:
+		if v.info.Hop != pipeline.HopReceive {
+			return nil, false
+		}
+		if info.Hop == pipeline.HopDecode {
+			return t.decode(v, env, m), true
+		}
+		return t.startJourney(ctx, env, info, m, v.sc, time.Time{}, ""), true
+	}
+	return nil, false
+}
+
+func (t *Tracer) decode(recv *hop, env *pipeline.Envelope, m *hopMeta) pipeline.Span {
+	recv.span.AddEvent(m.name)
+	d := &decoded{recv: recv}
+	env.Trace = d
+	return d
+}
+
+// startJourney starts the pipeline span of a record (at buffered, when it
+// entered its buffer, if known) and runs its first hop.
+func (t *Tracer) startJourney(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo, m *hopMeta, parent trace.SpanContext, buffered time.Time, bufName string) pipeline.Span {
+	jm := t.journeyMeta(info)
+	opts := jm.opts
+	if !buffered.IsZero() {
+		opts = append(opts[:len(opts):len(opts)], trace.WithTimestamp(buffered))
+	}
+	_, span := t.tracer.Start(trace.ContextWithSpanContext(ctx, parent), jm.name, opts...)
+	if bufName != "" {
+		span.AddEvent(bufName, trace.WithTimestamp(buffered))
+	}
+	span.AddEvent(m.name)
+	j := &journey{span: span, sc: span.SpanContext()}
+	env.Trace = j
+	return j.push(t, ctx, env, info)
+}
+
+// push opens a hop of the journey (injecting the trace context before a
+// publish) and returns the journey as its Span.
+func (j *journey) push(t *Tracer, ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
+	if j.depth < len(j.open) {
+		j.open[j.depth] = info.Hop
+	}
+	j.depth++
+	if info.Hop == pipeline.HopPublish {
+		t.inject(ctx, env, j.sc)
+	}
+	return j
+}
+
+// End implements pipeline.Span: it closes the innermost hop, and ends the
+// span when the journey's outermost stage, or its last publish, ended.
+func (j *journey) End(err error) {
+	j.depth--
+	var h pipeline.Hop
+	if j.depth < len(j.open) {
+		h = j.open[j.depth]
+	}
+	if err != nil && !j.erred {
+		j.erred = true
+		j.span.RecordError(err)
+		j.span.SetStatus(codes.Error, err.Error())
+	}
+	if j.depth == 0 && (h == pipeline.HopStage || h == pipeline.HopPublish || err != nil) {
+		j.done = true
+		j.span.End()
+	}
+}
+
+// journeyMeta returns the start options of the pipeline span of info's
+// pipeline (or of its record, for a hop outside any pipeline).
+func (t *Tracer) journeyMeta(info *pipeline.HopInfo) *hopMeta {
+	key := "process " + info.Pipeline
+	if info.Pipeline == "" {
+		key = "process " + info.Record
+	}
+	if m, ok := t.journeyMetas.Load(key); ok {
+		return m.(*hopMeta)
+	}
+	var attrs []attribute.KeyValue
+	if info.Pipeline != "" {
+		attrs = append(attrs, AttrPipeline.String(info.Pipeline))
+	}
+	if info.Record != "" {
+		attrs = append(attrs, AttrRecord.String(info.Record))
+	}
+	m := &hopMeta{name: key, opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}}
+	actual, _ := t.journeyMetas.LoadOrStore(key, m)
+	return actual.(*hopMeta)
 }
