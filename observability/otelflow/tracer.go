@@ -525,7 +525,8 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 	if int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
 		return nil
 	}
-	if psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
+	if t.head == nil && psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
+		// (A head sampler decided already: it may trace such a record.)
 		// Not sampled upstream: no span, but keep the decision travelling.
 		switch info.Hop {
 		case pipeline.HopPublish:
@@ -748,6 +749,7 @@ func SpanContext(env *pipeline.Envelope) trace.SpanContext {
 // before the record is buffered; pipelines only read it.
 type decoded struct {
 	recv  *hop
+	buf   string // the buffer event's name
 	start time.Time
 	end   time.Time
 	err   error
@@ -789,24 +791,24 @@ func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *p
 	case *decoded:
 		if info.Hop == pipeline.HopDecode {
 			// The same payload decoded for another route.
-			return t.decode(v.recv, env, m), true
+			return t.decode(v.recv, env, info, m), true
 		}
-		return t.startJourney(ctx, env, info, m, v.recv.sc, v.end, "buffer "+v.recv.info.Record), true
+		return t.startJourney(ctx, env, info, m, v.recv.sc, v.end, v.buf), true
 	case *hop:
-		if v.info.Hop != pipeline.HopReceive {
+		if v.info.Hop != pipeline.HopReceive || v.span == nil {
 			return nil, false
 		}
 		if info.Hop == pipeline.HopDecode {
-			return t.decode(v, env, m), true
+			return t.decode(v, env, info, m), true
 		}
 		return t.startJourney(ctx, env, info, m, v.sc, time.Time{}, ""), true
 	}
 	return nil, false
 }
 
-func (t *Tracer) decode(recv *hop, env *pipeline.Envelope, m *hopMeta) pipeline.Span {
+func (t *Tracer) decode(recv *hop, env *pipeline.Envelope, info *pipeline.HopInfo, m *hopMeta) pipeline.Span {
 	recv.span.AddEvent(m.name)
-	d := &decoded{recv: recv}
+	d := &decoded{recv: recv, buf: t.bufferMeta(info.Record).name}
 	env.Trace = d
 	return d
 }
