@@ -1,9 +1,14 @@
 // Package otelflow implements aimdb-flow's tracing hook (pipeline.Tracer)
 // on OpenTelemetry.
 //
-// Every hop of a record becomes a span: receive (a consumer span), decode,
-// the wait in the record's buffer, each pipeline stage, encode and publish
-// (a producer span). The W3C trace context travels in the envelope's
+// Sampling is decided once per record where it enters (WithHeadSampler,
+// which Setup installs): a record not sampled is marked in its envelope and
+// its later hops cost the runner one comparison each. Every hop of a
+// sampled record shows in its trace: as events on two spans per process
+// (JourneySpans, Setup's mode: the receive span and one span per pipeline)
+// or as one span per hop (StageSpans, New's default): receive (a consumer
+// span), decode, the wait in the record's buffer, each pipeline stage,
+// encode and publish (a producer span). The W3C trace context travels in the envelope's
 // headers: it is extracted when a message is received and injected when it
 // is published, and the connectors map those headers to MQTT 5 user
 // properties, Kafka record headers or HTTP headers, so two aimdb-flow
@@ -14,7 +19,8 @@
 // link it. With no Tracer installed the runner skips every hook (a nil
 // check per hop).
 //
-// Span tree of one record (pipeline "alerts", stages filter and map):
+// Span tree of one record in StageSpans mode (pipeline "alerts", stages
+// filter and map):
 //
 //	receive                      (consumer, child of the remote publisher)
 //	└─ decode sensor.temp
