@@ -215,7 +215,7 @@ type Tracer struct {
 	skip         [8]bool  // hop kinds that get no span
 	metas        sync.Map // *pipeline.HopInfo -> *hopMeta
 	bufMetas     sync.Map // record name -> *hopMeta
-	journeyMetas sync.Map // pipeline (or record) name -> *hopMeta
+	journeyMetas sync.Map // *pipeline.HopInfo of a pipeline's first hop -> *hopMeta
 }
 
 var (
@@ -771,9 +771,11 @@ func (d *decoded) End(err error) {
 
 // journey is env.Trace of a sampled record inside one pipeline
 // (JourneySpans): the pipeline's span, and the stack of hops running (fused
-// stages nest; encode and publish run inside the last stage). It is used
-// by one goroutine at a time, like the envelope.
+// stages nest; encode and publish run inside the last stage). mu guards
+// it: a stage that merges records (a window flushed by a timer) may emit
+// an output carrying the journey of one input from another goroutine.
 type journey struct {
+	mu    sync.Mutex
 	span  trace.Span
 	sc    trace.SpanContext
 	depth int
@@ -789,6 +791,8 @@ func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *p
 	m := t.meta(info)
 	switch v := env.Trace.(type) {
 	case *journey:
+		v.mu.Lock()
+		defer v.mu.Unlock()
 		if v.done {
 			return nil, false
 		}
@@ -799,7 +803,7 @@ func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *p
 			// The same payload decoded for another route.
 			return t.decode(v.recv, env, info, m), true
 		}
-		return t.startJourney(ctx, env, info, m, v.recv.sc, v.end, v.buf), true
+		return t.startJourney(ctx, env, info, m, v.recv.span, v.end, v.buf), true
 	case *hop:
 		if v.info.Hop != pipeline.HopReceive || v.span == nil {
 			return nil, false
@@ -807,7 +811,7 @@ func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *p
 		if info.Hop == pipeline.HopDecode {
 			return t.decode(v, env, info, m), true
 		}
-		return t.startJourney(ctx, env, info, m, v.sc, time.Time{}, ""), true
+		return t.startJourney(ctx, env, info, m, v.span, time.Time{}, ""), true
 	}
 	return nil, false
 }
@@ -821,13 +825,16 @@ func (t *Tracer) decode(recv *hop, env *pipeline.Envelope, info *pipeline.HopInf
 
 // startJourney starts the pipeline span of a record (at buffered, when it
 // entered its buffer, if known) and runs its first hop.
-func (t *Tracer) startJourney(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo, m *hopMeta, parent trace.SpanContext, buffered time.Time, bufName string) pipeline.Span {
+func (t *Tracer) startJourney(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo, m *hopMeta, parent trace.Span, buffered time.Time, bufName string) pipeline.Span {
 	jm := t.journeyMeta(info)
 	opts := jm.opts
 	if !buffered.IsZero() {
 		opts = append(opts[:len(opts):len(opts)], trace.WithTimestamp(buffered))
 	}
-	_, span := t.tracer.Start(trace.ContextWithSpanContext(ctx, parent), jm.name, opts...)
+	// The receive span as parent (already a heap value: one allocation
+	// fewer than a span context); it may have ended, only its context is
+	// read.
+	_, span := t.tracer.Start(trace.ContextWithSpan(ctx, parent), jm.name, opts...)
 	if bufName != "" {
 		span.AddEvent(bufName, trace.WithTimestamp(buffered))
 	}
@@ -838,7 +845,8 @@ func (t *Tracer) startJourney(ctx context.Context, env *pipeline.Envelope, info 
 }
 
 // push opens a hop of the journey (injecting the trace context before a
-// publish) and returns the journey as its Span.
+// publish) and returns the journey as its Span. j.mu is held, or j is not
+// shared yet.
 func (j *journey) push(t *Tracer, ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
 	if j.depth < len(j.open) {
 		j.open[j.depth] = info.Hop
@@ -853,6 +861,8 @@ func (j *journey) push(t *Tracer, ctx context.Context, env *pipeline.Envelope, i
 // End implements pipeline.Span: it closes the innermost hop, and ends the
 // span when the journey's outermost stage, or its last publish, ended.
 func (j *journey) End(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.depth--
 	var h pipeline.Hop
 	if j.depth < len(j.open) {
@@ -870,14 +880,15 @@ func (j *journey) End(err error) {
 }
 
 // journeyMeta returns the start options of the pipeline span of info's
-// pipeline (or of its record, for a hop outside any pipeline).
+// pipeline (or of its record, for a hop outside any pipeline), cached per
+// HopInfo of the pipeline's first hop.
 func (t *Tracer) journeyMeta(info *pipeline.HopInfo) *hopMeta {
+	if m, ok := t.journeyMetas.Load(info); ok {
+		return m.(*hopMeta)
+	}
 	key := "process " + info.Pipeline
 	if info.Pipeline == "" {
 		key = "process " + info.Record
-	}
-	if m, ok := t.journeyMetas.Load(key); ok {
-		return m.(*hopMeta)
 	}
 	var attrs []attribute.KeyValue
 	if info.Pipeline != "" {
@@ -887,6 +898,6 @@ func (t *Tracer) journeyMeta(info *pipeline.HopInfo) *hopMeta {
 		attrs = append(attrs, AttrRecord.String(info.Record))
 	}
 	m := &hopMeta{name: key, opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}}
-	actual, _ := t.journeyMetas.LoadOrStore(key, m)
+	actual, _ := t.journeyMetas.LoadOrStore(info, m)
 	return actual.(*hopMeta)
 }
