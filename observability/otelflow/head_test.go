@@ -2,13 +2,16 @@ package otelflow_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
@@ -239,5 +242,35 @@ func TestJourneyTraceShowsEveryHop(t *testing.T) {
 	ps := spans["B/process pb"].SpanContext()
 	if wantTP := "00-" + ps.TraceID().String() + "-" + ps.SpanID().String() + "-01"; tp != wantTP {
 		t.Errorf("output traceparent = %q, want %q", tp, wantTP)
+	}
+}
+
+// TestHeadRatioMatchesSDK: the tracer decides a recognised
+// TraceIDRatioBased head itself; its decision for a record with a parent
+// must be the SDK sampler's for the same trace id.
+func TestHeadRatioMatchesSDK(t *testing.T) {
+	sdk := sdktrace.TraceIDRatioBased(0.5)
+	tr := otelflow.New(provider("A", tracetest.NewSpanRecorder(), sdktrace.AlwaysSample()), otelflow.WithHeadSampler(sdk))
+	info := &pipeline.HopInfo{Hop: pipeline.HopReceive, Scheme: "mem"}
+	r := rand.New(rand.NewPCG(1, 2))
+	sampled := 0
+	for i := 0; i < 200; i++ {
+		var tid trace.TraceID
+		binary.BigEndian.PutUint64(tid[:8], r.Uint64())
+		binary.BigEndian.PutUint64(tid[8:], r.Uint64())
+		want := sdk.ShouldSample(sdktrace.SamplingParameters{ParentContext: context.Background(), TraceID: tid}).Decision != sdktrace.Drop
+		env := &pipeline.Envelope{Headers: pipeline.Headers{{Key: "traceparent", Value: "00-" + tid.String() + "-" + upParent + "-00"}}}
+		if s := tr.StartHop(context.Background(), env, info); s != nil {
+			s.End(nil)
+		}
+		if got := !pipeline.IsNotTraced(env); got != want {
+			t.Fatalf("trace %s: sampled %v, SDK says %v", tid, got, want)
+		}
+		if want {
+			sampled++
+		}
+	}
+	if sampled == 0 || sampled == 200 {
+		t.Fatalf("%d of 200 sampled: the check compared nothing", sampled)
 	}
 }

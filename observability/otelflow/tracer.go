@@ -172,12 +172,28 @@ func WithHeadSampler(s sdktrace.Sampler) Option {
 		d := s.Description()
 		if root, ok := strings.CutPrefix(d, "ParentBased{root:"); ok && strings.HasSuffix(root, defaultParentBasedTail) {
 			t.followParent = true
-			t.rootConst = constDecision(strings.TrimSuffix(root, defaultParentBasedTail))
+			d = strings.TrimSuffix(root, defaultParentBasedTail)
+			t.rootConst = constDecision(d)
 		} else {
 			t.headConst = constDecision(d)
 			t.rootConst = t.headConst
 		}
+		t.ratioBound, t.hasRatio = ratioBound(d)
 	}
+}
+
+// ratioBound recognises sdktrace.TraceIDRatioBased by its description and
+// returns the bound it compares trace ids with (as the SDK computes it).
+func ratioBound(desc string) (uint64, bool) {
+	r, ok := strings.CutPrefix(desc, "TraceIDRatioBased{")
+	if !ok || !strings.HasSuffix(r, "}") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(r, "}"), 64)
+	if err != nil || f < 0 || f >= 1 {
+		return 0, false
+	}
+	return uint64(f * (1 << 63)), true
 }
 
 // constDecision recognises the SDK's constant samplers by description.
@@ -212,6 +228,10 @@ type Tracer struct {
 	followParent bool
 	headConst    int8
 	rootConst    int8
+	// hasRatio: the sampler of new traces (of every record when not
+	// followParent) is a TraceIDRatioBased with this bound.
+	hasRatio     bool
+	ratioBound   uint64
 	skip         [8]bool  // hop kinds that get no span
 	metas        sync.Map // *pipeline.HopInfo -> *hopMeta
 	bufMetas     sync.Map // record name -> *hopMeta
@@ -263,6 +283,15 @@ func (t *Tracer) headDecide(ctx context.Context, env *pipeline.Envelope, info *p
 		return psc, true // sampled upstream
 	case !psc.IsValid() && t.rootConst != 0:
 		return psc, t.rootConst > 0
+	case t.hasRatio && (!psc.IsValid() || !t.followParent):
+		// What TraceIDRatioBased decides, without the call: by the
+		// parent's trace id, or by the random one a new trace gets.
+		x := rand.Uint64()
+		if psc.IsValid() {
+			tid := psc.TraceID()
+			x = binary.BigEndian.Uint64(tid[8:16])
+		}
+		return psc, x>>1 < t.ratioBound
 	}
 	p := sdktrace.SamplingParameters{ParentContext: ctx, Name: t.meta(info).name, Kind: trace.SpanKindConsumer}
 	if psc.IsValid() {
