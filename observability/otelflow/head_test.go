@@ -16,6 +16,8 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
 )
 
 const (
@@ -272,5 +274,37 @@ func TestHeadRatioMatchesSDK(t *testing.T) {
 	}
 	if sampled == 0 || sampled == 200 {
 		t.Fatalf("%d of 200 sampled: the check compared nothing", sampled)
+	}
+}
+
+// TestJourneyInto: a pipeline reading a record another pipeline writes
+// (Into) gets its own span, a child of the writer's, with its own hops.
+func TestJourneyInto(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	bus := mem.NewBus()
+	out, unsub := bus.Subscribe("out/#", 10)
+	defer unsub()
+	g := pipeline.New().Connector("", mem.New(bus))
+	g.Record("a.in").From("mem://src/+", codec.JSON{})
+	g.Record("hot")
+	g.Pipeline("p1").From("a.in").Via(stages.FilterValue(hotOnly)).Into("hot")
+	g.Pipeline("p2").From("hot").Via(stages.MapValue(markAlert)).To("mem://out/{device}", codec.JSON{})
+	start(t, g, otelflow.New(provider("A", rec, nil), otelflow.WithStageMode(otelflow.JourneySpans)))
+	publish(t, bus, "src/d-1", `{"device":"d-1","temp":30}`, nil)
+	recv(t, out)
+	spans := byName(t, waitSpans(t, rec, 3))
+	p1, p2 := spans["A/process p1"], spans["A/process p2"]
+	if p1 == nil || p2 == nil {
+		t.Fatalf("missing pipeline spans:\n%s", dump(rec.Ended()))
+	}
+	if p2.Parent().SpanID() != p1.SpanContext().SpanID() {
+		t.Errorf("p2's parent = %s, want p1's span %s", p2.Parent().SpanID(), p1.SpanContext().SpanID())
+	}
+	var names []string
+	for _, e := range p2.Events() {
+		names = append(names, e.Name)
+	}
+	if want := "p2 1:map, encode out/{device}, send out/{device}"; strings.Join(names, ", ") != want {
+		t.Errorf("p2 events = %q, want %q", names, want)
 	}
 }

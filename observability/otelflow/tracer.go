@@ -804,13 +804,14 @@ func (d *decoded) End(err error) {
 // it: a stage that merges records (a window flushed by a timer) may emit
 // an output carrying the journey of one input from another goroutine.
 type journey struct {
-	mu    sync.Mutex
-	span  trace.Span
-	sc    trace.SpanContext
-	depth int
-	open  [8]pipeline.Hop // kinds of the running hops (depth <= 8 kept)
-	erred bool
-	done  bool
+	mu       sync.Mutex
+	pipeline string
+	span     trace.Span
+	sc       trace.SpanContext
+	depth    int
+	open     [8]pipeline.Hop // kinds of the running hops (depth <= 8 kept)
+	erred    bool
+	done     bool
 }
 
 // journeyHop handles a non-receive hop in JourneySpans mode. ok is false
@@ -822,6 +823,11 @@ func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *p
 	case *journey:
 		v.mu.Lock()
 		defer v.mu.Unlock()
+		if info.Pipeline != "" && info.Pipeline != v.pipeline {
+			// Another pipeline reading what this one wrote (Into): its own
+			// span, a child of this one.
+			return t.startJourney(ctx, env, info, m, v.span, time.Time{}, ""), true
+		}
 		if v.done {
 			return nil, false
 		}
@@ -868,7 +874,7 @@ func (t *Tracer) startJourney(ctx context.Context, env *pipeline.Envelope, info 
 		span.AddEvent(bufName, trace.WithTimestamp(buffered))
 	}
 	span.AddEvent(m.name)
-	j := &journey{span: span, sc: span.SpanContext()}
+	j := &journey{span: span, sc: span.SpanContext(), pipeline: info.Pipeline}
 	env.Trace = j
 	return j.push(t, ctx, env, info)
 }
