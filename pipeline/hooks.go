@@ -62,12 +62,52 @@ type BatchTracer interface {
 	StartBatch(ctx context.Context, out *Envelope, inputs []*Envelope, info *HopInfo) Span
 }
 
+// HeadSampler is optionally implemented by a Tracer that decides once per
+// record, at its receive hop, whether the record is traced, and marks a
+// record it does not trace with MarkNotTraced. When HeadSampled reports
+// true the runner does not call the Tracer for any later hop of a marked
+// record: each such hop costs one comparison.
+type HeadSampler interface {
+	HeadSampled() bool
+}
+
+// traceMark is the type of notTraced (not zero-sized, so that its address
+// is unique).
+type traceMark struct{ _ byte }
+
+// notTraced is the Envelope.Trace value of a record a head-sampling Tracer
+// decided not to trace. A pointer in an interface compares as one word.
+var notTraced = &traceMark{}
+
+// MarkNotTraced records in env that no later hop of it is traced (a head
+// sampling decision). It overwrites env.Trace.
+func MarkNotTraced(env *Envelope) { env.Trace = notTraced }
+
+// IsNotTraced reports whether env was marked by MarkNotTraced.
+func IsNotTraced(env *Envelope) bool { return env.Trace == any(notTraced) }
+
 type hookSet struct {
 	tracer Tracer
+	// skip: tracer is a HeadSampler; hops of records marked not traced
+	// (except a receive, which decides afresh) bypass it.
+	skip bool
+}
+
+func newHookSet(t Tracer) *hookSet {
+	h := &hookSet{tracer: t}
+	if hs, ok := t.(HeadSampler); ok && hs.HeadSampled() {
+		h.skip = true
+	}
+	return h
+}
+
+// traced reports whether the tracer must see a (non-receive) hop of env.
+func (h *hookSet) traced(env *Envelope) bool {
+	return h.tracer != nil && !(h.skip && env.Trace == any(notTraced))
 }
 
 func (h *hookSet) start(ctx context.Context, env *Envelope, info *HopInfo) Span {
-	if h == nil || h.tracer == nil {
+	if h == nil || h.tracer == nil || h.skip && env.Trace == any(notTraced) && info.Hop != HopReceive {
 		return nil
 	}
 	return h.tracer.StartHop(ctx, env, info)

@@ -117,7 +117,7 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = DefaultMaxPayload
 	}
-	r := &Runner{g: g, opts: opts, log: opts.Logger, hooks: &hookSet{tracer: opts.Tracer},
+	r := &Runner{g: g, opts: opts, log: opts.Logger, hooks: newHookSet(opts.Tracer),
 		records: map[string]*record{}, conns: map[string]*connRun{}}
 	for _, c := range g.conns {
 		cr := &connRun{name: c.name, spec: c, router: topic.NewRouter[*route](), topics: isTopicScheme(c.b.Scheme())}

@@ -106,7 +106,7 @@ func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, st
 			st.In.Add(1)
 			cur.Store(idx)
 			var span Span
-			if hooks.tracer != nil {
+			if hooks.traced(env) {
 				span = hooks.tracer.StartHop(ctx, env, info)
 			}
 			err := process(ctx, p, env, downstream)

@@ -94,9 +94,31 @@ func overheadVariants() []tracerVariant {
 		}},
 		{"otel-always", otel(sdktrace.AlwaysSample())},
 		{"otel-always-fused-events", otel(sdktrace.AlwaysSample(), otelflow.WithStageMode(otelflow.FusedStageEvents))},
+		{"otel-always-journey", otel(sdktrace.AlwaysSample(), otelflow.WithStageMode(otelflow.JourneySpans))},
 		{"otel-always-hops-stage", otel(sdktrace.AlwaysSample(), otelflow.WithHops(pipeline.HopStage))},
 		{"otel-sdk-ratio-1pct", otel(otelflow.SampleRatio(0.01))},
 		{"otel-root-ratio-1pct", otel(sdktrace.ParentBased(sdktrace.AlwaysSample()), otelflow.WithRootRatio(0.01))},
+		// What the CLI builds from OTEL_TRACES_SAMPLER (Setup), the
+		// issue's three tracing rows.
+		{"setup-always_off", setupVariant("always_off", "")},
+		{"setup-parentbased_traceidratio-0.01", setupVariant("parentbased_traceidratio", "0.01")},
+		{"setup-always_on", setupVariant("always_on", "")},
+	}
+}
+
+// setupVariant builds the tracer the CLI builds for OTEL_TRACES_SAMPLER=
+// sampler (and OTEL_TRACES_SAMPLER_ARG=arg), exporting to discard.
+func setupVariant(sampler, arg string) func() (pipeline.Tracer, func()) {
+	return func() (pipeline.Tracer, func()) {
+		env := map[string]string{"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg}
+		p, err := otelflow.Setup(context.Background(), otelflow.Config{
+			SpanExporter: discard{},
+			Getenv:       func(k string) string { return env[k] },
+		})
+		if err != nil {
+			panic(err)
+		}
+		return p.PipelineTracer(), func() { _ = p.Shutdown(context.Background()) }
 	}
 }
 

@@ -55,13 +55,15 @@ type Config struct {
 	ServiceName string
 	// Ratio, in (0,1], samples that fraction of new traces (records
 	// arriving without trace context), parent-based for the others: the
-	// same policy as OTEL_TRACES_SAMPLER=parentbased_traceidratio, which
-	// is implemented the same way. The decision for a new trace is taken
-	// by the Tracer before any SDK call (WithRootRatio), so unsampled
-	// records cost almost nothing. 0: not set.
+	// same policy as OTEL_TRACES_SAMPLER=parentbased_traceidratio. 0: not
+	// set.
 	Ratio float64
-	// Sampler overrides Ratio and OTEL_TRACES_SAMPLER with an SDK sampler
-	// (every decision then goes through the SDK).
+	// Sampler overrides Ratio and OTEL_TRACES_SAMPLER.
+	//
+	// Whatever the source, the sampler is a head sampler
+	// (WithHeadSampler): the Tracer asks it once per record, at the
+	// receive hop, so a record not sampled costs almost nothing, and the
+	// SDK (sampling AlwaysSample) records every span of a sampled record.
 	Sampler sdktrace.Sampler
 	// SpanExporter, when set, is used instead of Exporter (tests, custom
 	// exporters). It is batched like the others.
@@ -163,23 +165,22 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("otelflow: %s exporter: %w", exporter, err)
 	}
 
-	sampler := cfg.Sampler
-	opts := cfg.Options
-	if sampler == nil {
-		ratio := cfg.Ratio
-		if ratio <= 0 {
-			if sampler, ratio, err = samplerFromEnv(getenv); err != nil {
-				_ = exp.Shutdown(ctx)
-				return nil, err
-			}
-		}
-		if ratio > 0 {
-			// Roots are decided by the Tracer; the SDK samples every root
-			// it is handed and follows the parent for the rest.
-			sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
-			opts = append(append([]Option(nil), opts...), WithRootRatio(min(ratio, 1)))
+	// Head sampling: the Tracer decides once per record, at its receive
+	// hop, with the configured sampler; the SDK samples every span of a
+	// record the Tracer traces.
+	head := cfg.Sampler
+	if head == nil {
+		if cfg.Ratio > 0 {
+			head = SampleRatio(min(cfg.Ratio, 1))
+		} else if head, err = samplerFromEnv(getenv); err != nil {
+			_ = exp.Shutdown(ctx)
+			return nil, err
 		}
 	}
+	// Two spans per record and process (JourneySpans) unless
+	// cfg.Options choose another mode.
+	opts := append(append([]Option{WithStageMode(JourneySpans)}, cfg.Options...), WithHeadSampler(head))
+	sampler := sdktrace.AlwaysSample()
 	res, err := buildResource(ctx, cfg.ServiceName)
 	if err != nil {
 		_ = exp.Shutdown(ctx)
@@ -239,38 +240,33 @@ func otlpExporter(ctx context.Context, cfg Config, getenv func(string) string) (
 }
 
 // samplerFromEnv parses OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
-// as the OpenTelemetry specification defines them. For
-// parentbased_traceidratio it returns the ratio instead of a sampler (the
-// Tracer applies it to new traces, see WithRootRatio).
-func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, float64, error) {
+// as the OpenTelemetry specification defines them.
+func samplerFromEnv(getenv func(string) string) (sdktrace.Sampler, error) {
 	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
 	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
 	ratio := 1.0
 	if arg != "" && strings.Contains(name, "traceidratio") {
 		r, err := strconv.ParseFloat(arg, 64)
 		if err != nil || r < 0 || r > 1 {
-			return nil, 0, fmt.Errorf("otelflow: OTEL_TRACES_SAMPLER_ARG=%q: want a ratio in [0,1]", arg)
+			return nil, fmt.Errorf("otelflow: OTEL_TRACES_SAMPLER_ARG=%q: want a ratio in [0,1]", arg)
 		}
 		ratio = r
 	}
 	switch name {
 	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), 0, nil
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
 	case "always_on":
-		return sdktrace.AlwaysSample(), 0, nil
+		return sdktrace.AlwaysSample(), nil
 	case "always_off":
-		return sdktrace.NeverSample(), 0, nil
+		return sdktrace.NeverSample(), nil
 	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), 0, nil
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
 	case "traceidratio":
-		return sdktrace.TraceIDRatioBased(ratio), 0, nil
+		return sdktrace.TraceIDRatioBased(ratio), nil
 	case "parentbased_traceidratio":
-		if ratio == 0 {
-			return sdktrace.ParentBased(sdktrace.NeverSample()), 0, nil
-		}
-		return nil, ratio, nil
+		return SampleRatio(ratio), nil
 	}
-	return nil, 0, errors.New("otelflow: unsupported OTEL_TRACES_SAMPLER " + strconv.Quote(name))
+	return nil, errors.New("otelflow: unsupported OTEL_TRACES_SAMPLER " + strconv.Quote(name))
 }
 
 // buildResource merges, later winning: the SDK's telemetry attributes, the

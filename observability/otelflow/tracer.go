@@ -1,9 +1,14 @@
 // Package otelflow implements aimdb-flow's tracing hook (pipeline.Tracer)
 // on OpenTelemetry.
 //
-// Every hop of a record becomes a span: receive (a consumer span), decode,
-// the wait in the record's buffer, each pipeline stage, encode and publish
-// (a producer span). The W3C trace context travels in the envelope's
+// Sampling is decided once per record where it enters (WithHeadSampler,
+// which Setup installs): a record not sampled is marked in its envelope and
+// its later hops cost the runner one comparison each. Every hop of a
+// sampled record shows in its trace: as events on two spans per process
+// (JourneySpans, Setup's mode: the receive span and one span per pipeline)
+// or as one span per hop (StageSpans, New's default): receive (a consumer
+// span), decode, the wait in the record's buffer, each pipeline stage,
+// encode and publish (a producer span). The W3C trace context travels in the envelope's
 // headers: it is extracted when a message is received and injected when it
 // is published, and the connectors map those headers to MQTT 5 user
 // properties, Kafka record headers or HTTP headers, so two aimdb-flow
@@ -14,7 +19,8 @@
 // link it. With no Tracer installed the runner skips every hook (a nil
 // check per hop).
 //
-// Span tree of one record (pipeline "alerts", stages filter and map):
+// Span tree of one record in StageSpans mode (pipeline "alerts", stages
+// filter and map):
 //
 //	receive                      (consumer, child of the remote publisher)
 //	└─ decode sensor.temp
@@ -27,6 +33,7 @@ package otelflow
 
 import (
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -38,6 +45,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -71,6 +79,17 @@ const (
 	// price of per-stage durations; a failing stage is still named, because
 	// its *pipeline.StageError ends the chain's span.
 	FusedStageEvents
+	// JourneySpans traces a sampled record with two spans per process
+	// instead of one per hop: its "receive" span (consumer) and, for each
+	// pipeline it goes through, one "process <pipeline>" span, a child of
+	// the receive, that starts when the record entered its buffer and ends
+	// when its last hop in the pipeline does. Every hop is an event on
+	// these spans, at the time it started: "decode <record>" on the
+	// receive, then "buffer <record>", each stage, "encode <link>" and
+	// "send <link>" on the process span. The first failing hop sets the
+	// process span's error status and records the error. The traceparent a
+	// publish injects names the process span. Setup uses this mode.
+	JourneySpans
 )
 
 // Option configures a Tracer.
@@ -118,18 +137,79 @@ func WithHops(hops ...pipeline.Hop) Option {
 	}
 }
 
-// WithRootRatio makes the tracer itself decide which new traces (records
-// arriving without trace context) are sampled, with probability ratio,
-// before calling the SDK: an unsampled record then costs no span, no
-// allocation and no header. Records arriving with a traceparent keep the
-// upstream decision as usual. Unlike a parent-based ratio sampler in the
-// SDK, an unsampled new record does not carry an unsampled traceparent
-// onwards, so the next process decides afresh. Pair it with an SDK sampler
-// that samples every root it is given (Setup does this for the
-// traceidratio samplers).
+// WithRootRatio is WithHeadSampler(sdktrace.ParentBased(
+// sdktrace.TraceIDRatioBased(ratio))): the tracer samples that fraction of
+// new traces (records arriving without trace context) and follows an
+// incoming traceparent's sampled flag for the others.
 func WithRootRatio(ratio float64) Option {
-	return func(t *Tracer) { t.rootRatio = min(max(ratio, 0), 1); t.rootSampling = true }
+	return WithHeadSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(min(max(ratio, 0), 1))))
 }
+
+// WithHeadSampler makes the tracer sample once per record, at its receive
+// hop, with s (head sampling), instead of letting the SDK decide at every
+// span. The decision is asked with the record's incoming trace context as
+// the remote parent (so sdktrace.ParentBased honours an incoming
+// traceparent's sampled flag) and is stored in the envelope: every later
+// hop of a record not sampled is one comparison in the runner, with no
+// span, no context, no allocation and no sampler call. Such a record is
+// forwarded with the headers it arrived with: an incoming traceparent
+// travels on unchanged, and a record that arrived without one gets none
+// (W3C propagation requires nothing more), so the next process decides
+// afresh about it. The SDK's own sampler still sees every span of a sampled
+// record: pair this with a TracerProvider whose sampler samples what it is
+// handed (sdktrace.AlwaysSample, as Setup does).
+//
+// The SDK's AlwaysSample, NeverSample and default ParentBased samplers are
+// recognised and decided without calling them.
+func WithHeadSampler(s sdktrace.Sampler) Option {
+	return func(t *Tracer) {
+		t.head, t.followParent, t.headConst, t.rootConst = s, false, 0, 0
+		if s == nil {
+			return
+		}
+		// A default ParentBased: an incoming flag decides, and its root
+		// sampler only new traces.
+		d := s.Description()
+		if root, ok := strings.CutPrefix(d, "ParentBased{root:"); ok && strings.HasSuffix(root, defaultParentBasedTail) {
+			t.followParent = true
+			d = strings.TrimSuffix(root, defaultParentBasedTail)
+			t.rootConst = constDecision(d)
+		} else {
+			t.headConst = constDecision(d)
+			t.rootConst = t.headConst
+		}
+		t.ratioBound, t.hasRatio = ratioBound(d)
+	}
+}
+
+// ratioBound recognises sdktrace.TraceIDRatioBased by its description and
+// returns the bound it compares trace ids with (as the SDK computes it).
+func ratioBound(desc string) (uint64, bool) {
+	r, ok := strings.CutPrefix(desc, "TraceIDRatioBased{")
+	if !ok || !strings.HasSuffix(r, "}") {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(r, "}"), 64)
+	if err != nil || f < 0 || f >= 1 {
+		return 0, false
+	}
+	return uint64(f * (1 << 63)), true
+}
+
+// constDecision recognises the SDK's constant samplers by description.
+func constDecision(desc string) int8 {
+	switch desc {
+	case "AlwaysOnSampler":
+		return 1
+	case "AlwaysOffSampler":
+		return -1
+	}
+	return 0
+}
+
+// defaultParentBasedTail ends the description of sdktrace.ParentBased with
+// default options (its root sampler's description comes before it).
+const defaultParentBasedTail = ",remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"
 
 // Tracer implements pipeline.Tracer and pipeline.BatchTracer on an
 // OpenTelemetry TracerProvider. It is safe for concurrent use.
@@ -139,16 +219,29 @@ type Tracer struct {
 	mode           StageMode
 	unsampledSpans bool
 	fastInject     bool // prop is the default W3C propagator
-	rootSampling   bool // WithRootRatio
-	rootRatio      float64
-	skip           [8]bool  // hop kinds that get no span
-	metas          sync.Map // *pipeline.HopInfo -> *hopMeta
-	bufMetas       sync.Map // record name -> *hopMeta
+	// Head sampling (WithHeadSampler): head decides at the receive hop.
+	// followParent: head is a default ParentBased, so an incoming
+	// parent's sampled flag decides and head is asked only about new
+	// traces. headConst, rootConst: +1 always sample, -1 never, 0 ask
+	// head (about every record, or about new traces).
+	head         sdktrace.Sampler
+	followParent bool
+	headConst    int8
+	rootConst    int8
+	// hasRatio: the sampler of new traces (of every record when not
+	// followParent) is a TraceIDRatioBased with this bound.
+	hasRatio     bool
+	ratioBound   uint64
+	skip         [8]bool  // hop kinds that get no span
+	metas        sync.Map // *pipeline.HopInfo -> *hopMeta
+	bufMetas     sync.Map // record name -> *hopMeta
+	journeyMetas sync.Map // *pipeline.HopInfo of a pipeline's first hop -> *hopMeta
 }
 
 var (
 	_ pipeline.Tracer      = (*Tracer)(nil)
 	_ pipeline.BatchTracer = (*Tracer)(nil)
+	_ pipeline.HeadSampler = (*Tracer)(nil)
 )
 
 // New returns a Tracer creating spans with tp (the global provider when tp
@@ -166,6 +259,111 @@ func New(tp trace.TracerProvider, opts ...Option) *Tracer {
 	}
 	_, t.fastInject = t.prop.(propagation.TraceContext)
 	return t
+}
+
+// HeadSampled implements pipeline.HeadSampler: with a head sampler, the
+// runner skips every hop of a record this tracer marked not traced.
+func (t *Tracer) HeadSampled() bool { return t.head != nil }
+
+// headDecide takes the head-sampling decision for a record at its receive
+// hop. It returns the record's remote parent (if it is sampled) and
+// whether to trace it; it allocates nothing when the answer is no.
+func (t *Tracer) headDecide(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) (trace.SpanContext, bool) {
+	if t.headConst < 0 {
+		return trace.SpanContext{}, false
+	}
+	var psc trace.SpanContext
+	if psc = t.remoteParent(ctx, env); psc.IsValid() && t.followParent && !psc.IsSampled() {
+		return trace.SpanContext{}, false
+	}
+	switch {
+	case t.headConst > 0:
+		return psc, true
+	case psc.IsValid() && t.followParent:
+		return psc, true // sampled upstream
+	case !psc.IsValid() && t.rootConst != 0:
+		return psc, t.rootConst > 0
+	case t.hasRatio && (!psc.IsValid() || !t.followParent):
+		// What TraceIDRatioBased decides, without the call: by the
+		// parent's trace id, or by the random one a new trace gets.
+		x := rand.Uint64()
+		if psc.IsValid() {
+			tid := psc.TraceID()
+			x = binary.BigEndian.Uint64(tid[8:16])
+		}
+		return psc, x>>1 < t.ratioBound
+	}
+	p := sdktrace.SamplingParameters{ParentContext: ctx, Name: t.meta(info).name, Kind: trace.SpanKindConsumer}
+	if psc.IsValid() {
+		p.ParentContext = trace.ContextWithRemoteSpanContext(ctx, psc)
+		p.TraceID = psc.TraceID()
+	} else {
+		binary.BigEndian.PutUint64(p.TraceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(p.TraceID[8:], rand.Uint64())
+	}
+	return psc, t.head.ShouldSample(p).Decision != sdktrace.Drop
+}
+
+// remoteParent returns the trace context env arrived with. With the
+// default propagator, an unsampled traceparent costs no allocation: its
+// flags are read in place (its span context is not needed).
+func (t *Tracer) remoteParent(ctx context.Context, env *pipeline.Envelope) trace.SpanContext {
+	if len(env.Headers) == 0 {
+		return trace.SpanContext{}
+	}
+	if t.fastInject {
+		tp := HeaderCarrier{H: &env.Headers}.Get(traceparentHeader)
+		flags, ok := traceparentFlags(tp)
+		if !ok {
+			return trace.SpanContext{} // absent or invalid: ignored, as Extract does
+		}
+		if t.followParent && flags&trace.FlagsSampled == 0 {
+			// Only the flag matters: a remote, unsampled span context.
+			return trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, Remote: true})
+		}
+	}
+	h := env.Headers
+	return trace.SpanContextFromContext(t.prop.Extract(ctx, HeaderCarrier{H: &h}))
+}
+
+// traceparentFlags returns the trace flags of a W3C traceparent, and
+// whether it is well formed (what propagation.TraceContext accepts),
+// without allocating.
+func traceparentFlags(tp string) (trace.TraceFlags, bool) {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || len(tp) > 55 && tp[55] != '-' {
+		return 0, false
+	}
+	if tp[:2] == "ff" || tp[:2] == "00" && len(tp) != 55 {
+		return 0, false
+	}
+	zeroT, zeroS := true, true
+	for i := 0; i < 55; i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		c := tp[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return 0, false
+		}
+		if c != '0' {
+			if i >= 3 && i < 35 {
+				zeroT = false
+			} else if i >= 36 && i < 52 {
+				zeroS = false
+			}
+		}
+	}
+	if zeroT || zeroS {
+		return 0, false
+	}
+	return trace.TraceFlags(unhex(tp[53])<<4 | unhex(tp[54])), true
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
 }
 
 // hopMeta is what a span of one HopInfo always has: computed once.
@@ -262,10 +460,6 @@ func (t *Tracer) bufferMeta(rec string) *hopMeta {
 	return actual.(*hopMeta)
 }
 
-// unsampledRoot marks a record whose new trace was not sampled by
-// WithRootRatio: none of its hops gets a span.
-var unsampledRoot = &hop{}
-
 // hop is one started span and what env.Trace points to while (and after)
 // it runs: later hops of the same record use its span context as parent.
 type hop struct {
@@ -311,6 +505,10 @@ func (t *Tracer) parent(ctx context.Context, env *pipeline.Envelope) (*hop, trac
 		return v, v.sc
 	case trace.SpanContext:
 		return nil, v
+	case *decoded:
+		return nil, v.recv.sc
+	case *journey:
+		return nil, v.sc
 	}
 	if len(env.Headers) == 0 {
 		return nil, trace.SpanContext{}
@@ -330,14 +528,40 @@ type TraceGroup interface {
 
 // StartHop implements pipeline.Tracer.
 func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
-	if g, ok := env.Trace.(TraceGroup); ok {
-		env.Trace = t.startGroup(ctx, g.TraceInputs(), info)
+	if pipeline.IsNotTraced(env) && info.Hop != pipeline.HopReceive {
+		return nil // head sampling decided (the runner skips these hops itself)
 	}
-	ph, psc := t.parent(ctx, env)
-	if ph == unsampledRoot || int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
+	if g, ok := env.Trace.(TraceGroup); ok {
+		inputs := g.TraceInputs()
+		if t.head != nil && !anyTraced(inputs) {
+			pipeline.MarkNotTraced(env)
+			return nil
+		}
+		env.Trace = t.startGroup(ctx, inputs, info)
+	}
+	var ph *hop
+	var psc trace.SpanContext
+	if t.head != nil && info.Hop == pipeline.HopReceive {
+		var ok bool
+		if psc, ok = t.headDecide(ctx, env, info); !ok {
+			pipeline.MarkNotTraced(env)
+			return nil
+		}
+		env.Trace = nil
+	} else {
+		ph, psc = t.parent(ctx, env)
+	}
+	if t.mode == JourneySpans && info.Hop != pipeline.HopReceive {
+		if s, ok := t.journeyHop(ctx, env, info); ok {
+			return s
+		}
+		ph, psc = t.parent(ctx, env) // a hop after the journey ended
+	}
+	if int(info.Hop) < len(t.skip) && t.skip[info.Hop] {
 		return nil
 	}
-	if psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
+	if t.head == nil && psc.IsValid() && !psc.IsSampled() && !t.unsampledSpans {
+		// (A head sampler decided already: it may trace such a record.)
 		// Not sampled upstream: no span, but keep the decision travelling.
 		switch info.Hop {
 		case pipeline.HopPublish:
@@ -348,10 +572,6 @@ func (t *Tracer) StartHop(ctx context.Context, env *pipeline.Envelope, info *pip
 			h.ended.Store(true)
 			env.Trace = h
 		}
-		return nil
-	}
-	if !psc.IsValid() && t.rootSampling && (t.rootRatio == 0 || rand.Float64() >= t.rootRatio) {
-		env.Trace = unsampledRoot
 		return nil
 	}
 	m := t.meta(info)
@@ -458,6 +678,16 @@ func traceparent(sc trace.SpanContext) string {
 	return string(b[:])
 }
 
+// anyTraced reports whether one of a group's inputs is traced.
+func anyTraced(inputs []any) bool {
+	for _, v := range inputs {
+		if traceOf(v).IsValid() {
+			return true
+		}
+	}
+	return false
+}
+
 // traceOf returns the span context of one Trace value.
 func traceOf(v any) trace.SpanContext {
 	switch v := v.(type) {
@@ -465,6 +695,10 @@ func traceOf(v any) trace.SpanContext {
 		return v.sc
 	case trace.SpanContext:
 		return v
+	case *decoded:
+		return v.recv.sc
+	case *journey:
+		return v.sc
 	}
 	return trace.SpanContext{}
 }
@@ -519,8 +753,16 @@ func (t *Tracer) startGroup(ctx context.Context, inputs []any, info *pipeline.Ho
 // are its children.
 func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
 	traces := make([]trace.SpanContext, len(inputs))
+	traced := false
 	for i, in := range inputs {
-		_, traces[i] = t.parent(ctx, in)
+		if !pipeline.IsNotTraced(in) {
+			_, traces[i] = t.parent(ctx, in)
+			traced = traced || traces[i].IsValid()
+		}
+	}
+	if t.head != nil && !traced {
+		pipeline.MarkNotTraced(out)
+		return nil
 	}
 	m := t.meta(info)
 	span := t.groupSpan(ctx, traces, m.name, info)
@@ -534,4 +776,163 @@ func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs 
 // other means can use it to propagate the trace.
 func SpanContext(env *pipeline.Envelope) trace.SpanContext {
 	return traceOf(env.Trace)
+}
+
+// decoded is env.Trace of a sampled record between its decode and the
+// first hop of a pipeline (JourneySpans): the receive hop, and when the
+// decode ended (the record entered its buffer). The dispatcher writes it
+// before the record is buffered; pipelines only read it.
+type decoded struct {
+	recv  *hop
+	buf   string // the buffer event's name
+	start time.Time
+	end   time.Time
+	err   error
+}
+
+// End implements pipeline.Span for the decode hop.
+func (d *decoded) End(err error) {
+	d.end = time.Now()
+	if err != nil {
+		d.recv.span.AddEvent("decode failed", trace.WithAttributes(semconv.ExceptionMessage(err.Error())))
+	}
+}
+
+// journey is env.Trace of a sampled record inside one pipeline
+// (JourneySpans): the pipeline's span, and the stack of hops running (fused
+// stages nest; encode and publish run inside the last stage). mu guards
+// it: a stage that merges records (a window flushed by a timer) may emit
+// an output carrying the journey of one input from another goroutine.
+type journey struct {
+	mu       sync.Mutex
+	pipeline string
+	span     trace.Span
+	sc       trace.SpanContext
+	depth    int
+	open     [8]pipeline.Hop // kinds of the running hops (depth <= 8 kept)
+	erred    bool
+	done     bool
+}
+
+// journeyHop handles a non-receive hop in JourneySpans mode. ok is false
+// when the standard path must handle it (an untraced record, a record
+// whose journey ended, a batch).
+func (t *Tracer) journeyHop(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) (pipeline.Span, bool) {
+	m := t.meta(info)
+	switch v := env.Trace.(type) {
+	case *journey:
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if info.Pipeline != "" && info.Pipeline != v.pipeline {
+			// Another pipeline reading what this one wrote (Into): its own
+			// span, a child of this one.
+			return t.startJourney(ctx, env, info, m, v.span, time.Time{}, ""), true
+		}
+		if v.done {
+			return nil, false
+		}
+		v.span.AddEvent(m.name)
+		return v.push(t, ctx, env, info), true
+	case *decoded:
+		if info.Hop == pipeline.HopDecode {
+			// The same payload decoded for another route.
+			return t.decode(v.recv, env, info, m), true
+		}
+		return t.startJourney(ctx, env, info, m, v.recv.span, v.end, v.buf), true
+	case *hop:
+		if v.info.Hop != pipeline.HopReceive || v.span == nil {
+			return nil, false
+		}
+		if info.Hop == pipeline.HopDecode {
+			return t.decode(v, env, info, m), true
+		}
+		return t.startJourney(ctx, env, info, m, v.span, time.Time{}, ""), true
+	}
+	return nil, false
+}
+
+func (t *Tracer) decode(recv *hop, env *pipeline.Envelope, info *pipeline.HopInfo, m *hopMeta) pipeline.Span {
+	recv.span.AddEvent(m.name)
+	d := &decoded{recv: recv, buf: t.bufferMeta(info.Record).name}
+	env.Trace = d
+	return d
+}
+
+// startJourney starts the pipeline span of a record (at buffered, when it
+// entered its buffer, if known) and runs its first hop.
+func (t *Tracer) startJourney(ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo, m *hopMeta, parent trace.Span, buffered time.Time, bufName string) pipeline.Span {
+	jm := t.journeyMeta(info)
+	opts := jm.opts
+	if !buffered.IsZero() {
+		opts = append(opts[:len(opts):len(opts)], trace.WithTimestamp(buffered))
+	}
+	// The receive span as parent (already a heap value: one allocation
+	// fewer than a span context); it may have ended, only its context is
+	// read.
+	_, span := t.tracer.Start(trace.ContextWithSpan(ctx, parent), jm.name, opts...)
+	if bufName != "" {
+		span.AddEvent(bufName, trace.WithTimestamp(buffered))
+	}
+	span.AddEvent(m.name)
+	j := &journey{span: span, sc: span.SpanContext(), pipeline: info.Pipeline}
+	env.Trace = j
+	return j.push(t, ctx, env, info)
+}
+
+// push opens a hop of the journey (injecting the trace context before a
+// publish) and returns the journey as its Span. j.mu is held, or j is not
+// shared yet.
+func (j *journey) push(t *Tracer, ctx context.Context, env *pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
+	if j.depth < len(j.open) {
+		j.open[j.depth] = info.Hop
+	}
+	j.depth++
+	if info.Hop == pipeline.HopPublish {
+		t.inject(ctx, env, j.sc)
+	}
+	return j
+}
+
+// End implements pipeline.Span: it closes the innermost hop, and ends the
+// span when the journey's outermost stage, or its last publish, ended.
+func (j *journey) End(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.depth--
+	var h pipeline.Hop
+	if j.depth < len(j.open) {
+		h = j.open[j.depth]
+	}
+	if err != nil && !j.erred {
+		j.erred = true
+		j.span.RecordError(err)
+		j.span.SetStatus(codes.Error, err.Error())
+	}
+	if j.depth == 0 && (h == pipeline.HopStage || h == pipeline.HopPublish || err != nil) {
+		j.done = true
+		j.span.End()
+	}
+}
+
+// journeyMeta returns the start options of the pipeline span of info's
+// pipeline (or of its record, for a hop outside any pipeline), cached per
+// HopInfo of the pipeline's first hop.
+func (t *Tracer) journeyMeta(info *pipeline.HopInfo) *hopMeta {
+	if m, ok := t.journeyMetas.Load(info); ok {
+		return m.(*hopMeta)
+	}
+	key := "process " + info.Pipeline
+	if info.Pipeline == "" {
+		key = "process " + info.Record
+	}
+	var attrs []attribute.KeyValue
+	if info.Pipeline != "" {
+		attrs = append(attrs, AttrPipeline.String(info.Pipeline))
+	}
+	if info.Record != "" {
+		attrs = append(attrs, AttrRecord.String(info.Record))
+	}
+	m := &hopMeta{name: key, opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...)}}
+	actual, _ := t.journeyMetas.LoadOrStore(info, m)
+	return actual.(*hopMeta)
 }
