@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,11 +49,20 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	status := fs.String("status", "auto", "live status line: auto (on a terminal), on or off")
 	traceExp := fs.String("trace", "", "OpenTelemetry trace `EXPORTER`: otlp, console or none (default: from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
 	hopLatency := fs.Bool("hop-latency", false, "export per-hop latency histograms on /metrics (costs a little per record)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof FILE)")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
 	if code, ok := needFiles(env, fs); !ok {
 		return code
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "aimdb-flow run: --cpuprofile: %v\n", err)
+			return exitUsage
+		}
+		defer stop()
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -291,4 +301,20 @@ func (s *statusWriter) clear() {
 		s.w.Write([]byte("\r\033[K"))
 		s.line = ""
 	}
+}
+
+// startCPUProfile profiles the process into path until the returned stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

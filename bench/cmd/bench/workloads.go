@@ -328,7 +328,12 @@ func runW1CLI(ctx context.Context, cfg *config) ([]result, error) {
 			if err := os.Remove(out); err != nil && !os.IsNotExist(err) {
 				return childRun{}, err
 			}
-			cmd := exec.CommandContext(ctx, cli, "run", "--status", "off", flow)
+			args := []string{"run", "--status", "off"}
+			if cfg.profile != "" {
+				cfg.spawned++
+				args = append(args, "--cpuprofile", filepath.Join(cfg.profile, fmt.Sprintf("%03d-cli-%s.pprof", cfg.spawned, filepath.Base(flow))))
+			}
+			cmd := exec.CommandContext(ctx, cli, append(args, flow)...)
 			cmd.Env = append(cfg.env(0), append([]string{"W1_IN=" + input, "W1_OUT=" + out}, env...)...)
 			p, err := runProc(ctx, cmd)
 			if err != nil {
