@@ -160,7 +160,9 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 	for _, spec := range g.records {
 		rec := r.records[spec.Name]
 		for _, l := range spec.Outbound {
-			r.pubs = append(r.pubs, &publisherRun{r: r, rec: rec, in: rec.subscribe(), out: r.newOut(l, "", rec.name), hold: newInflight(1)})
+			o := r.newOut(l, "", rec.name)
+			o.passthrough = passthroughFrom(spec, l.Encoder)
+			r.pubs = append(r.pubs, &publisherRun{r: r, rec: rec, in: rec.subscribe(), out: o, hold: newInflight(1)})
 		}
 	}
 	return r, nil
@@ -626,10 +628,23 @@ type outRun struct {
 	record   string
 	encInfo  *HopInfo
 	pubInfo  *HopInfo
+	// passthrough: publish the original payload instead of encoding the
+	// value (see ValuePreserver).
+	passthrough bool
 	// scratch is the outgoing envelope. An outRun is driven by one
 	// goroutine (its pipeline's last segment or its publisher), and
 	// publishers copy what they keep, so one envelope is reused.
 	scratch Envelope
+}
+
+// recordSpec is the graph's spec of the named record.
+func (r *Runner) recordSpec(name string) *RecordSpec {
+	for _, s := range r.g.records {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 func (r *Runner) newOut(l *OutLink, pipeline, rec string) *outRun {
@@ -673,7 +688,7 @@ func (o *outRun) send(ctx context.Context, env *Envelope) (err error) {
 	}()
 	o.scratch = *env
 	out := &o.scratch
-	if env.Value != nil {
+	if env.Value != nil && !(o.passthrough && env.Payload != nil) {
 		span := o.r.hooks.start(ctx, out, o.encInfo)
 		p, err := o.link.Encoder.Encode(env.Value)
 		endSpan(span, err)
@@ -848,7 +863,9 @@ func (r *Runner) newPipe(spec *PipelineSpec) (*pipeRun, error) {
 		p.into.writer = writerPipeline
 	}
 	for _, l := range spec.Outputs {
-		p.outs = append(p.outs, r.newOut(l, spec.Name, ""))
+		o := r.newOut(l, spec.Name, "")
+		o.passthrough = preservesValues(spec.Stages) && passthroughFrom(r.recordSpec(spec.Input), l.Encoder)
+		p.outs = append(p.outs, o)
 	}
 	p.dl = r.graphDL
 	if spec.DeadLetter != nil {

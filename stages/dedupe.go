@@ -26,6 +26,9 @@ func Dedupe(key pipeline.KeyFunc, n int) pipeline.Processor {
 
 func (*dedupe) Kind() string { return "dedupe" }
 
+// PreservesValue implements pipeline.ValuePreserver.
+func (*dedupe) PreservesValue() bool { return true }
+
 func (d *dedupe) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
 	k, err := d.key(env)
 	if err != nil {

@@ -28,6 +28,9 @@ type logStage struct {
 
 func (logStage) Kind() string { return "log" }
 
+// PreservesValue implements pipeline.ValuePreserver.
+func (logStage) PreservesValue() bool { return true }
+
 func (l logStage) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
 	if l.log.Enabled(ctx, slog.LevelInfo) {
 		l.log.LogAttrs(ctx, slog.LevelInfo, l.msg, slog.String("pipeline", l.pipeline), slog.String("topic", env.Topic), l.value(env))

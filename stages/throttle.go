@@ -42,6 +42,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 func (*throttle) Kind() string { return "throttle" }
 
+// PreservesValue implements pipeline.ValuePreserver.
+func (*throttle) PreservesValue() bool { return true }
+
 func (t *throttle) Run(ctx context.Context, in <-chan pipeline.Envelope, emit pipeline.Emit) error {
 	windowStart := t.now()
 	count := 0

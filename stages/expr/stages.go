@@ -17,6 +17,10 @@ func Filter(p *Program) pipeline.Processor { return filterStage{p} }
 
 func (filterStage) Kind() string { return "filter" }
 
+// PreservesValue implements pipeline.ValuePreserver: an expression reads
+// the record, never changes it.
+func (filterStage) PreservesValue() bool { return true }
+
 func (f filterStage) String() string { return "filter " + f.p.String() }
 
 func (f filterStage) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {

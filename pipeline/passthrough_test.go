@@ -1,0 +1,89 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
+	"github.com/aimdb-dev/aimdb-flow/stages"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
+	"github.com/aimdb-dev/aimdb-flow/stages/expr"
+)
+
+// TestPassthrough: a pipeline that only filters, from a record decoded
+// with the codec of its output, publishes the original bytes (here: key
+// order and spacing no encoder would produce); any stage that may change
+// the value, another output codec, or a record written by a pipeline
+// re-encodes.
+func TestPassthrough(t *testing.T) {
+	const in = `{"temp": 30.5,  "device":"d-1"}`
+	const reencoded = `{"device":"d-1","temp":30.5}`
+	filter := func() pipeline.Stage { return expr.Filter(expr.MustCompile(expr.ExprLang, "temp > 25.0", expr.Bool)) }
+	cases := []struct {
+		name  string
+		build func(g *pipeline.Graph)
+		want  string
+	}{
+		{"expression filter only: original bytes", func(g *pipeline.Graph) {
+			g.Pipeline("p").From("in").Via(filter()).To("mem://out", codec.JSON{})
+		}, in},
+		{"filter, dedupe, log and throttle: original bytes", func(g *pipeline.Graph) {
+			g.Pipeline("p").From("in").Via(filter(), stages.Dedupe(func(e *pipeline.Envelope) ([]byte, error) { return e.Payload, nil }, 8),
+				stages.Log(nil, "p", "x"), stages.Throttle(1000, time.Second)).To("mem://out", codec.JSON{})
+		}, in},
+		{"record publisher with the same codec: original bytes", func(g *pipeline.Graph) {
+			g.Record("in").To("mem://out", codec.JSON{})
+		}, in},
+		{"set changes the value: re-encoded", func(g *pipeline.Graph) {
+			g.Pipeline("p").From("in").Via(filter(), expr.Set(expr.Assignment{Field: "alert", Expr: expr.MustCompile(expr.ExprLang, "true", expr.Any)})).
+				To("mem://out", codec.JSON{})
+		}, `{"alert":true,"device":"d-1","temp":30.5}`},
+		{"a Go filter may change the value: re-encoded", func(g *pipeline.Graph) {
+			g.Pipeline("p").From("in").Via(stages.FilterValue(func(m map[string]any) bool { return true })).To("mem://out", codec.JSON{})
+		}, reencoded},
+		{"no stage, other output codec: encoded", func(g *pipeline.Graph) {
+			g.Pipeline("p").From("in").To("mem://out", codec.MsgPack{})
+		}, "\x00"}, // checked below: not the input bytes
+		{"a record written by a pipeline: re-encoded downstream", func(g *pipeline.Graph) {
+			g.Record("mid").WithBuffer(buffer.Config{Kind: buffer.Queue, Size: 16})
+			g.Pipeline("a").From("in").Via(expr.Set(expr.Assignment{Field: "alert", Expr: expr.MustCompile(expr.ExprLang, "true", expr.Any)})).Into("mid")
+			g.Pipeline("b").From("mid").Via(filter()).To("mem://out", codec.JSON{})
+		}, `{"alert":true,"device":"d-1","temp":30.5}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bus := mem.NewBus()
+			g := pipeline.New().Connector("", mem.New(bus))
+			g.Record("in").From("mem://in", codec.JSON{})
+			c.build(g)
+			r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, stop := bus.Subscribe("out", 10)
+			defer stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			waitUntilReady(t, r)
+			e := pipeline.Envelope{Payload: []byte(in)}
+			if err := bus.Publish(ctx, "in", &e); err != nil {
+				t.Fatal(err)
+			}
+			got := string(receive(t, out).Payload)
+			if c.want == "\x00" {
+				if got == in {
+					t.Errorf("msgpack output passed the JSON input through unchanged")
+				}
+			} else if got != c.want {
+				t.Errorf("out = %s, want %s", got, c.want)
+			}
+			cancel()
+			<-done
+		})
+	}
+}
