@@ -2,13 +2,11 @@ package pipeline_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -67,20 +65,11 @@ func TestHostilePayloadStaysSmall(t *testing.T) {
 			defer c1()
 			dlq, c2 := bus.Subscribe("dlq", 10)
 			defer c2()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			waitUntilReady(t, r)
-			for _, p := range [][]byte{huge, []byte(`{"temp":1}`)} {
-				e := pipeline.Envelope{Payload: p}
-				if err := bus.Publish(ctx, "in", &e); err != nil {
-					t.Fatal(err)
-				}
-			}
-			receive(t, out) // the record after the hostile one flows
+			ctx, stop := runMem(t, r)
+			publishMem(t, ctx, bus, "in", string(huge), `{"temp":1}`)
+			recv(t, out) // the record after the hostile one flows
 			if c.dlq {
-				raw := receive(t, dlq).Payload
+				raw := recv(t, dlq).Payload
 				var dl pipeline.DeadLetter
 				if err := json.Unmarshal(raw, &dl); err != nil {
 					t.Fatal(err)
@@ -95,8 +84,7 @@ func TestHostilePayloadStaysSmall(t *testing.T) {
 					t.Errorf("dead letter is %d bytes", len(raw))
 				}
 			}
-			cancel()
-			<-done
+			_ = stop()
 			if c.dlq {
 				return
 			}

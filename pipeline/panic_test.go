@@ -85,34 +85,24 @@ func TestPanicsAreContained(t *testing.T) {
 			defer c1()
 			dlq, c2 := bus.Subscribe("dlq", 10)
 			defer c2()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			waitUntilReady(t, r)
-			for _, p := range []string{c.bad, c.good} {
-				e := pipeline.Envelope{Payload: []byte(p)}
-				if err := bus.Publish(ctx, "in", &e); err != nil {
-					t.Fatal(err)
-				}
-			}
+			ctx, stop := runMem(t, r)
+			publishMem(t, ctx, bus, "in", c.bad, c.good)
 			var dl pipeline.DeadLetter
-			if err := json.Unmarshal(receive(t, dlq).Payload, &dl); err != nil {
+			if err := json.Unmarshal(recv(t, dlq).Payload, &dl); err != nil {
 				t.Fatal(err)
 			}
 			if dl.Stage != c.stage || !strings.Contains(dl.Error, "panic: ") || !strings.Contains(dl.Error, c.inError) ||
 				!strings.Contains(dl.Error, "panic_test.go:") || dl.Payload != c.bad {
 				t.Errorf("dead letter = %+v; want stage %q, a panic %q with its place in panic_test.go, payload %s", dl, c.stage, c.inError, c.bad)
 			}
-			got := receive(t, out)
+			got := recv(t, out)
 			var gotV, wantV any
 			_ = json.Unmarshal(got.Payload, &gotV)
 			_ = json.Unmarshal([]byte(c.good), &wantV)
 			if !reflect.DeepEqual(gotV, wantV) {
 				t.Errorf("after the panic, out = %s, want %s", got.Payload, c.good)
 			}
-			cancel()
-			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("Run: %v", err)
 			}
 			if s := r.Stats(); s.DeadLetters != 1 {
@@ -154,11 +144,7 @@ func TestAsyncStagePanicEndsOnlyThatStage(t *testing.T) {
 	}
 	out, c1 := bus.Subscribe("out", 10)
 	defer c1()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	waitUntilReady(t, r)
+	ctx, stop := runMem(t, r)
 	for i := range 3 {
 		e := pipeline.Envelope{Payload: []byte(`{"seq":` + itoa(i) + `}`)}
 		if err := bus.Publish(ctx, "in", &e); err != nil {
@@ -166,36 +152,13 @@ func TestAsyncStagePanicEndsOnlyThatStage(t *testing.T) {
 		}
 	}
 	for i := range 3 {
-		if got := receive(t, out); !strings.Contains(string(got.Payload), `"seq":`+itoa(i)) {
+		if got := recv(t, out); !strings.Contains(string(got.Payload), `"seq":`+itoa(i)) {
 			t.Fatalf("plain pipeline record %d = %s", i, got.Payload)
 		}
 	}
-	cancel()
-	err = <-done
+	err = stop()
 	var pe *pipeline.PanicError
 	if !errors.As(err, &pe) || pe.Value != "window state corrupt" {
 		t.Fatalf("Run = %v, want the window's *PanicError", err)
-	}
-}
-
-func receive(t *testing.T, ch <-chan pipeline.Envelope) pipeline.Envelope {
-	t.Helper()
-	select {
-	case e := <-ch:
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("timed out waiting for a message")
-		return pipeline.Envelope{}
-	}
-}
-
-func waitUntilReady(t *testing.T, r *pipeline.Runner) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v", r.Ready())
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -63,18 +62,11 @@ func TestPassthrough(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, stop := bus.Subscribe("out", 10)
-			defer stop()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- r.Run(ctx) }()
-			waitUntilReady(t, r)
-			e := pipeline.Envelope{Payload: []byte(in)}
-			if err := bus.Publish(ctx, "in", &e); err != nil {
-				t.Fatal(err)
-			}
-			got := string(receive(t, out).Payload)
+			out, unsub := bus.Subscribe("out", 10)
+			defer unsub()
+			ctx, stop := runMem(t, r)
+			publishMem(t, ctx, bus, "in", in)
+			got := string(recv(t, out).Payload)
 			if c.want == "\x00" {
 				if got == in {
 					t.Errorf("msgpack output passed the JSON input through unchanged")
@@ -82,8 +74,7 @@ func TestPassthrough(t *testing.T) {
 			} else if got != c.want {
 				t.Errorf("out = %s, want %s", got, c.want)
 			}
-			cancel()
-			<-done
+			_ = stop()
 		})
 	}
 }
