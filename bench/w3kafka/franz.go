@@ -158,34 +158,7 @@ func Franz(ctx context.Context, job Job) (Result, error) {
 		}
 		return nil
 	}
-	commitErr := make(chan error, 1)
-	commitDone := make(chan struct{})
-	go func() {
-		defer close(commitDone)
-		t := time.NewTicker(CommitInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-				if err := commit(rctx); err != nil && rctx.Err() == nil {
-					commitErr <- err
-					return
-				}
-			}
-		}
-	}()
-	failed := make(chan error, 1)
-	go func() {
-		select {
-		case err := <-loopErr:
-			failed <- err
-		case err := <-commitErr:
-			failed <- err
-		case <-rctx.Done():
-		}
-	}()
+	commitDone, failed := commitEvery(rctx, commit, loopErr)
 
 	res, err := waitDone(ctx, job, failed)
 	// Shut down: stop polling, wait for every promise, commit what is
