@@ -231,13 +231,27 @@ func BaselineFilter(inPath, outPath, filter string) (int, error) {
 		n++
 		return nil
 	})
+	return n, finish(readErr(inPath, err), w, out, outPath)
+}
+
+// readErr wraps a read error of the input file (nil stays nil).
+func readErr(inPath string, err error) error {
 	if err != nil {
-		return n, fmt.Errorf("w1: read %s: %w", inPath, err)
+		return fmt.Errorf("w1: read %s: %w", inPath, err)
+	}
+	return nil
+}
+
+// finish ends a loop's run: the read error if any, else the flushed and
+// closed output.
+func finish(readErr error, w *bufio.Writer, out *os.File, outPath string) error {
+	if readErr != nil {
+		return readErr
 	}
 	if err := w.Flush(); err != nil {
-		return n, fmt.Errorf("w1: write %s: %w", outPath, err)
+		return fmt.Errorf("w1: write %s: %w", outPath, err)
 	}
-	return n, out.Close()
+	return out.Close()
 }
 
 // valueTrue is fastjson's shared true value (an Arena hands out the same).
@@ -285,13 +299,7 @@ func MapBaseline(inPath, outPath string) (int, error) {
 		n++
 		return nil
 	})
-	if err != nil {
-		return n, fmt.Errorf("w1: read %s: %w", inPath, err)
-	}
-	if err := w.Flush(); err != nil {
-		return n, fmt.Errorf("w1: write %s: %w", outPath, err)
-	}
-	return n, out.Close()
+	return n, finish(readErr(inPath, err), w, out, outPath)
 }
 
 // ExprFilter is a filter stage on a compiled expr-lang program (one VM per

@@ -83,14 +83,11 @@ func runTracing(ctx context.Context, cfg *config) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	flow := filepath.Join(cfg.root, "pipelines", "w1.flow")
-	if _, err := os.Stat(flow); err != nil {
-		return nil, &skipError{reason: "pipelines/w1.flow not found"}
-	}
-	cli, err := buildTool(ctx, cfg, "./cmd/aimdb-flow", "aimdb-flow")
+	flows, cli, err := cliFlows(ctx, cfg, "w1.flow")
 	if err != nil {
 		return nil, err
 	}
+	flow := flows["w1.flow"]
 	sink, err := otlpsink.Start(ctx)
 	if err != nil {
 		return nil, err

@@ -302,21 +302,31 @@ func joinNote(notes ...string) string {
 // runW1CLI runs pipelines/w1.flow (default settings) and
 // pipelines/w1-parallel.flow with parallel 2 through the CLI binary,
 // alternating with both loops.
+// cliFlows finds the named files in pipelines/ (a workload whose file is
+// missing is skipped) and builds the aimdb-flow CLI once for the run.
+func cliFlows(ctx context.Context, cfg *config, names ...string) (flows map[string]string, cli string, err error) {
+	flows = map[string]string{}
+	for _, f := range names {
+		path := filepath.Join(cfg.root, "pipelines", f)
+		if _, err := os.Stat(path); err != nil {
+			return nil, "", &skipError{reason: "pipelines/" + f + " not found"}
+		}
+		flows[f] = path
+	}
+	cli, err = buildTool(ctx, cfg, "./cmd/aimdb-flow", "aimdb-flow")
+	if err != nil {
+		return nil, "", err
+	}
+	return flows, cli, nil
+}
+
 func runW1CLI(ctx context.Context, cfg *config) ([]result, error) {
 	n := cfg.pick(1_000_000, 100_000)
 	input, err := w1Input(cfg, n)
 	if err != nil {
 		return nil, err
 	}
-	flows := map[string]string{}
-	for _, f := range []string{"w1.flow", "w1-parallel.flow"} {
-		path := filepath.Join(cfg.root, "pipelines", f)
-		if _, err := os.Stat(path); err != nil {
-			return nil, &skipError{reason: "pipelines/" + f + " not found"}
-		}
-		flows[f] = path
-	}
-	cli, err := buildTool(ctx, cfg, "./cmd/aimdb-flow", "aimdb-flow")
+	flows, cli, err := cliFlows(ctx, cfg, "w1.flow", "w1-parallel.flow")
 	if err != nil {
 		return nil, err
 	}
