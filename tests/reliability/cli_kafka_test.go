@@ -257,26 +257,11 @@ func kafkaShutdownScenario(t *testing.T, sig syscall.Signal, n int) kafkaShutdow
 	if sum, _ := checkCommittedInOutput(t, cl, in, "first run, output held"); sum == 0 {
 		t.Fatalf("first run committed nothing before the signal (watermarks %v)", want)
 	}
-	before := run1.stats()
-	if err := run1.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
+	res.atSignal = run1.signalWithBacklog(sig, minBacklog)
 	if sig == syscall.SIGTERM {
-		run1.waitOutput(30*time.Second, "signal received; draining")
-		res.atSignal = run1.stats()
-		if b := res.atSignal.Backlog(); b < minBacklog {
-			t.Fatalf("backlog when the signal was handled: %d records (%+v), want >= %d", b, res.atSignal, minBacklog)
-		}
 		gate.open()
-	} else {
-		res.atSignal = before
 	}
-	select {
-	case <-run1.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("aimdb-flow did not exit within 30s after %v", sig)
-	}
-	res.exit = exitCode(t, run1.err)
+	res.exit = run1.wait(sig, 30*time.Second)
 	res.committed1, _ = checkCommittedInOutput(t, cl, in, "after the first run")
 	gate.open()
 	if res.committed1 == 0 || res.committed1 >= int64(n) {

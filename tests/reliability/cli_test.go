@@ -94,19 +94,19 @@ func (p *cliProc) signal(sig syscall.Signal, d time.Duration) int {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatal(err)
 	}
+	return p.wait(sig, d)
+}
+
+// wait waits at most d for the process to exit after sig and returns its
+// exit code (-1 when killed by a signal).
+func (p *cliProc) wait(sig syscall.Signal, d time.Duration) int {
+	p.t.Helper()
 	select {
 	case <-p.done:
 	case <-time.After(d):
 		p.t.Fatalf("aimdb-flow did not exit within %v after %v", d, sig)
 	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		p.t.Fatal(p.err)
-	}
-	return 0
+	return exitCode(p.t, p.err)
 }
 
 const relayFlow = `# MQTT relay used by the shutdown tests: it reads from one broker (src)
@@ -147,6 +147,28 @@ type cliStats struct {
 // Backlog is the number of records inside the pipeline: accepted but not
 // yet published.
 func (s cliStats) Backlog() int64 { return int64(s.Accepted) - int64(s.Published) }
+
+// signalWithBacklog sends sig to the process and returns the pipeline's
+// counters as the signal landed. For SIGTERM it waits until the CLI
+// handled the signal and requires at least minBacklog records still inside
+// the pipeline then (the test holds its sink, so the drain has something
+// to do); for SIGKILL it returns the counters read just before.
+func (p *cliProc) signalWithBacklog(sig syscall.Signal, minBacklog int64) cliStats {
+	p.t.Helper()
+	before := p.stats()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+	if sig != syscall.SIGTERM {
+		return before
+	}
+	p.waitOutput(30*time.Second, "signal received; draining")
+	at := p.stats()
+	if b := at.Backlog(); b < minBacklog {
+		p.t.Fatalf("backlog when the signal was handled: %d records (%+v), want >= %d", b, at, minBacklog)
+	}
+	return at
+}
 
 // stats reads /stats (bounded). A failure is fatal.
 func (p *cliProc) stats() cliStats {
@@ -266,28 +288,11 @@ func shutdownScenario(t *testing.T, sig syscall.Signal, n int) mqttShutdown {
 	waitFor(t, 60*time.Second, fmt.Sprintf("a backlog of %d records in the pipeline", minBacklog), func() bool {
 		return run1.stats().Backlog() >= minBacklog
 	})
-	before := run1.stats()
-	if err := run1.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	if sig == syscall.SIGTERM {
-		run1.waitOutput(30*time.Second, "signal received; draining")
-		// The sink is still paused: nothing can have left the pipeline
-		// since the signal was handled.
-		res.atSignal = run1.stats()
-		if b := res.atSignal.Backlog(); b < minBacklog {
-			t.Fatalf("backlog when the signal was handled: %d records (%+v), want >= %d", b, res.atSignal, minBacklog)
-		}
-	} else {
-		res.atSignal = before
-	}
+	// The sink is still paused: nothing can leave the pipeline until
+	// resume.
+	res.atSignal = run1.signalWithBacklog(sig, minBacklog)
 	resume()
-	select {
-	case <-run1.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("aimdb-flow did not exit within 30s after %v", sig)
-	}
-	res.exit = exitCode(t, run1.err)
+	res.exit = run1.wait(sig, 30*time.Second)
 	res.out1 = run1.out.String()
 	if err := <-perr; err != nil {
 		t.Fatal(err)
@@ -351,7 +356,7 @@ func produceRange(ctx context.Context, c *mqttClient, topic string, from, to int
 
 // exitCode returns the exit code of a finished process (-1 when killed by
 // a signal); any other error is fatal.
-func exitCode(t *testing.T, err error) int {
+func exitCode(t testing.TB, err error) int {
 	t.Helper()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
