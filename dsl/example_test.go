@@ -43,9 +43,9 @@ pipeline alerts {
 		fmt.Println(err)
 	}
 	// Output:
-	// {"alert":true,"device":"d-1","temp":20}
-	// {"alert":true,"device":"d-3","temp":20}
-	// {"alert":true,"device":"d-4","temp":20}
+	// {"device":"d-1","temp":20,"alert":true}
+	// {"device":"d-3","temp":20,"alert":true}
+	// {"device":"d-4","temp":20,"alert":true}
 }
 
 // Problems are reported all at once, with positions inside the file.

@@ -94,33 +94,47 @@ func lookupField(env *Envelope, path []string) (string, error) {
 	if len(path) == 1 {
 		// A value that is not a map (nil, raw bytes, an array) has no
 		// fields: the envelope's own fields apply.
-		m, _ := env.Value.(map[string]any)
+		_, has := field(env.Value, path[0])
 		switch path[0] {
 		case "topic":
-			if _, ok := m["topic"]; !ok {
+			if !has {
 				return env.Topic, nil
 			}
 		case "key":
-			if _, ok := m["key"]; !ok {
+			if !has {
 				return string(env.Key), nil
 			}
 		case "partition":
-			if _, ok := m["partition"]; !ok {
+			if !has {
 				return strconv.Itoa(int(env.Partition)), nil
 			}
 		}
 	}
-	var cur any = env.Value
+	cur := env.Value
 	for _, f := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
+		var ok bool
+		switch cur.(type) {
+		case map[string]any, Fields:
+		default:
 			return "", fmt.Errorf("field %q: value is not an object", strings.Join(path, "."))
 		}
-		if cur, ok = m[f]; !ok {
+		if cur, ok = field(cur, f); !ok {
 			return "", fmt.Errorf("field %q missing", strings.Join(path, "."))
 		}
 	}
 	return FormatScalar(cur)
+}
+
+// field reads one field of an object value (a map or Fields).
+func field(v any, name string) (any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		f, ok := x[name]
+		return f, ok
+	case Fields:
+		return x.Field(name)
+	}
+	return nil, false
 }
 
 // FormatScalar renders a scalar value as it appears in a topic or key.

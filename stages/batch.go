@@ -84,7 +84,7 @@ func Group(inputs []pipeline.Envelope) pipeline.Envelope {
 	vals := make([]any, len(inputs))
 	acks := make([]*pipeline.Ack, len(inputs))
 	for i := range inputs {
-		vals[i] = inputs[i].Value
+		vals[i] = pipeline.Plain(inputs[i].Value)
 		acks[i] = inputs[i].Ack
 	}
 	out := pipeline.Envelope{Value: vals, Ack: pipeline.GroupAck(acks)}

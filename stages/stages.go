@@ -49,10 +49,13 @@ func (m mapper) Process(ctx context.Context, env *pipeline.Envelope, next pipeli
 }
 
 // FilterValue keeps values of type T for which fn returns true; a value of
-// another type is a stage error.
+// another type is a stage error. When T is map[string]any (or an interface
+// a map satisfies, such as any), a lazily decoded object
+// (pipeline.Fields, what the DSL's json codec produces) is converted to
+// its map first.
 func FilterValue[T any](fn func(T) bool) pipeline.Processor {
 	return Filter(func(env *pipeline.Envelope) (bool, error) {
-		v, ok := env.Value.(T)
+		v, ok := valueAs[T](env.Value)
 		if !ok {
 			return false, typeError[T](env.Value)
 		}
@@ -60,10 +63,11 @@ func FilterValue[T any](fn func(T) bool) pipeline.Processor {
 	})
 }
 
-// MapValue replaces a value of type T with fn's result.
+// MapValue replaces a value of type T with fn's result; T is converted as
+// for FilterValue.
 func MapValue[T, U any](fn func(T) (U, error)) pipeline.Processor {
 	return Map(func(env *pipeline.Envelope) error {
-		v, ok := env.Value.(T)
+		v, ok := valueAs[T](env.Value)
 		if !ok {
 			return typeError[T](env.Value)
 		}
@@ -74,6 +78,23 @@ func MapValue[T, U any](fn func(T) (U, error)) pipeline.Processor {
 		env.Value = u
 		return nil
 	})
+}
+
+// valueAs returns v as a T, converting a pipeline.Fields value to its map
+// when a map is a T and the value itself is not.
+func valueAs[T any](v any) (T, bool) {
+	if f, ok := v.(pipeline.Fields); ok {
+		if t, ok := v.(T); ok {
+			if _, isIface := any((*T)(nil)).(*any); !isIface {
+				return t, true // T is the Fields type itself
+			}
+		}
+		if t, ok := any(f.Map()).(T); ok {
+			return t, true
+		}
+	}
+	t, ok := v.(T)
+	return t, ok
 }
 
 func typeError[T any](v any) error {

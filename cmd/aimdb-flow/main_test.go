@@ -205,7 +205,7 @@ func TestRunFinite(t *testing.T) {
 		t.Fatalf("run: %+v", r)
 	}
 	b, err := os.ReadFile(out)
-	if err != nil || string(b) != "{\"alert\":true,\"temp\":30}\n{\"alert\":true,\"temp\":26.5}\n" {
+	if err != nil || string(b) != "{\"temp\":30,\"alert\":true}\n{\"temp\":26.5,\"alert\":true}\n" {
 		t.Fatalf("output %q, %v", b, err)
 	}
 	// The bad line was dead-lettered (no destination: logged as a warning).

@@ -268,9 +268,16 @@ func ReadLines(ctx context.Context, r io.Reader, topic string, follow bool, d pi
 	var slab []byte
 	var partial []byte
 	var env pipeline.Envelope // hoisted: escapes once, not once per line
+	// Lines that arrive in one read share its receive time: the clock is
+	// read when the buffer is refilled, not per line (time.Now costs
+	// more than the rest of a record's dispatch on some virtual machines).
+	var now time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
+		}
+		if br.Buffered() == 0 || now.IsZero() {
+			now = time.Now()
 		}
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -305,7 +312,7 @@ func ReadLines(ctx context.Context, r io.Reader, topic string, follow bool, d pi
 			p := slab[:len(body):len(body)]
 			slab = slab[len(body):]
 			copy(p, body)
-			env = pipeline.Envelope{Payload: p, Topic: topic}
+			env = pipeline.Envelope{Payload: p, Topic: topic, Time: now}
 			if derr := d.Dispatch(ctx, &env); derr != nil {
 				return nil // stopping
 			}

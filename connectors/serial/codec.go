@@ -6,6 +6,7 @@ import (
 
 	"github.com/aimdb-dev/aimdb-flow/device/binflat"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
 // BinFlat is the host codec for device/binflat records (the device
@@ -45,7 +46,7 @@ func (BinFlat) Decode(p []byte) (any, error) {
 // Encode implements pipeline.Encoder for map[string]any with scalar values
 // (keys in sorted order).
 func (BinFlat) Encode(v any) ([]byte, error) {
-	m, ok := v.(map[string]any)
+	m, ok := pipeline.Plain(v).(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("binflat: cannot encode %T (want map[string]any)", v)
 	}

@@ -74,3 +74,9 @@ func (s *valueSlab) boxString(b []byte) any {
 	s.strs = s.strs[1:]
 	return *(*any)(unsafe.Pointer(&eface{typ: stringType, data: unsafe.Pointer(p)}))
 }
+
+// boxFloatAt returns *p in an interface that points at p instead of a
+// copy; p must never be written again (the lazy object's index).
+func boxFloatAt(p *float64) any {
+	return *(*any)(unsafe.Pointer(&eface{typ: float64Type, data: unsafe.Pointer(p)}))
+}

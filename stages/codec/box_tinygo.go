@@ -9,3 +9,5 @@ type valueSlab struct{}
 func (*valueSlab) boxFloat(f float64) any { return f }
 
 func (*valueSlab) boxString(b []byte) any { return string(b) }
+
+func boxFloatAt(p *float64) any { return *p }

@@ -38,6 +38,42 @@ func (JSON) Encode(v any) ([]byte, error) {
 	return encodeJSON(v)
 }
 
+// LazyJSON is JSON that decodes a top-level object into an *Object: an
+// index of its fields over the payload, with values parsed only when read
+// (see Object). It accepts and rejects exactly the documents JSON does, and
+// other top-level values decode as JSON decodes them. It is the codec the
+// DSL's "json" names: filters read one field without building a map, set
+// writes an overlay, and encoding forwards untouched fields as their
+// original bytes (so key order and number spelling are kept, where JSON
+// sorts keys).
+//
+// Go code that wants map[string]any gets it from Object.Map, or from
+// pipeline.Plain, which stages.FilterValue and stages.MapValue apply for
+// functions over map[string]any or any.
+type LazyJSON struct{}
+
+// Name implements pipeline.Codec.
+func (LazyJSON) Name() string { return "json" }
+
+// Decode implements pipeline.Decoder.
+func (LazyJSON) Decode(p []byte) (any, error) {
+	v, err := decodeWith(p, true)
+	if err != nil {
+		return nil, fmt.Errorf("json: %w", err)
+	}
+	return v, nil
+}
+
+// Encode implements pipeline.Encoder. An unchanged *Object encodes as its
+// original bytes (capacity-limited, so appending to them copies).
+func (LazyJSON) Encode(v any) ([]byte, error) {
+	if o, ok := v.(*Object); ok && len(o.set) == 0 && !o.idx.badUTF8 {
+		r := o.idx.raw
+		return r[:len(r):len(r)], nil
+	}
+	return encodeJSON(v)
+}
+
 // Raw passes bytes through: Decode returns the payload as []byte (a copy);
 // Encode accepts []byte or string.
 type Raw struct{}
@@ -66,7 +102,7 @@ type Registry map[string]pipeline.Codec
 
 // Default returns a registry with every built-in codec.
 func Default() Registry {
-	return Registry{"json": JSON{}, "raw": Raw{}, "msgpack": MsgPack{}}
+	return Registry{"json": LazyJSON{}, "raw": Raw{}, "msgpack": MsgPack{}}
 }
 
 // Lookup returns the named codec.

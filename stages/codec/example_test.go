@@ -7,7 +7,9 @@ import (
 )
 
 // A record decoded with JSON or MessagePack has the same shape, so a
-// pipeline can switch codecs without touching its expressions.
+// pipeline can switch codecs without touching its expressions. The
+// registry's json is LazyJSON: an object decodes to a *codec.Object that
+// reads fields on demand (Map gives the map[string]any).
 func Example() {
 	reg := codec.Default()
 	fmt.Println(reg.Names())
@@ -17,8 +19,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	m := v.(map[string]any)
-	fmt.Printf("%T %v\n", m["temp"], m["temp"])
+	obj := v.(*codec.Object)
+	temp, _ := obj.Field("temp")
+	fmt.Printf("%T %v\n", temp, temp)
+	fmt.Println(obj.Map()["device"])
 
 	mp, _ := reg.Lookup("msgpack")
 	packed, _ := mp.Encode(v)
@@ -31,6 +35,7 @@ func Example() {
 	// Output:
 	// [json msgpack raw]
 	// float64 23.5
+	// d-17
 	// 32 bytes msgpack -> {"device":"d-17","seq":1,"temp":23.5}
 	// json: invalid character '}' looking for beginning of object key string at offset 13
 }

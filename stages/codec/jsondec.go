@@ -49,16 +49,29 @@ type jsonDecoder struct {
 	buf   []byte // scratch for unescaping
 	keys  internTable
 	slab  valueSlab
+	// badUTF8 is set by str when a string held invalid UTF-8 (replaced
+	// by U+FFFD); the lazy decoder then never forwards raw bytes.
+	badUTF8 bool
 }
 
 var jsonDecoderPool = sync.Pool{New: func() any { return new(jsonDecoder) }}
 
 // decodeJSON parses p into map[string]any / []any / float64 / string / bool
 // / nil. The result never aliases p.
-func decodeJSON(p []byte) (any, error) {
+func decodeJSON(p []byte) (any, error) { return decodeWith(p, false) }
+
+// decodeWith parses p; lazy returns a top-level object as an *Object
+// indexing p (see Object) instead of a map.
+func decodeWith(p []byte, lazy bool) (any, error) {
 	d := jsonDecoderPool.Get().(*jsonDecoder)
-	d.data, d.pos, d.depth = p, 0, 0
-	v, err := d.value()
+	d.data, d.pos, d.depth, d.badUTF8 = p, 0, 0, false
+	var v any
+	var err error
+	if d.skipSpace(); lazy && d.pos < len(p) && p[d.pos] == '{' && len(p) < 1<<31-1 {
+		v, err = d.lazyObject()
+	} else {
+		v, err = d.value()
+	}
 	if err == nil {
 		d.skipSpace()
 		if d.pos < len(d.data) {
@@ -385,6 +398,7 @@ func (d *jsonDecoder) str() ([]byte, error) {
 		default:
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
+				d.badUTF8 = true
 				buf = utf8.AppendRune(buf, utf8.RuneError)
 			} else {
 				buf = append(buf, data[i:i+size]...)

@@ -65,6 +65,8 @@ func (e *jsonEncoder) value(v any) error {
 			return nil
 		}
 		return e.object(x)
+	case *Object:
+		return x.appendTo(e)
 	case []any:
 		if x == nil {
 			e.buf = append(e.buf, "null"...)

@@ -432,6 +432,8 @@ func (e *msgpackEncoder) value(v any) error {
 		e.str(x)
 	case float64:
 		e.float64(x)
+	case *Object:
+		return e.object(x.Map())
 	case map[string]any:
 		if x == nil {
 			e.buf = append(e.buf, 0xc0)

@@ -25,6 +25,7 @@ package expr
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,14 +91,25 @@ type Program struct {
 
 	// expr-lang
 	prog *vm.Program
-	// fast holds one idle VM (the common case: one goroutine runs the
-	// stage); vms pools more when several goroutines run it at once.
-	fast atomic.Pointer[vm.VM]
-	vms  sync.Pool
+	// fast holds one idle evaluation state (the common case: one
+	// goroutine runs the stage); states pools more when several goroutines
+	// run it at once.
+	fast   atomic.Pointer[evalState]
+	states sync.Pool
 	// helpers reports whether the expression names a helper variable (or
 	// the value is not an object), in which case an environment map is
 	// built per record; otherwise the record's own map is the environment.
 	usesHelpers bool
+	// names are the identifiers the expression reads: for a lazily decoded
+	// value (pipeline.Fields) the environment holds only these. wholeEnv
+	// is set when it reads $env, which needs every field.
+	names    []string
+	wholeEnv bool
+	// constant holds the result of an expression that is a literal after
+	// the compiler folded it (`true`, `"hot"`, `2 * 21`): Eval returns it
+	// without running anything.
+	constant    any
+	hasConstant bool
 
 	// CEL
 	cel cel.Program
@@ -144,6 +156,13 @@ func (p *Program) String() string {
 	return "`" + p.src + "`"
 }
 
+// evalState is what one evaluation needs: a VM (not safe for concurrent
+// use) and a small environment map reused for lazily decoded values.
+type evalState struct {
+	vm  vm.VM
+	env map[string]any
+}
+
 type identVisitor struct{ names map[string]bool }
 
 func (v *identVisitor) Visit(n *ast.Node) {
@@ -174,28 +193,78 @@ func (p *Program) compileExpr() error {
 			p.usesHelpers = true
 		}
 	}
-	p.vms.New = func() any { return new(vm.VM) }
+	for n := range v.names {
+		if n == "$env" {
+			p.wholeEnv = true
+			continue
+		}
+		p.names = append(p.names, n)
+	}
+	sort.Strings(p.names)
+	if c, ok := literal(prog.Node()); ok && (p.want != Bool || isBool(c)) {
+		p.constant, p.hasConstant = c, true
+	}
+	p.states.New = func() any { return &evalState{env: make(map[string]any, len(p.names))} }
 	return nil
 }
 
+// literal returns the value of a literal node (the compiler folds constant
+// subexpressions into one).
+func literal(n ast.Node) (any, bool) {
+	switch x := n.(type) {
+	case *ast.BoolNode:
+		return x.Value, true
+	case *ast.IntegerNode:
+		return x.Value, true
+	case *ast.FloatNode:
+		return x.Value, true
+	case *ast.StringNode:
+		return x.Value, true
+	case *ast.NilNode:
+		return nil, true
+	}
+	return nil, false
+}
+
+func isBool(v any) bool { _, ok := v.(bool); return ok }
+
 // Eval evaluates the expression for env.
 func (p *Program) Eval(env *pipeline.Envelope) (any, error) {
+	if p.hasConstant {
+		return p.constant, nil
+	}
 	if p.lang == CEL {
 		return p.evalCEL(env)
 	}
+	st := p.fast.Swap(nil)
+	if st == nil {
+		st = p.states.Get().(*evalState)
+	}
 	var vars map[string]any
-	if m, ok := env.Value.(map[string]any); ok && !p.usesHelpers {
-		vars = m
-	} else {
+	switch v := env.Value.(type) {
+	case map[string]any:
+		if p.usesHelpers {
+			vars = helperEnv(env)
+		} else {
+			vars = v
+		}
+	case pipeline.Fields:
+		switch {
+		case p.wholeEnv && p.usesHelpers:
+			vars = helperEnv(env)
+		case p.wholeEnv:
+			vars = v.Map() // $env is the record itself, as for a map value
+		default:
+			vars = st.env
+			p.fieldEnv(vars, v, env)
+		}
+	default:
 		vars = helperEnv(env)
 	}
-	machine := p.fast.Swap(nil)
-	if machine == nil {
-		machine = p.vms.Get().(*vm.VM)
-	}
-	out, err := machine.Run(p.prog, vars)
-	if !p.fast.CompareAndSwap(nil, machine) {
-		p.vms.Put(machine)
+	out, err := st.vm.Run(p.prog, vars)
+	clear(st.env)
+	if !p.fast.CompareAndSwap(nil, st) {
+		p.states.Put(st)
 	}
 	if err != nil {
 		return nil, p.runError(err)
@@ -203,12 +272,33 @@ func (p *Program) Eval(env *pipeline.Envelope) (any, error) {
 	return out, nil
 }
 
+// fieldEnv fills vars with the identifiers the expression reads: a field
+// of the value, else a helper, else nothing (an undefined variable is nil,
+// as with a map environment).
+func (p *Program) fieldEnv(vars map[string]any, f pipeline.Fields, env *pipeline.Envelope) {
+	for _, n := range p.names {
+		if v, ok := f.Field(n); ok {
+			vars[n] = v
+			continue
+		}
+		switch n {
+		case "topic":
+			vars[n] = env.Topic
+		case "key":
+			vars[n] = string(env.Key)
+		case "value":
+			vars[n] = pipeline.Plain(env.Value)
+		}
+	}
+}
+
 func helperEnv(env *pipeline.Envelope) map[string]any {
-	m, _ := env.Value.(map[string]any)
+	val := pipeline.Plain(env.Value)
+	m, _ := val.(map[string]any)
 	vars := make(map[string]any, len(m)+len(helpers))
 	vars["topic"] = env.Topic
 	vars["key"] = string(env.Key)
-	vars["value"] = env.Value
+	vars["value"] = val
 	for k, v := range m {
 		vars[k] = v
 	}
@@ -292,8 +382,13 @@ func celError(iss *cel.Issues) error {
 type activation struct{ env *pipeline.Envelope }
 
 func (a activation) ResolveName(name string) (any, bool) {
-	if m, ok := a.env.Value.(map[string]any); ok {
-		if v, ok := m[name]; ok {
+	switch x := a.env.Value.(type) {
+	case map[string]any:
+		if v, ok := x[name]; ok {
+			return v, true
+		}
+	case pipeline.Fields:
+		if v, ok := x.Field(name); ok {
 			return v, true
 		}
 	}
@@ -303,7 +398,7 @@ func (a activation) ResolveName(name string) (any, bool) {
 	case "key":
 		return string(a.env.Key), true
 	case "value":
-		return a.env.Value, true
+		return pipeline.Plain(a.env.Value), true
 	}
 	return nil, false
 }

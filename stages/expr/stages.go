@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
 )
 
 type filterStage struct{ p *Program }
@@ -100,6 +101,21 @@ func (s setStage) String() string {
 }
 
 func (s setStage) Process(ctx context.Context, env *pipeline.Envelope, next pipeline.Emit) error {
+	if o, ok := env.Value.(*codec.Object); ok {
+		// A lazily decoded object: the new fields go into an overlay
+		// (the index and the payload bytes are shared, not copied).
+		var buf [4]codec.KeyValue
+		kv := buf[:0]
+		for _, a := range s.as {
+			v, err := a.Expr.Eval(env)
+			if err != nil {
+				return err
+			}
+			kv = append(kv, codec.KeyValue{Key: a.Field, Value: v})
+		}
+		env.Value, env.Payload = o.With(kv...), nil
+		return next(ctx, env)
+	}
 	m, ok := env.Value.(map[string]any)
 	if !ok {
 		return fmt.Errorf("set %s: value is %T, want an object", s.as[0].Field, env.Value)

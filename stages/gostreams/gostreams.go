@@ -41,7 +41,7 @@ func RecordSource(ctx context.Context, r buffer.Reader[pipeline.Envelope]) strea
 			if err != nil {
 				return
 			}
-			v := env.Value
+			v := pipeline.Plain(env.Value)
 			if v == nil {
 				v = env.Payload
 			}
@@ -114,7 +114,7 @@ func (s *stage) Run(ctx context.Context, in <-chan pipeline.Envelope, emit pipel
 		defer close(f.In())
 		for env := range in {
 			select {
-			case f.In() <- env.Value:
+			case f.In() <- pipeline.Plain(env.Value):
 				env.Ack.Done()
 			case <-ctx.Done():
 				env.Ack.Nack(ctx.Err())

@@ -1,0 +1,166 @@
+package expr
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
+)
+
+// genRecord writes a random JSON object with fields the expressions below
+// read (some missing, some of unexpected types, some duplicated).
+func genRecord(r *rand.Rand) []byte {
+	var b strings.Builder
+	b.WriteString("{")
+	n := 0
+	field := func(k, v string) {
+		if n > 0 {
+			b.WriteString(",")
+		}
+		n++
+		fmt.Fprintf(&b, "%q:%s", k, v)
+	}
+	vals := []func() string{
+		func() string { return strconv.FormatFloat(r.Float64()*50-5, 'f', r.IntN(4), 64) },
+		func() string { return strconv.Itoa(r.IntN(60) - 10) },
+		func() string { return []string{`"d-1"`, `"d-2"`, `"\u00e9t\u00e9"`, `"a\"b"`, `""`, `"25"`}[r.IntN(6)] },
+		func() string { return []string{"true", "false", "null"}[r.IntN(3)] },
+		func() string { return `{"a":` + strconv.Itoa(r.IntN(5)) + `,"b":"x"}` },
+		func() string { return `[1,2,` + strconv.Itoa(r.IntN(5)) + `]` },
+	}
+	for _, k := range []string{"temp", "device", "ok", "nested", "list", "seq", "topic", "value"} {
+		if r.IntN(4) == 0 {
+			continue // missing
+		}
+		var v string
+		switch k {
+		case "temp", "seq":
+			v = vals[r.IntN(2)]()
+			if r.IntN(8) == 0 {
+				v = vals[2+r.IntN(4)]()
+			}
+		case "device", "topic":
+			v = vals[2]()
+		case "ok":
+			v = vals[3]()
+		case "nested":
+			v = vals[4]()
+		case "list":
+			v = vals[5]()
+		default:
+			v = vals[r.IntN(len(vals))]()
+		}
+		field(k, v)
+		if r.IntN(10) == 0 {
+			field(k, vals[0]()) // duplicate key: the last wins
+		}
+	}
+	b.WriteString("}")
+	return []byte(b.String())
+}
+
+var diffExprs = []string{
+	`temp > 25.0`, `temp >= 25 && device == "d-1"`, `seq % 2 == 0`, `temp * 2 + seq`, `device + "/x"`,
+	`ok == true`, `ok ?? false`, `nested.a > 1`, `nested?.b`, `len(list)`, `list[2] > 2`, `missing == nil`,
+	`topic`, `key`, `value.temp`, `{"t": temp, "d": device}`, `temp > 25.0 ? "hot" : "cold"`,
+	`"d" in $env`, `len($env)`, `upper(device)`, `sum(list)`, `temp in [1, 2, 3]`, `let x = temp; x + 1`,
+}
+
+var diffCEL = []string{
+	`temp > 25.0`, `device == "d-1"`, `has(nested.a) && nested.a > 1`, `size(list) > 2`, `ok`,
+	`temp * 2.0`, `device + "/x"`, `topic`, `key`, `value.temp`, `{"t": temp}`, `list[2]`,
+}
+
+// TestLazyFieldAccessDifferential evaluates generated expressions against
+// generated records twice: with the record as the map[string]any the eager
+// codec produces and as the lazily decoded codec.Object. Results (values
+// and whether an error occurs) must be identical, for expr-lang and CEL.
+func TestLazyFieldAccessDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	type prog struct {
+		lang Lang
+		src  string
+		p    *Program
+	}
+	var progs []prog
+	for _, src := range diffExprs {
+		progs = append(progs, prog{ExprLang, src, MustCompile(ExprLang, src, Any)})
+	}
+	for _, src := range diffCEL {
+		progs = append(progs, prog{CEL, src, MustCompile(CEL, src, Any)})
+	}
+	checked := 0
+	for i := 0; i < 3000; i++ {
+		doc := genRecord(r)
+		eager, err := codec.JSON{}.Decode(doc)
+		if err != nil {
+			t.Fatalf("generated %s: %v", doc, err)
+		}
+		lazy, err := codec.LazyJSON{}.Decode(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := lazy.(*codec.Object); !ok {
+			t.Fatalf("lazy decode gave %T", lazy)
+		}
+		for _, pr := range progs {
+			me := &pipeline.Envelope{Value: eager, Topic: "t/1", Key: []byte("k")}
+			le := &pipeline.Envelope{Value: lazy, Topic: "t/1", Key: []byte("k")}
+			want, werr := pr.p.Eval(me)
+			got, gerr := pr.p.Eval(le)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("%s %s on %s: map err=%v, lazy err=%v", pr.lang, pr.src, doc, werr, gerr)
+			}
+			if werr == nil && !reflect.DeepEqual(want, got) {
+				t.Fatalf("%s %s on %s: map %#v, lazy %#v", pr.lang, pr.src, doc, want, got)
+			}
+			checked++
+		}
+	}
+	if checked < 3000*len(progs) {
+		t.Fatalf("checked %d", checked)
+	}
+}
+
+// The set stage gives the same record on both representations.
+func TestLazySetDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	set := Set(
+		Assignment{"alert", MustCompile(ExprLang, `true`, Any)},
+		Assignment{"temp", MustCompile(ExprLang, `temp ?? 0`, Any)},
+		Assignment{"hot", MustCompile(ExprLang, `(temp ?? 0) > 25`, Any)},
+		Assignment{"alert", MustCompile(ExprLang, `device ?? "none"`, Any)},
+	)
+	for i := 0; i < 2000; i++ {
+		doc := genRecord(r)
+		eager, _ := codec.JSON{}.Decode(doc)
+		lazy, _ := codec.LazyJSON{}.Decode(doc)
+		mo, merr := run(t, set, &pipeline.Envelope{Value: eager})
+		lo, lerr := run(t, set, &pipeline.Envelope{Value: lazy})
+		if (merr == nil) != (lerr == nil) {
+			t.Fatalf("%s: map err=%v, lazy err=%v", doc, merr, lerr)
+		}
+		if merr != nil {
+			continue
+		}
+		if got := pipeline.Plain(lo.Value); !reflect.DeepEqual(mo.Value, got) {
+			t.Fatalf("%s: map %#v, lazy %#v", doc, mo.Value, got)
+		}
+		// Encoded, both decode to the same record.
+		me, _ := codec.JSON{}.Encode(mo.Value)
+		le, err := codec.LazyJSON{}.Encode(lo.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := codec.JSON{}.Decode(me)
+		b, err := codec.JSON{}.Decode(le)
+		if err != nil || !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s: encoded map %s, lazy %s (%v)", doc, me, le, err)
+		}
+	}
+}
