@@ -34,7 +34,15 @@ func (d *jsonDecoder) lazyObject() (*Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		f := objField{key: d.keys.intern(kb), keyStart: int32(ks - start), keyEnd: int32(d.pos - start)}
+		f := objField{keyStart: int32(ks - start), keyEnd: int32(d.pos - start)}
+		if len(kb) != d.pos-ks-2 || d.badUTF8 {
+			// An escaped key (rare): keep its unescaped text aside.
+			f.keyEsc = true
+			for len(x.esc) < len(x.fields) {
+				x.esc = append(x.esc, "")
+			}
+			x.esc = append(x.esc, d.keys.intern(kb))
+		}
 		d.skipSpace()
 		if d.pos >= len(d.data) {
 			return nil, d.unexpectedEnd()

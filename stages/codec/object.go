@@ -38,7 +38,8 @@ type objIndex struct {
 	raw     []byte // the object's bytes, '{' to '}'
 	fields  []objField
 	inline  [4]objField
-	badUTF8 bool // a string held invalid UTF-8: never forward raw bytes
+	esc     []string // unescaped keys by field index, only for escaped keys
+	badUTF8 bool     // a string held invalid UTF-8: never forward raw bytes
 }
 
 type fieldKind uint8
@@ -53,13 +54,28 @@ const (
 	kindNested // object or array: decoded on read
 )
 
+// objField locates one field in raw. It holds no pointers: keys are read
+// from raw (or from objIndex.esc when the key has escapes).
 type objField struct {
-	key        string
 	keyStart   int32 // the quoted key in raw (with its quotes)
 	keyEnd     int32
 	start, end int32 // the value in raw
-	kind       fieldKind
 	num        float64
+	kind       fieldKind
+	keyEsc     bool
+}
+
+// key returns field i's key (aliasing raw unless it had escapes).
+func (x *objIndex) key(i int) string {
+	f := &x.fields[i]
+	if f.keyEsc {
+		return x.esc[i]
+	}
+	n := int(f.keyEnd - f.keyStart - 2)
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String(&x.raw[f.keyStart+1], n)
 }
 
 type setField struct {
@@ -100,10 +116,10 @@ func (o *Object) Field(name string) (any, bool) {
 			return o.set[i].val, true
 		}
 	}
-	fs := o.idx.fields
-	for i := len(fs) - 1; i >= 0; i-- {
-		if fs[i].key == name {
-			return o.idx.value(&fs[i]), true
+	x := o.idx
+	for i := len(x.fields) - 1; i >= 0; i-- {
+		if x.key(i) == name {
+			return x.value(&x.fields[i]), true
 		}
 	}
 	return nil, false
@@ -139,9 +155,9 @@ func (x *objIndex) value(f *objField) any {
 // at the end) until fn returns false. A duplicated key is visited once,
 // with its last value.
 func (o *Object) Range(fn func(key string, v any) bool) {
-	fs := o.idx.fields
-	for i := range fs {
-		k := fs[i].key
+	x := o.idx
+	for i := range x.fields {
+		k := x.key(i)
 		if o.shadowed(i) {
 			continue
 		}
@@ -151,7 +167,7 @@ func (o *Object) Range(fn func(key string, v any) bool) {
 			}
 			continue
 		}
-		if !fn(k, o.idx.value(&fs[i])) {
+		if !fn(k, x.value(&x.fields[i])) {
 			return
 		}
 	}
@@ -168,9 +184,10 @@ func (o *Object) Range(fn func(key string, v any) bool) {
 // shadowed reports whether field i's key occurs again later in the index
 // (JSON objects with duplicate keys keep the last value).
 func (o *Object) shadowed(i int) bool {
-	fs := o.idx.fields
-	for j := i + 1; j < len(fs); j++ {
-		if fs[j].key == fs[i].key {
+	x := o.idx
+	k := x.key(i)
+	for j := i + 1; j < len(x.fields); j++ {
+		if x.key(j) == k {
 			return true
 		}
 	}
@@ -197,7 +214,7 @@ func (o *Object) setValue(k string) (any, bool) {
 
 func (x *objIndex) has(k string) bool {
 	for i := range x.fields {
-		if x.fields[i].key == k {
+		if x.key(i) == k {
 			return true
 		}
 	}
@@ -208,9 +225,9 @@ func (x *objIndex) has(k string) bool {
 // decoder returns). Implements pipeline.Fields.
 func (o *Object) Map() map[string]any {
 	m := make(map[string]any, len(o.idx.fields)+len(o.set))
-	fs := o.idx.fields
-	for i := range fs {
-		m[fs[i].key] = o.idx.value(&fs[i])
+	x := o.idx
+	for i := range x.fields {
+		m[x.key(i)] = x.value(&x.fields[i])
 	}
 	for _, s := range o.set {
 		m[s.key] = s.val
@@ -260,7 +277,7 @@ func (o *Object) appendTo(e *jsonEncoder) error {
 	fs := x.fields
 	for i := range fs {
 		f := &fs[i]
-		if v, ok := o.setValue(f.key); ok {
+		if v, ok := o.setValue(x.key(i)); ok {
 			if o.seenBefore(i) {
 				continue // written at the key's first occurrence
 			}
@@ -294,9 +311,10 @@ func (o *Object) appendTo(e *jsonEncoder) error {
 }
 
 func (o *Object) seenBefore(i int) bool {
-	fs := o.idx.fields
+	x := o.idx
+	k := x.key(i)
 	for j := 0; j < i; j++ {
-		if fs[j].key == fs[i].key {
+		if x.key(j) == k {
 			return true
 		}
 	}
