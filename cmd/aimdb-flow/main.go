@@ -47,6 +47,9 @@ type cliEnv struct {
 	getenv         func(string) (string, bool)
 	// isTTY reports whether stderr is a terminal (for the live status).
 	isTTY bool
+	// stdoutOnTTY reports whether stdout is that same terminal: a stdout
+	// sink would then interleave with the status line.
+	stdoutOnTTY bool
 }
 
 var commands []*command
@@ -64,7 +67,8 @@ func init() {
 }
 
 func main() {
-	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, isTTY: isTerminal(os.Stderr)}
+	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, isTTY: isTerminal(os.Stderr),
+		stdoutOnTTY: sameTerminal(os.Stdout, os.Stderr)}
 	os.Exit(dispatch(context.Background(), env, os.Args[1:]))
 }
 
@@ -231,4 +235,14 @@ func cmdVersion(_ context.Context, env *cliEnv, args []string) int {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// sameTerminal reports whether a and b are the same terminal device.
+func sameTerminal(a, b *os.File) bool {
+	sa, err := a.Stat()
+	if err != nil || sa.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	sb, err := b.Stat()
+	return err == nil && os.SameFile(sa, sb)
 }

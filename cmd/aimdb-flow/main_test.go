@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/dsl"
 )
 
 type result struct {
@@ -311,5 +313,61 @@ func TestRunHTTPAndSignal(t *testing.T) {
 	}
 	if b, err := os.ReadFile(out); err != nil || len(b) == 0 {
 		t.Fatalf("nothing written before the signal: %v", err)
+	}
+}
+
+func TestStatusRatesSmoothBursts(t *testing.T) {
+	var r statusRates
+	c := counters{}
+	// Steady 500 in/s, then a one-second burst of 5000 drops.
+	steps := []counters{{in: 500}, {in: 1000}, {in: 1500, dropped: 5000}, {in: 2000, dropped: 5000}}
+	var dropped []float64
+	for _, next := range steps {
+		r.update(c, next, 1)
+		dropped = append(dropped, r.dropped)
+		c = next
+	}
+	if r.in < 499 || r.in > 501 {
+		t.Fatalf("steady input rate %v, want 500", r.in)
+	}
+	// The burst is spread over the window: far below 5000/s at its
+	// second, and decaying (not zero) the second after.
+	if dropped[2] > 1000 || dropped[2] < 500 {
+		t.Fatalf("burst shows as %v/s, want it smoothed (about 900/s)", dropped[2])
+	}
+	if dropped[3] <= 0 || dropped[3] >= dropped[2] {
+		t.Fatalf("after the burst %v/s, want decaying from %v", dropped[3], dropped[2])
+	}
+	line := r.line(counters{in: 2000, out: 10, dropped: 5000, sinks: 1})
+	for _, want := range []string{"in 500/s", "(1 sink)", "sent", "total in 2000, sent 10"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("status %q lacks %q", line, want)
+		}
+	}
+}
+
+func TestStatusOffWhenSinkWritesToTheTerminal(t *testing.T) {
+	tests := []struct {
+		name        string
+		sink        string
+		stdoutOnTTY bool
+		want        bool
+	}{
+		{"stdout on the terminal", "stdio://stdout", true, true},
+		{"stdout redirected", "stdio://stdout", false, false},
+		{"stderr", "stdio://stderr", false, true},
+		{"file", "file:///tmp/x.jsonl", true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "connector gen \"gen://\"\nconnector stdio \"stdio://\"\nconnector file \"file://\"\nrecord r {\n  from \"gen://r\" decode json\n}\npipeline p {\n  from r\n  to \"" + tc.sink + "\" encode json\n}\n"
+			g, err := dsl.Load(dsl.Options{}, dsl.Source{Name: "t.flow", Src: []byte(src)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := writesTerminal(g, tc.stdoutOnTTY); got != tc.want {
+				t.Fatalf("writesTerminal = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -29,8 +30,9 @@ sources, drains in-flight records to their sinks and exits 0. A graph whose
 sources are all finite (files, gen with a count) stops by itself when they
 end. A second signal exits at once.
 
-On a terminal a one-line status (records in/out/dropped per second) is
-shown on stderr; otherwise only warnings and errors are logged.
+On a terminal a one-line status (records in, sent by sinks, dropped; per
+second, averaged over about 5 s) is shown on stderr, unless a sink prints to
+that terminal; otherwise only warnings and errors are logged.
 
 --http serves /healthz (the process is up), /readyz (every connector is
 connected; 503 otherwise), /metrics (Prometheus text; with --hop-latency
@@ -89,6 +91,12 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	if err != nil {
 		printLoadError(env, err)
 		return exitProblems
+	}
+	if *status == "auto" && showStatus && writesTerminal(g, env.stdoutOnTTY) {
+		// Records printed to this terminal would be overwritten by the
+		// status line (and break it): no status in auto mode.
+		showStatus = false
+		sw.enabled = false
 	}
 	getenv := func(k string) string { v, _ := env.getenv(k); return v }
 	tp, err := otelflow.Setup(ctx, otelflow.Config{Exporter: *traceExp, Getenv: getenv, Writer: env.stderr})
@@ -167,6 +175,7 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 		tick = t.C
 	}
 	var prev counters
+	var rates statusRates
 	prevAt := time.Now()
 	for {
 		select {
@@ -179,15 +188,22 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 			return exitOK
 		case now := <-tick:
 			c := countersOf(r.Stats())
-			secs := now.Sub(prevAt).Seconds()
-			sw.set(fmt.Sprintf("in %s/s  out %s/s  dropped %s/s  dead-letters %d  (total in %d, out %d)",
-				rate(c.in-prev.in, secs), rate(c.out-prev.out, secs), rate(c.dropped-prev.dropped, secs), c.dead, c.in, c.out))
+			rates.update(prev, c, now.Sub(prevAt).Seconds())
+			sw.set(rates.line(c))
 			prev, prevAt = c, now
 		}
 	}
 }
 
-type counters struct{ in, out, dropped, dead uint64 }
+// counters are the totals the status line shows: messages received on
+// inbound links, messages published on outbound links (sinks: each sink
+// counts the records it sent, so one record sent to two sinks counts
+// twice), records dropped or lagged by buffers plus unrouted messages, and
+// dead letters.
+type counters struct {
+	in, out, dropped, dead uint64
+	sinks                  int
+}
 
 func countersOf(s pipeline.Snapshot) counters {
 	var c counters
@@ -196,6 +212,7 @@ func countersOf(s pipeline.Snapshot) counters {
 			c.in += l.Messages
 		} else {
 			c.out += l.Messages
+			c.sinks++
 		}
 	}
 	for _, r := range s.Records {
@@ -206,11 +223,74 @@ func countersOf(s pipeline.Snapshot) counters {
 	return c
 }
 
-func rate(n uint64, secs float64) string {
+// statusWindow is the time constant of the status line's rates: bursts
+// (a buffer dropping a backlog at once) are averaged over it instead of
+// showing as one-second spikes.
+const statusWindow = 5.0 // seconds
+
+// statusRates are exponentially smoothed per-second rates.
+type statusRates struct {
+	in, out, dropped float64
+	started          bool
+}
+
+// update folds the interval [prev, cur] of secs seconds into the rates.
+func (r *statusRates) update(prev, cur counters, secs float64) {
 	if secs <= 0 {
-		return "0"
+		return
 	}
-	v := float64(n) / secs
+	in := float64(cur.in-prev.in) / secs
+	out := float64(cur.out-prev.out) / secs
+	dropped := float64(cur.dropped-prev.dropped) / secs
+	if !r.started {
+		r.in, r.out, r.dropped, r.started = in, out, dropped, true
+		return
+	}
+	a := 1 - math.Exp(-secs/statusWindow)
+	r.in += (in - r.in) * a
+	r.out += (out - r.out) * a
+	r.dropped += (dropped - r.dropped) * a
+}
+
+// line renders the status line.
+func (r *statusRates) line(c counters) string {
+	sinks := "sinks"
+	if c.sinks == 1 {
+		sinks = "sink"
+	}
+	return fmt.Sprintf("in %s/s  sent %s/s (%d %s)  dropped %s/s  dead-letters %d  (total in %d, sent %d)",
+		rateOf(r.in), rateOf(r.out), c.sinks, sinks, rateOf(r.dropped), c.dead, c.in, c.out)
+}
+
+// writesTerminal reports whether any sink of g (a record's publisher, a
+// pipeline output or the dead-letter link) prints to the status line's
+// terminal: stdio://stderr always (the status is on stderr), stdio://stdout
+// when stdout is that terminal too.
+func writesTerminal(g *pipeline.Graph, stdoutOnTTY bool) bool {
+	isStdout := func(l *pipeline.OutLink) bool {
+		if l == nil || l.Link.Connector != "stdio" {
+			return false
+		}
+		return l.Link.Address == "stderr" || stdoutOnTTY && l.Link.Address == "stdout"
+	}
+	for _, rec := range g.Records() {
+		for _, l := range rec.Outbound {
+			if isStdout(l) {
+				return true
+			}
+		}
+	}
+	for _, p := range g.Pipelines() {
+		for _, l := range p.Outputs {
+			if isStdout(l) {
+				return true
+			}
+		}
+	}
+	return isStdout(g.DeadLetter())
+}
+
+func rateOf(v float64) string {
 	switch {
 	case v >= 1e6:
 		return fmt.Sprintf("%.1fM", v/1e6)
