@@ -40,7 +40,7 @@ Exit 1 if any test fails. See docs/cli.md for the file format.`
 
 // loadOpts returns dsl options for the process.
 func loadOpts(env *cliEnv, log *slog.Logger) dsl.Options {
-	return dsl.Options{Getenv: env.getenv, Logger: log}
+	return dsl.Options{Getenv: env.getenv, Logger: log, Codecs: env.codecs}
 }
 
 // printLoadError prints problems with carets; it reports whether err was a

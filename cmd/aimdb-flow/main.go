@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
 )
 
 // Exit codes.
@@ -50,6 +51,9 @@ type cliEnv struct {
 	// stdoutOnTTY reports whether stdout is that same terminal: a stdout
 	// sink would then interleave with the status line.
 	stdoutOnTTY bool
+	// codecs, when set, replaces the built-in codec registry (tests plug
+	// in codecs of their own).
+	codecs codec.Registry
 }
 
 var commands []*command

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/dsl"
+	"github.com/aimdb-dev/aimdb-flow/stages/codec"
 )
 
 type result struct {
@@ -369,5 +370,62 @@ func TestStatusOffWhenSinkWritesToTheTerminal(t *testing.T) {
 				t.Fatalf("writesTerminal = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// panicky is a JSON codec whose decoder panics on a payload containing
+// "boom", the way a buggy third-party codec would.
+type panicky struct{ codec.LazyJSON }
+
+func (p panicky) Decode(b []byte) (any, error) {
+	if bytes.Contains(b, []byte("boom")) {
+		var m map[string]any
+		m["x"] = 1 // nil map write: a real runtime panic
+	}
+	return p.LazyJSON.Decode(b)
+}
+
+// A panic inside a run (here a codec's decoder) is contained: the record
+// is dead-lettered with the panic, the others flow, the run exits 0.
+func TestRunSurvivesPanic(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, dir, "in.jsonl", "{\"temp\":30}\n{\"temp\":31,\"note\":\"boom\"}\n{\"temp\":32}\n")
+	out := filepath.Join(dir, "out.jsonl")
+	dead := filepath.Join(dir, "dead.jsonl")
+	flow := writeFile(t, dir, "p.flow", `connector file "file://"
+record r {
+  from "file://${IN}" decode panicky
+}
+pipeline p {
+  from r
+  filter `+"`temp > 25`"+`
+  to "file://${OUT}" encode json
+}
+deadletter "file://${DEAD}" encode json
+`)
+	reg := codec.Default()
+	reg["panicky"] = panicky{}
+	var stdout, stderr bytes.Buffer
+	e := &cliEnv{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, codecs: reg, getenv: func(k string) (string, bool) {
+		v, ok := map[string]string{"IN": in, "OUT": out, "DEAD": dead}[k]
+		return v, ok
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if code := dispatch(ctx, e, []string{"run", flow}); code != exitOK {
+		t.Fatalf("run exited %d: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || string(b) != "{\"temp\":30}\n{\"temp\":32}\n" {
+		t.Fatalf("output %q, %v", b, err)
+	}
+	d, err := os.ReadFile(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"panic", "assignment to entry in nil map", `"stage":"decode"`} {
+		if !strings.Contains(string(d), want) {
+			t.Fatalf("dead letter %s lacks %q", d, want)
+		}
 	}
 }
