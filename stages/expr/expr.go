@@ -267,7 +267,7 @@ func (p *Program) Eval(env *pipeline.Envelope) (any, error) {
 		p.states.Put(st)
 	}
 	if err != nil {
-		return nil, p.runError(err)
+		return nil, p.runError(err, env)
 	}
 	return out, nil
 }
@@ -305,12 +305,64 @@ func helperEnv(env *pipeline.Envelope) map[string]any {
 	return vars
 }
 
-func (p *Program) runError(err error) error {
+func (p *Program) runError(err error, env *pipeline.Envelope) error {
+	hint := missingFields(p.names, env)
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return fmt.Errorf("%s: %s", p, fe.Message)
+		return fmt.Errorf("%s: %s%s", p, fe.Message, hint)
 	}
-	return fmt.Errorf("%s: %w", p, err)
+	return fmt.Errorf("%s: %w%s", p, err, hint)
+}
+
+// missingFields explains a failed evaluation by the identifiers the
+// expression names that the record does not have (a misspelled field
+// reads as nil and fails as `<nil> > int`): "; field tmp is not in the
+// record (did you mean temp?; it has device, temp)". It runs only on the
+// error path.
+func missingFields(names []string, env *pipeline.Envelope) string {
+	var fields []string
+	has := func(n string) bool { return false }
+	switch v := env.Value.(type) {
+	case map[string]any:
+		for k := range v {
+			fields = append(fields, k)
+		}
+		has = func(n string) bool { _, ok := v[n]; return ok }
+	case pipeline.Fields:
+		for k := range v.Map() {
+			fields = append(fields, k)
+		}
+		has = func(n string) bool { _, ok := v.Field(n); return ok }
+	default:
+		return ""
+	}
+	sort.Strings(fields)
+	var b strings.Builder
+	for _, n := range names {
+		if has(n) || n == "topic" || n == "key" || n == "value" {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("; ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "field %s is not in the record", n)
+		if s := pipeline.DidYouMean(n, fields); s != "" {
+			b.WriteString(s)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	list := strings.Join(fields, ", ")
+	if len(fields) > 8 {
+		list = strings.Join(fields[:8], ", ") + ", ..."
+	}
+	if len(fields) == 0 {
+		list = "no fields"
+	}
+	return b.String() + " (it has " + list + ")"
 }
 
 // ---- CEL ----
@@ -338,12 +390,14 @@ func (p *Program) compileCEL() error {
 		if strings.Contains(n, ".") {
 			continue
 		}
+		p.names = append(p.names, n)
 		opts = append(opts, cel.Variable(n, cel.DynType))
 	}
 	env, err := cel.NewEnv(opts...)
 	if err != nil {
 		return err
 	}
+	sort.Strings(p.names)
 	checked, iss := env.Check(parsed)
 	if iss.Err() != nil {
 		return celError(iss)
@@ -408,7 +462,7 @@ func (a activation) Parent() interpreter.Activation { return nil }
 func (p *Program) evalCEL(env *pipeline.Envelope) (any, error) {
 	out, _, err := p.cel.Eval(activation{env})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w%s", p, err, missingFields(p.names, env))
 	}
 	return nativeValue(out)
 }

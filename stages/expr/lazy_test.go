@@ -164,3 +164,34 @@ func TestLazySetDifferential(t *testing.T) {
 		}
 	}
 }
+
+// A misspelled field fails per record; the error names it, suggests the
+// field it resembles and lists the record's fields (map and lazy values,
+// both languages).
+func TestRunErrorNamesMissingField(t *testing.T) {
+	doc := []byte(`{"device":"d-1","temp":30}`)
+	eager, _ := codec.JSON{}.Decode(doc)
+	lazy, _ := codec.LazyJSON{}.Decode(doc)
+	for _, tc := range []struct {
+		lang Lang
+		src  string
+	}{{ExprLang, `tmp > 25`}, {CEL, `tmp > 25`}} {
+		p := MustCompile(tc.lang, tc.src, Bool)
+		for _, v := range []any{eager, lazy} {
+			_, err := p.Eval(&pipeline.Envelope{Value: v})
+			if err == nil {
+				t.Fatalf("%s %s: no error", tc.lang, tc.src)
+			}
+			for _, want := range []string{`field tmp is not in the record`, `did you mean "temp"?`, `it has device, temp`} {
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("%s on %T: %q lacks %q", tc.lang, v, err, want)
+				}
+			}
+		}
+	}
+	// A field that is present is not blamed.
+	p := MustCompile(ExprLang, `device > 25`, Bool)
+	if _, err := p.Eval(&pipeline.Envelope{Value: lazy}); err == nil || strings.Contains(err.Error(), "not in the record") {
+		t.Fatalf("err %v", err)
+	}
+}
