@@ -29,3 +29,19 @@ type Codec interface {
 	Decoder
 	Encoder
 }
+
+// AppendEncoder is optionally implemented by encoders that can append a
+// value's encoding to a caller's buffer. The runner uses it, with a reused
+// buffer, for sinks whose connector is a PayloadCopier.
+type AppendEncoder interface {
+	AppendEncode(dst []byte, v any) ([]byte, error)
+}
+
+// PayloadCopier is optionally implemented by connectors whose synchronous
+// Publish never keeps env.Payload after it returns (it writes or copies
+// the bytes before returning). The runner may then encode each record into
+// one reused buffer. Connectors that hand the payload to a background
+// writer must not implement it (or return false).
+type PayloadCopier interface {
+	CopiesPayload() bool
+}

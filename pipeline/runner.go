@@ -401,6 +401,11 @@ func (r *Runner) bindOutputs() {
 		}
 		o.conn = r.conns[o.link.Link.Connector].conn
 		o.async, _ = o.conn.(AsyncPublisher)
+		if o.async == nil {
+			if pc, ok := o.conn.(PayloadCopier); ok && pc.CopiesPayload() {
+				o.appendEnc, _ = o.link.Encoder.(AppendEncoder)
+			}
+		}
 	}
 	bind(r.graphDL)
 	for _, p := range r.pipes {
@@ -635,6 +640,11 @@ type outRun struct {
 	// goroutine (its pipeline's last segment or its publisher), and
 	// publishers copy what they keep, so one envelope is reused.
 	scratch Envelope
+	// appendEnc is set when the encoder can append and the connector's
+	// synchronous Publish never keeps the payload (PayloadCopier): records
+	// are then encoded into buf, reused, instead of a fresh slice each.
+	appendEnc AppendEncoder
+	buf       []byte
 }
 
 // recordSpec is the graph's spec of the named record.
@@ -690,7 +700,15 @@ func (o *outRun) send(ctx context.Context, env *Envelope) (err error) {
 	out := &o.scratch
 	if env.Value != nil && !(o.passthrough && env.Payload != nil) {
 		span := o.r.hooks.start(ctx, out, o.encInfo)
-		p, err := o.link.Encoder.Encode(env.Value)
+		var p []byte
+		if o.appendEnc != nil {
+			p, err = o.appendEnc.AppendEncode(o.buf[:0], env.Value)
+			if cap(p) <= 64<<10 {
+				o.buf = p // keep the buffer unless one record made it huge
+			}
+		} else {
+			p, err = o.link.Encoder.Encode(env.Value)
+		}
 		endSpan(span, err)
 		if err != nil {
 			return &outputError{"encode", err}

@@ -151,6 +151,10 @@ func (c *conn) writer(dest string) (*lineWriter, error) {
 	return lw, nil
 }
 
+// CopiesPayload implements pipeline.PayloadCopier: Publish writes the
+// payload into the file's buffer before it returns.
+func (c *conn) CopiesPayload() bool { return true }
+
 func (c *conn) Publish(_ context.Context, dest string, _ any, env *pipeline.Envelope) error {
 	lw, err := c.writer(dest)
 	if err != nil {

@@ -74,6 +74,12 @@ func (LazyJSON) Encode(v any) ([]byte, error) {
 	return encodeJSON(v)
 }
 
+// AppendEncode implements pipeline.AppendEncoder.
+func (LazyJSON) AppendEncode(dst []byte, v any) ([]byte, error) { return appendJSON(dst, v) }
+
+// AppendEncode implements pipeline.AppendEncoder.
+func (JSON) AppendEncode(dst []byte, v any) ([]byte, error) { return appendJSON(dst, v) }
+
 // Raw passes bytes through: Decode returns the payload as []byte (a copy);
 // Encode accepts []byte or string.
 type Raw struct{}

@@ -52,6 +52,7 @@ type jsonDecoder struct {
 	// badUTF8 is set by str when a string held invalid UTF-8 (replaced
 	// by U+FFFD); the lazy decoder then never forwards raw bytes.
 	badUTF8 bool
+	objs    []decodedObject // the lazy decoder's object slab
 }
 
 var jsonDecoderPool = sync.Pool{New: func() any { return new(jsonDecoder) }}

@@ -44,9 +44,16 @@ func encodeJSON(v any) ([]byte, error) {
 
 // appendJSON appends the JSON encoding of v to dst.
 func appendJSON(dst []byte, v any) ([]byte, error) {
-	e := jsonEncoder{buf: dst}
+	e := jsonEncoderPool.Get().(*jsonEncoder)
+	own := e.buf
+	e.buf, e.depth = dst, 0
 	err := e.value(v)
-	return e.buf, err
+	out := e.buf
+	e.buf = own
+	clear(e.keys)
+	e.keys = e.keys[:0]
+	jsonEncoderPool.Put(e)
+	return out, err
 }
 
 func (e *jsonEncoder) value(v any) error {

@@ -9,7 +9,7 @@ func (d *jsonDecoder) lazyObject() (*Object, error) {
 		return nil, err
 	}
 	start := d.pos
-	do := new(decodedObject)
+	do := d.newObject()
 	x := &do.idx
 	do.obj.idx = x
 	x.fields = x.inline[:0]
@@ -227,4 +227,20 @@ func (d *jsonDecoder) skipArray() error {
 			return d.errorf("invalid character %s after array element", quoteChar(d.data[d.pos]))
 		}
 	}
+}
+
+// objSlab is how many decoded objects one allocation holds. Objects are
+// handed out from a chunk instead of one allocation each; the cost is
+// bounded retention: an object that outlives its siblings keeps its chunk
+// (objSlab objects, about 7.5 KiB) alive, like the value slabs of the eager
+// decoder.
+const objSlab = 32
+
+func (d *jsonDecoder) newObject() *decodedObject {
+	if len(d.objs) == 0 {
+		d.objs = make([]decodedObject, objSlab)
+	}
+	o := &d.objs[0]
+	d.objs = d.objs[1:]
+	return o
 }

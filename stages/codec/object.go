@@ -239,12 +239,29 @@ func (o *Object) Map() map[string]any {
 // applied in order); o is unchanged. Values are plain Go values of the kind
 // Field returns (or anything the JSON encoder accepts).
 func (o *Object) With(kv ...KeyValue) *Object {
-	set := make([]setField, len(o.set), len(o.set)+len(kv))
-	copy(set, o.set)
+	n := len(o.set) + len(kv)
+	var out *Object
+	var set []setField
+	if n == 1 {
+		// The common case (one set on a decoded object): one allocation
+		// for the object and its overlay.
+		w := new(objectWith1)
+		out, set = &w.obj, w.set[:0]
+	} else {
+		out, set = new(Object), make([]setField, 0, n)
+	}
+	set = append(set, o.set...)
 	for _, p := range kv {
 		set = append(set, setField{key: p.Key, val: p.Value})
 	}
-	return &Object{idx: o.idx, set: set}
+	out.idx, out.set = o.idx, set
+	return out
+}
+
+// objectWith1 is an Object with room for a one-field overlay.
+type objectWith1 struct {
+	obj Object
+	set [1]setField
 }
 
 // KeyValue is one field for Object.With.
