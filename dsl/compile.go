@@ -230,7 +230,7 @@ func (c *compiler) record(a *args) {
 	}
 }
 
-var pipelineKeywords = []string{"from", "filter", "map", "set", "log", "dedupe", "batch", "window", "throttle",
+var pipelineKeywords = []string{"from", "filter", "map", "set", "log", "dedupe", "batch", "window", "split", "throttle",
 	"parallel", "decode", "encode", "into", "to", "deadletter"}
 
 func (c *compiler) pipeline(a *args) {
@@ -330,9 +330,22 @@ func (c *compiler) pipeline(a *args) {
 				ps.ViaAt(stages.Batch(n, every), pos)
 			}
 		case "window":
-			if st := c.window(b); st != nil {
+			key, st := c.window(b)
+			if key != nil {
+				ps.ViaAt(key, pos)
+			}
+			if st != nil {
 				ps.ViaAt(st, pos)
 			}
+		case "split":
+			var list func(env *pipeline.Envelope) (any, error)
+			if b.more() {
+				if p, ok := b.expr(expr.Any); ok {
+					list = p.Eval
+				}
+			}
+			b.end()
+			ps.ViaAt(stages.Split(list), pos)
 		case "throttle":
 			n, ok1 := b.positive("a count, e.g. throttle 100 per 1s")
 			ok2 := b.keyword("per")
@@ -383,12 +396,50 @@ func (c *compiler) pipeline(a *args) {
 	}
 }
 
-func (c *compiler) window(b *args) pipeline.Stage {
+// window reads a window statement. A keyed window (`by EXPR`) also
+// returns the stage that sets each record's key before it.
+func (c *compiler) window(b *args) (key, win pipeline.Stage) {
 	kind, kpos, ok := b.ident("a window kind: tumbling SIZE, sliding SIZE every SLIDE or session GAP")
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	defer b.end()
+	w := c.windowKind(b, kind, kpos)
+	if t := b.peek(); t == nil || t.Kind != Ident || t.Text != "by" {
+		return nil, w
+	}
+	bpos := b.peek().Pos
+	b.i++
+	p, ok := b.expr(expr.Any)
+	if !ok || w == nil {
+		return nil, nil
+	}
+	if kind == "session" {
+		c.errorf(bpos, "window session cannot be keyed: a session spans every key (use window tumbling or sliding ... by)")
+		return nil, nil
+	}
+	field := "key"
+	if isIdent(p.Source()) {
+		field = strings.TrimSpace(p.Source())
+	}
+	return stages.KeyBy(expr.Key(p)), stages.ByKey(w.(pipeline.AsyncStage), field, p.Eval)
+}
+
+// isIdent reports whether an expression is one plain identifier.
+func isIdent(src string) bool {
+	src = strings.TrimSpace(src)
+	if src == "" {
+		return false
+	}
+	for i, r := range src {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) windowKind(b *args, kind string, kpos pipeline.Pos) pipeline.Stage {
 	switch kind {
 	case "tumbling":
 		if d, ok := b.duration("a window size, e.g. window tumbling 10s"); ok {

@@ -222,6 +222,9 @@ pipeline p {
   window tumbling 5s
   window sliding 1m every 10s
   window session 30s
+  window tumbling 10s by `+"`t`"+`
+  split
+  split `+"`items`"+`
   throttle 5 per 1s
   encode json
   to "stdio://stdout" encode raw
@@ -235,7 +238,7 @@ pipeline p {
 	for _, s := range g.Pipelines()[0].Stages {
 		kinds = append(kinds, s.Kind())
 	}
-	want := "decode filter map set log dedupe batch window tumbling window sliding window session throttle encode"
+	want := "decode filter map set log dedupe batch window tumbling window sliding window session key by window tumbling by key split split throttle encode"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("stages %q, want %q", got, want)
 	}

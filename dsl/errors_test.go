@@ -91,6 +91,8 @@ func TestProblems(t *testing.T) {
 				"t.flow:11:10: window sliding: slide 1m0s is longer than the window 10s",
 				"t.flow:12:14: parallel: unexpected number 3",
 			}, nil},
+		{"checker: a session window cannot be keyed", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  window session 5s by `device`\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:8:21: window session cannot be keyed: a session spans every key (use window tumbling or sliding ... by)"}, nil},
 		{"checker: duplicates", okHeader + "record r {\n  from \"gen://x\" decode json\n}\nrecord r {\n}\npipeline p {\n  from r\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:6:8: record r declared twice (first at t.flow:3:1)", "t.flow:10:3: pipeline p: from given twice (first at t.flow:9:3)"}, nil},
 		{"graph validation with positions", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from rr\n  to \"kafka2://x\" encode json\n}\npipeline q {\n  from r\n}\n",

@@ -219,3 +219,82 @@ func ExampleFilterValue() {
 	}
 	// Output: kept 30
 }
+
+// A keyed window emits one record per key and window, in order of each
+// key's first record, with the key's typed value as a field; every input
+// is acknowledged once, when its key's output is.
+func TestKeyedWindowSplitsByKey(t *testing.T) {
+	key := func(env *pipeline.Envelope) (any, error) { return env.Value.(map[string]any)["dev"], nil }
+	keyBy := stages.KeyBy(func(env *pipeline.Envelope) ([]byte, error) {
+		v, _ := key(env)
+		return []byte(fmt.Sprint(v)), nil
+	})
+	acks := map[int]int{}
+	w := stages.ByKey(stages.TumblingWindow(time.Hour), "dev", key) // one window, flushed at close
+	outs := runAsync(t, w, func(in chan<- pipeline.Envelope, _ <-chan pipeline.Envelope) {
+		for i, dev := range []float64{7, 3, 7, 7, 3} {
+			env := pipeline.Envelope{Value: map[string]any{"dev": dev, "i": float64(i)}}
+			if err := keyBy.Process(context.Background(), &env, func(_ context.Context, e *pipeline.Envelope) error {
+				i := i
+				e.Ack = pipeline.NewAck(func(error) { acks[i]++ })
+				in <- *e
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if len(outs) != 2 {
+		t.Fatalf("%d outputs, want 2 (one per key): %v", len(outs), outs)
+	}
+	for i, want := range []struct {
+		dev   float64
+		items []float64
+	}{{7, []float64{0, 2, 3}}, {3, []float64{1, 4}}} {
+		m := outs[i].Value.(map[string]any)
+		if m["dev"] != want.dev || string(outs[i].Key) != fmt.Sprint(want.dev) {
+			t.Fatalf("output %d: dev %v key %q, want %v", i, m["dev"], outs[i].Key, want.dev)
+		}
+		items := m["items"].([]any)
+		var got []float64
+		for _, it := range items {
+			got = append(got, it.(map[string]any)["i"].(float64))
+		}
+		if !slices.Equal(got, want.items) {
+			t.Fatalf("output %d items %v, want %v", i, got, want.items)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if acks[i] != 1 {
+			t.Fatalf("input %d acked %d times, want 1 (acks %v)", i, acks[i], acks)
+		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		name    string
+		list    func(*pipeline.Envelope) (any, error)
+		in      any
+		want    []any
+		wantErr bool
+	}{
+		{"value list", nil, []any{1.0, "a", nil}, []any{1.0, "a", nil}, false},
+		{"empty", nil, []any{}, nil, false},
+		{"field", func(e *pipeline.Envelope) (any, error) { return e.Value.(map[string]any)["xs"], nil },
+			map[string]any{"xs": []any{"p", "q"}}, []any{"p", "q"}, false},
+		{"not a list", nil, map[string]any{"a": 1.0}, nil, true},
+		{"list error", func(*pipeline.Envelope) (any, error) { return nil, errors.New("boom") }, []any{1.0}, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outs, errs := runProc(t, stages.Split(tc.list), tc.in)
+			if (len(errs) > 0) != tc.wantErr {
+				t.Fatalf("errors %v, want error %v", errs, tc.wantErr)
+			}
+			if !slices.EqualFunc(outs, tc.want, func(a, b any) bool { return a == b }) {
+				t.Fatalf("outputs %v, want %v", outs, tc.want)
+			}
+		})
+	}
+}
