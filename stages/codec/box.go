@@ -25,6 +25,7 @@ type eface struct {
 func typeWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
 
 var (
+	int64Type   = typeWord(int64(0))
 	float64Type = typeWord(float64(0))
 	stringType  = typeWord("")
 )
@@ -79,4 +80,9 @@ func (s *valueSlab) boxString(b []byte) any {
 // copy; p must never be written again (the lazy object's index).
 func boxFloatAt(p *float64) any {
 	return *(*any)(unsafe.Pointer(&eface{typ: float64Type, data: unsafe.Pointer(p)}))
+}
+
+// boxInt64At is boxFloatAt for an int64.
+func boxInt64At(p *int64) any {
+	return *(*any)(unsafe.Pointer(&eface{typ: int64Type, data: unsafe.Pointer(p)}))
 }

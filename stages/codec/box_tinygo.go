@@ -11,3 +11,5 @@ func (*valueSlab) boxFloat(f float64) any { return f }
 func (*valueSlab) boxString(b []byte) any { return string(b) }
 
 func boxFloatAt(p *float64) any { return *p }
+
+func boxInt64At(p *int64) any { return *p }

@@ -18,14 +18,19 @@ import (
 // interning; encoding has fast paths for the decoded shapes, scalars,
 // json.Number, []byte and time.Time and falls back to encoding/json for
 // everything else (structs, pointers, Marshalers).
-type JSON struct{}
+type JSON struct {
+	// Ints decodes integer literals (no fraction, no exponent, within
+	// int64's range) as int64 instead of float64: the number model of
+	// LazyJSON, the DSL's json.
+	Ints bool
+}
 
 // Name implements pipeline.Codec.
 func (JSON) Name() string { return "json" }
 
 // Decode implements pipeline.Decoder.
-func (JSON) Decode(p []byte) (any, error) {
-	v, err := decodeJSON(p)
+func (j JSON) Decode(p []byte) (any, error) {
+	v, err := decodeWith(p, false, j.Ints)
 	if err != nil {
 		return nil, fmt.Errorf("json: %w", err)
 	}
@@ -41,7 +46,12 @@ func (JSON) Encode(v any) ([]byte, error) {
 // LazyJSON is JSON that decodes a top-level object into an *Object: an
 // index of its fields over the payload, with values parsed only when read
 // (see Object). It accepts and rejects exactly the documents JSON does, and
-// other top-level values decode as JSON decodes them. It is the codec the
+// other top-level values decode as JSON{Ints: true} decodes them.
+//
+// Its number model: an integer literal (`7`, `-12`, no fraction, no
+// exponent, within int64) is an int64, any other number (`7.0`, `1e3`,
+// `23.5`) a float64. So `seq % 2` works, and comparisons across the two
+// (`temp > 25.0` with temp 30) work in expr-lang and CEL alike. It is the codec the
 // DSL's "json" names: filters read one field without building a map, set
 // writes an overlay, and encoding forwards untouched fields as their
 // original bytes (so key order and number spelling are kept, where JSON
@@ -57,7 +67,7 @@ func (LazyJSON) Name() string { return "json" }
 
 // Decode implements pipeline.Decoder.
 func (LazyJSON) Decode(p []byte) (any, error) {
-	v, err := decodeWith(p, true)
+	v, err := decodeWith(p, true, true)
 	if err != nil {
 		return nil, fmt.Errorf("json: %w", err)
 	}

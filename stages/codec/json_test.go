@@ -27,6 +27,9 @@ func sameValue(a, b any) bool {
 	case float64:
 		y, ok := b.(float64)
 		return ok && math.Float64bits(x) == math.Float64bits(y)
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
 	case []byte:
 		y, ok := b.([]byte)
 		return ok && bytes.Equal(x, y) && (x == nil) == (y == nil)

@@ -53,19 +53,25 @@ type jsonDecoder struct {
 	// by U+FFFD); the lazy decoder then never forwards raw bytes.
 	badUTF8 bool
 	objs    []decodedObject // the lazy decoder's object slab
+	// ints decodes integer literals (no fraction, no exponent, within
+	// int64) as int64; number sets isInt and intVal for each literal.
+	ints   bool
+	isInt  bool
+	intVal int64
 }
 
 var jsonDecoderPool = sync.Pool{New: func() any { return new(jsonDecoder) }}
 
 // decodeJSON parses p into map[string]any / []any / float64 / string / bool
 // / nil. The result never aliases p.
-func decodeJSON(p []byte) (any, error) { return decodeWith(p, false) }
+func decodeJSON(p []byte) (any, error) { return decodeWith(p, false, false) }
 
 // decodeWith parses p; lazy returns a top-level object as an *Object
-// indexing p (see Object) instead of a map.
-func decodeWith(p []byte, lazy bool) (any, error) {
+// indexing p (see Object) instead of a map; ints decodes integer literals
+// as int64.
+func decodeWith(p []byte, lazy, ints bool) (any, error) {
 	d := jsonDecoderPool.Get().(*jsonDecoder)
-	d.data, d.pos, d.depth, d.badUTF8 = p, 0, 0, false
+	d.data, d.pos, d.depth, d.badUTF8, d.ints = p, 0, 0, false, ints
 	var v any
 	var err error
 	if d.skipSpace(); lazy && d.pos < len(p) && p[d.pos] == '{' && len(p) < 1<<31-1 {
@@ -153,6 +159,9 @@ func (d *jsonDecoder) value() (any, error) {
 			f, err := d.number()
 			if err != nil {
 				return nil, err
+			}
+			if d.ints && d.isInt {
+				return d.intVal, nil
 			}
 			return d.slab.boxFloat(f), nil
 		}
@@ -520,6 +529,16 @@ func (d *jsonDecoder) number() (float64, error) {
 		}
 	}
 	d.pos = i
+	// An integer literal: no fraction, no exponent, at most 19 digits, in
+	// int64's range.
+	d.isInt = exp10 == 0 && exact && data[i-1] != '.' && (neg && mant <= 1<<63 || !neg && mant <= 1<<63-1)
+	if d.isInt {
+		if neg {
+			d.intVal = -int64(mant - 1) - 1 // -(1<<63) included
+		} else {
+			d.intVal = int64(mant)
+		}
+	}
 	// Clinger's fast path: an exactly representable mantissa combined with
 	// an exactly representable power of ten gives a correctly rounded
 	// result with one IEEE operation (what strconv does internally too).

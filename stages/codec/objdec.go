@@ -1,5 +1,7 @@
 package codec
 
+import "unsafe"
+
 // lazyObject indexes the object starting at d.pos (a '{'): it validates
 // the whole object exactly as object() does, with the same errors, but
 // records each top-level field's key and value span instead of building a
@@ -93,6 +95,10 @@ func (d *jsonDecoder) lazyObject() (*Object, error) {
 			}
 			f.kind = kindNumber
 			f.num, err = d.number()
+			if d.isInt {
+				f.kind = kindInt
+				*(*int64)(unsafe.Pointer(&f.num)) = d.intVal
+			}
 		}
 		if err != nil {
 			return nil, err

@@ -19,9 +19,10 @@ import (
 //   - It aliases the payload it was decoded from. The pipeline's payloads
 //     are never modified after dispatch (see pipeline.Decoder), so the
 //     aliasing is safe.
-//   - Field and Map give the values the eager decoder gives: float64,
-//     string, bool, nil, map[string]any and []any; a duplicated key reads
-//     as its last occurrence.
+//   - Field and Map give the values JSON{Ints: true} gives: int64 for an
+//     integer literal (no fraction, no exponent, within int64), float64 for
+//     other numbers, string, bool, nil, map[string]any and []any; a
+//     duplicated key reads as its last occurrence.
 //   - Encoding to JSON writes every field nobody set as its original bytes
 //     (key spelling, number text and spacing inside the value as received)
 //     and set fields in place of the first occurrence, new ones at the end.
@@ -45,9 +46,10 @@ type objIndex struct {
 type fieldKind uint8
 
 const (
-	kindNumber  fieldKind = iota
-	kindString            // no escapes, valid UTF-8: the bytes are the value
-	kindEscaped           // escapes or non-ASCII: unescape on read
+	kindNumber  fieldKind = iota // float64 in num
+	kindInt                      // int64 in num's bits (an integer literal)
+	kindString                   // no escapes, valid UTF-8: the bytes are the value
+	kindEscaped                  // escapes or non-ASCII: unescape on read
 	kindTrue
 	kindFalse
 	kindNull
@@ -129,6 +131,8 @@ func (x *objIndex) value(f *objField) any {
 	switch f.kind {
 	case kindNumber:
 		return boxFloatAt(&f.num)
+	case kindInt:
+		return boxInt64At((*int64)(unsafe.Pointer(&f.num)))
 	case kindString:
 		if f.end-f.start == 2 {
 			return ""
@@ -144,7 +148,7 @@ func (x *objIndex) value(f *objField) any {
 	}
 	// Escaped strings and nested values: the eager decoder on the span
 	// (already validated, so it cannot fail).
-	v, err := decodeJSON(x.raw[f.start:f.end])
+	v, err := decodeWith(x.raw[f.start:f.end], false, true)
 	if err != nil {
 		panic("codec: lazily decoded value failed to decode: " + err.Error())
 	}
@@ -292,6 +296,13 @@ func (o *Object) appendTo(e *jsonEncoder) error {
 		first = false
 	}
 	fs := x.fields
+	var last map[string]int // key -> index of its last occurrence, for big objects
+	if len(fs) > 32 {
+		last = make(map[string]int, len(fs))
+		for i := range fs {
+			last[x.key(i)] = i
+		}
+	}
 	for i := range fs {
 		f := &fs[i]
 		if v, ok := o.setValue(x.key(i)); ok {
@@ -305,6 +316,9 @@ func (o *Object) appendTo(e *jsonEncoder) error {
 				return err
 			}
 			continue
+		}
+		if last != nil && last[x.key(i)] != i || last == nil && o.shadowed(i) {
+			continue // a duplicated key: its last occurrence is written
 		}
 		comma()
 		e.buf = append(e.buf, x.raw[f.keyStart:f.keyEnd]...)

@@ -24,7 +24,7 @@ func lazyPlain(t *testing.T, doc []byte) (any, error) {
 // through Map, Field and Range alike.
 func checkLazyAgainstEager(t *testing.T, doc []byte) {
 	t.Helper()
-	want, werr := JSON{}.Decode(doc)
+	want, werr := JSON{Ints: true}.Decode(doc)
 	v, gerr := LazyJSON{}.Decode(doc)
 	if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
 		t.Fatalf("doc %q: eager err=%v, lazy err=%v", doc, werr, gerr)
@@ -79,8 +79,8 @@ func checkLazyAgainstEager(t *testing.T, doc []byte) {
 	} else if !bytes.Equal(enc, bytes.TrimSpace(doc)) {
 		t.Fatalf("doc %q: unchanged object encoded as %q", doc, enc)
 	}
-	back, err := JSON{}.Decode(enc)
-	if err != nil || !sameValue(wm, back) {
+	back, err := JSON{Ints: true}.Decode(enc)
+	if err != nil || !sameNumbers(wm, back) {
 		t.Fatalf("doc %q: re-encoded %q decodes to %#v, %v", doc, enc, back, err)
 	}
 }
@@ -147,6 +147,8 @@ func TestObjectWith(t *testing.T) {
 	}{
 		{`{"device":"d-1", "temp":30.50}`, []KeyValue{{"alert", true}}, `{"device":"d-1","temp":30.50,"alert":true}`},
 		{`{"device":"d-1","temp":30}`, []KeyValue{{"temp", 31.5}}, `{"device":"d-1","temp":31.5}`},
+		{`{"n":7}`, []KeyValue{{"m", int64(-9)}}, `{"n":7,"m":-9}`},
+		{`{"a":1,"b":2,"a":3.0}`, []KeyValue{{"c", true}}, `{"b":2,"a":3.0,"c":true}`},
 		{`{"t":1,"a":2,"t":3}`, []KeyValue{{"t", "x"}}, `{"t":"x","a":2}`},
 		{`{"a":1}`, []KeyValue{{"b", 1.0}, {"b", 2.0}}, `{"a":1,"b":2}`},
 		{`{"a":1}`, []KeyValue{{"m", map[string]any{"z": 1.0, "y": []any{"<"}}}}, `{"a":1,"m":{"y":["\u003c"],"z":1}}`},
@@ -226,4 +228,71 @@ func BenchmarkLazyDecodeField(b *testing.B) {
 			b.Fatal()
 		}
 	}
+}
+
+// The number model: integer literals are int64, other numbers float64,
+// and the eager decoder in Ints mode agrees at every depth.
+func TestLazyNumberModel(t *testing.T) {
+	doc := []byte(`{"i":7,"n":-12,"z":-0,"f":7.0,"e":1e3,"x":23.5,"big":12345678901234567890,"max":9223372036854775807,"min":-9223372036854775808,"over":9223372036854775808,"nested":{"i":3,"f":3.5},"list":[1,2.0]}`)
+	v, err := LazyJSON{}.Decode(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := v.(*Object)
+	want := map[string]any{
+		"i": int64(7), "n": int64(-12), "z": int64(0), "f": 7.0, "e": 1000.0, "x": 23.5,
+		"big": 12345678901234567890.0, "max": int64(9223372036854775807), "min": int64(-9223372036854775808),
+		"over": 9223372036854775808.0, "nested": map[string]any{"i": int64(3), "f": 3.5}, "list": []any{int64(1), 2.0},
+	}
+	for k, w := range want {
+		got, ok := o.Field(k)
+		if !ok || !reflect.DeepEqual(got, w) {
+			t.Fatalf("Field(%q) = %#v (%T), want %#v (%T)", k, got, got, w, w)
+		}
+	}
+	if m, _ := (JSON{Ints: true}).Decode(doc); !reflect.DeepEqual(m, want) {
+		t.Fatalf("JSON{Ints: true} = %#v", m)
+	}
+	if m, _ := (JSON{}).Decode(doc); m.(map[string]any)["i"] != 7.0 {
+		t.Fatalf("JSON{} must keep float64 (encoding/json): %#v", m.(map[string]any)["i"])
+	}
+}
+
+// sameNumbers is sameValue where an int64 and a float64 of equal value
+// match: a re-encoded float that holds an integer is written as an integer
+// literal and reads back as int64 (the number model keeps the literal).
+func sameNumbers(a, b any) bool {
+	switch x := a.(type) {
+	case float64:
+		if y, ok := b.(int64); ok {
+			return float64(y) == x
+		}
+	case int64:
+		if y, ok := b.(float64); ok {
+			return float64(x) == y
+		}
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k := range x {
+			if !sameNumbers(x[k], y[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameNumbers(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return sameValue(a, b)
 }
