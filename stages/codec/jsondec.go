@@ -534,7 +534,7 @@ func (d *jsonDecoder) number() (float64, error) {
 	d.isInt = exp10 == 0 && exact && data[i-1] != '.' && (neg && mant <= 1<<63 || !neg && mant <= 1<<63-1)
 	if d.isInt {
 		if neg {
-			d.intVal = -int64(mant - 1) - 1 // -(1<<63) included
+			d.intVal = -int64(mant-1) - 1 // -(1<<63) included
 		} else {
 			d.intVal = int64(mant)
 		}
