@@ -29,6 +29,9 @@ func FuzzJSONDecode(f *testing.F) {
 		if (gerr == nil) != (werr == nil) {
 			t.Fatalf("doc %q: encoding/json err=%v, ours err=%v", doc, werr, gerr)
 		}
+		// The lazy decoder accepts and rejects the same documents and
+		// agrees with the eager one in its number model.
+		checkLazyAgainstEager(t, doc)
 		if werr != nil {
 			return
 		}
