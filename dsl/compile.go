@@ -27,6 +27,10 @@ type Options struct {
 	Registry registry.Registry
 	// Codecs resolves codec names (default codec.Default()).
 	Codecs codec.Registry
+	// Embedded says Go code runs the graph and may write records itself
+	// (Runner.Writer): a record that pipelines read but no link or
+	// pipeline writes is then a warning, not an error.
+	Embedded bool
 	// Getenv looks up ${NAME} (default os.LookupEnv).
 	Getenv func(name string) (string, bool)
 	// Logger receives the output of log stages (default slog.Default()).
@@ -106,12 +110,13 @@ func Compile(opts Options, errs *ErrorList, files ...*File) *pipeline.Graph {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &compiler{opts: opts, errs: errs, g: pipeline.New(), records: map[string]pipeline.Pos{}}
+	c := &compiler{opts: opts, errs: errs, g: pipeline.New(), records: map[string]pipeline.Pos{}, conns: map[string]pipeline.Pos{}}
 	for _, f := range files {
 		for _, d := range f.Decls {
 			c.decl(d)
 		}
 	}
+	c.checkUse()
 	return c.g
 }
 
@@ -120,6 +125,7 @@ type compiler struct {
 	errs    *ErrorList
 	g       *pipeline.Graph
 	records map[string]pipeline.Pos
+	conns   map[string]pipeline.Pos // declared connectors, for checkUse
 }
 
 func (c *compiler) errorf(p pipeline.Pos, format string, args ...any) {
@@ -178,6 +184,9 @@ func (c *compiler) connector(a *args) {
 	}
 	if c.opts.WrapConnector != nil {
 		b = c.opts.WrapConnector(name, url, b)
+	}
+	if _, dup := c.conns[name]; !dup {
+		c.conns[name] = a.s.Kw.Pos
 	}
 	c.g.Connector(name, b, a.s.Kw.Pos)
 }

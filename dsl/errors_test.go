@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -93,6 +94,8 @@ func TestProblems(t *testing.T) {
 			}, nil},
 		{"checker: a session window cannot be keyed", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  window session 5s by `device`\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:8:21: window session cannot be keyed: a session spans every key (use window tumbling or sliding ... by)"}, nil},
+		{"checker: a record pipelines read but nothing writes", okHeader + "record r {\n  from \"gen://x\" decode json\n}\nrecord idle {\n  buffer queue 16\n}\npipeline p {\n  from idle\n  to \"stdio://stdout\" encode json\n}\npipeline q {\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{"t.flow:6:1: record idle has no writer: pipeline p would wait for it forever (add from \"connector://address\" to the record, or into idle to a pipeline)"}, nil},
 		{"checker: duplicates", okHeader + "record r {\n  from \"gen://x\" decode json\n}\nrecord r {\n}\npipeline p {\n  from r\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:6:8: record r declared twice (first at t.flow:3:1)", "t.flow:10:3: pipeline p: from given twice (first at t.flow:9:3)"}, nil},
 		{"graph validation with positions", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from rr\n  to \"kafka2://x\" encode json\n}\npipeline q {\n  from r\n}\n",
@@ -141,5 +144,27 @@ func TestAllProblemsOfAllFiles(t *testing.T) {
 	}
 	if el.Errors[0].Pos.File != "a.flow" || el.Errors[2].Pos.File != "b.flow" {
 		t.Fatalf("problems not in file order: %v", err)
+	}
+}
+
+// Warnings do not stop the load; they are logged with their positions.
+func TestUseWarnings(t *testing.T) {
+	var logs strings.Builder
+	src := okHeader + "connector file \"file://\"\nrecord r {\n  from \"gen://x\" decode json\n}\nrecord fed {\n}\npipeline p {\n  from fed\n  to \"stdio://stdout\" encode json\n}\npipeline q {\n  from r\n  to \"stdio://stdout\" encode json\n}\n"
+	opts := Options{Embedded: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	if _, err := Load(opts, Source{Name: "t.flow", Src: []byte(src)}); err != nil {
+		t.Fatalf("embedded load failed: %v", err)
+	}
+	for _, want := range []string{
+		"t.flow:3:1: connector file is declared but no link uses it",
+		"t.flow:7:1: record fed has no writer: pipeline p would wait for it forever",
+		"fine if Go code writes it with Runner.Writer",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("warnings %q lack %q", logs.String(), want)
+		}
+	}
+	if strings.Contains(logs.String(), "connector gen") || strings.Contains(logs.String(), "connector stdio") {
+		t.Fatalf("used connectors warned about: %s", logs.String())
 	}
 }

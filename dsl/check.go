@@ -1,0 +1,90 @@
+package dsl
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+)
+
+// checkUse reports what the graph's own validation cannot know about a
+// stand-alone file: a record that pipelines read but nothing writes (run
+// would wait on it forever; with Options.Embedded it is a warning, since Go
+// code may write it through Runner.Writer) and a connector no link uses (a
+// warning: it would connect, and retry, for nothing).
+func (c *compiler) checkUse() {
+	used := map[string]bool{}
+	useLink := func(l pipeline.Link) { used[l.Connector] = true }
+	written := map[string]bool{}
+	read := map[string][]string{} // record -> what reads it
+	for _, r := range c.g.Records() {
+		for _, l := range r.Inbound {
+			useLink(l.Link)
+		}
+		if len(r.Inbound) > 0 {
+			written[r.Name] = true
+		}
+		for _, l := range r.Outbound {
+			useLink(l.Link)
+			read[r.Name] = append(read[r.Name], "its link to "+l.Raw)
+		}
+	}
+	for _, p := range c.g.Pipelines() {
+		for _, l := range p.Outputs {
+			useLink(l.Link)
+		}
+		if p.DeadLetter != nil {
+			useLink(p.DeadLetter.Link)
+		}
+		if p.IntoRecord != "" {
+			written[p.IntoRecord] = true
+		}
+		if p.Input != "" {
+			read[p.Input] = append(read[p.Input], "pipeline "+p.Name)
+		}
+	}
+	if dl := c.g.DeadLetter(); dl != nil {
+		useLink(dl.Link)
+	}
+	for _, r := range c.g.Records() {
+		readers := read[r.Name]
+		if written[r.Name] || len(readers) == 0 {
+			continue
+		}
+		msg := fmt.Sprintf("record %s has no writer: %s would wait for it forever (add from \"connector://address\" to the record, or into %s to a pipeline)", r.Name, joinAnd(readers), r.Name)
+		if c.opts.Embedded {
+			c.warnf(r.Pos, "%s; fine if Go code writes it with Runner.Writer", msg)
+			continue
+		}
+		c.errorf(r.Pos, "%s", msg)
+	}
+	names := make([]string, 0, len(c.conns))
+	for n := range c.conns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !used[n] {
+			c.warnf(c.conns[n], "connector %s is declared but no link uses it (it would connect for nothing)", n)
+		}
+	}
+}
+
+// warnf logs a problem that does not stop the load, with its position.
+func (c *compiler) warnf(p pipeline.Pos, format string, args ...any) {
+	c.opts.Logger.Warn(fmt.Sprintf("%s: %s", p, fmt.Sprintf(format, args...)))
+}
+
+func joinAnd(xs []string) string {
+	switch len(xs) {
+	case 0:
+		return ""
+	case 1:
+		return xs[0]
+	}
+	out := xs[0]
+	for _, x := range xs[1 : len(xs)-1] {
+		out += ", " + x
+	}
+	return out + " and " + xs[len(xs)-1]
+}
