@@ -222,9 +222,9 @@ pipeline p {
   window tumbling 5s
   window sliding 1m every 10s
   window session 30s
-  window tumbling 10s by `+"`t`"+`
+  window tumbling 10s by ` + "`t`" + `
   split
-  split `+"`items`"+`
+  split ` + "`items`" + `
   throttle 5 per 1s
   encode json
   to "stdio://stdout" encode raw
