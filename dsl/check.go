@@ -3,6 +3,7 @@ package dsl
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
@@ -12,7 +13,14 @@ import (
 // would wait on it forever; with Options.Embedded it is a warning, since Go
 // code may write it through Runner.Writer) and a connector no link uses (a
 // warning: it would connect, and retry, for nothing).
+//
+// It runs only on a file without other problems: a statement that failed
+// (an unterminated string in a from) would otherwise show up again as a
+// record with no writer or a connector nobody uses.
 func (c *compiler) checkUse() {
+	if c.errs.Len() > 0 {
+		return
+	}
 	used := map[string]bool{}
 	useLink := func(l pipeline.Link) { used[l.Connector] = true }
 	written := map[string]bool{}
@@ -87,4 +95,48 @@ func joinAnd(xs []string) string {
 		out += ", " + x
 	}
 	return out + " and " + xs[len(xs)-1]
+}
+
+// dropFollowOns removes graph-validation problems that follow from a
+// compile problem: "no output" of a pipeline that does write an output
+// statement, which failed (a `to` with an unset ${OUT}, or a `to` indented
+// so that it continued the statement above).
+func dropFollowOns(compiled []*Error, files []*File, found []*pipeline.ConfigError) []*pipeline.ConfigError {
+	if len(compiled) == 0 {
+		return found
+	}
+	out := found[:0:0]
+	for _, ce := range found {
+		if strings.HasSuffix(ce.Msg, noOutputSuffix) && writesOutput(files, ce.Pos) {
+			continue
+		}
+		out = append(out, ce)
+	}
+	return out
+}
+
+const noOutputSuffix = `: no output (add to "connector://destination" or into RECORD)`
+
+// writesOutput reports whether the declaration at p has a to or into
+// line: a statement, or a line that continued the statement above it.
+func writesOutput(files []*File, p pipeline.Pos) bool {
+	isOut := func(t Token) bool { return t.Kind == Ident && (t.Text == "to" || t.Text == "into") }
+	for _, f := range files {
+		for _, d := range f.Decls {
+			if d.Kw.Pos != p || d.Block == nil {
+				continue
+			}
+			for _, st := range d.Block.Stmts {
+				if isOut(st.Kw) {
+					return true
+				}
+				for _, a := range st.Args {
+					if a.NL && isOut(a) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }

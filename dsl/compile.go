@@ -80,7 +80,7 @@ func Load(opts Options, srcs ...Source) (*pipeline.Graph, error) {
 	if err := g.Validate(); err != nil {
 		var ve *pipeline.ValidationError
 		if errors.As(err, &ve) {
-			for _, ce := range ve.Errors {
+			for _, ce := range dropFollowOns(errs.Errors, files, ve.Errors) {
 				errs.Errors = append(errs.Errors, &Error{Pos: ce.Pos, Msg: ce.Msg})
 			}
 		} else {
