@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/connectors/registry"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
@@ -172,10 +173,18 @@ func (c *compiler) connector(a *args) {
 		c.g.Connector(name, failedBuilder{scheme: name}, a.s.Kw.Pos)
 		return
 	}
-	params := a.settings(nil)
+	params, ppos := a.settings(nil)
 	b, err := c.opts.Registry.Build(url, params)
 	if err != nil {
-		c.errorf(upos, "connector %s: %v", name, err)
+		// A problem with one setting is reported where that setting is
+		// written, anything else at the endpoint URL.
+		for _, e := range pipeline.SplitErrors(err) {
+			pos := upos
+			if p, ok := ppos[pipeline.SettingOf(e)]; ok {
+				pos = p
+			}
+			c.errorf(pos, "connector %s: %v", name, e)
+		}
 		// A stand-in keeps links on this connector from being reported
 		// as unknown as well.
 		scheme, _, _ := strings.Cut(url, "://")
@@ -662,7 +671,7 @@ func (a *args) duration(what string) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	d, err := parseDuration(v)
+	d, err := kit.ParseDuration(v)
 	if err == nil && d <= 0 {
 		err = fmt.Errorf("duration must be positive, got %s", v)
 	}
@@ -781,12 +790,13 @@ type linkOpts struct {
 	enc    pipeline.Encoder
 	key    pipeline.KeyFunc
 	params pipeline.Params
+	ppos   map[string]pipeline.Pos // where each of params is written
 }
 
 func (l *linkOpts) inOpts(pos pipeline.Pos) []pipeline.InOption {
 	o := []pipeline.InOption{pipeline.At(pos)}
 	if len(l.params) > 0 {
-		o = append(o, pipeline.WithParams(l.params))
+		o = append(o, pipeline.WithParams(l.params), pipeline.ParamsAt(l.ppos))
 	}
 	return o
 }
@@ -797,7 +807,7 @@ func (l *linkOpts) outOpts(pos pipeline.Pos) []pipeline.OutOption {
 		o = append(o, pipeline.Key(l.key))
 	}
 	if len(l.params) > 0 {
-		o = append(o, pipeline.WithParams(l.params))
+		o = append(o, pipeline.WithParams(l.params), pipeline.ParamsAt(l.ppos))
 	}
 	return o
 }
@@ -814,7 +824,7 @@ func (a *args) linkSettings(inbound, deadletter bool) *linkOpts {
 		codecKw = "decode"
 	}
 	var haveCodec bool
-	l.params = a.settings(func(name string) bool {
+	l.params, l.ppos = a.settings(func(name string) bool {
 		switch {
 		case name == codecKw:
 			if haveCodec {
@@ -857,11 +867,12 @@ func (a *args) linkSettings(inbound, deadletter bool) *linkOpts {
 	return l
 }
 
-// settings reads `name value` pairs to the end of the statement. special,
-// when set, may consume a pair itself (after its name was read) and report
-// true.
-func (a *args) settings(special func(name string) bool) pipeline.Params {
+// settings reads `name value` pairs to the end of the statement, and
+// where each name is written. special, when set, may consume a pair itself
+// (after its name was read) and report true.
+func (a *args) settings(special func(name string) bool) (pipeline.Params, map[string]pipeline.Pos) {
 	var p pipeline.Params
+	var at map[string]pipeline.Pos
 	seen := map[string]bool{}
 	for a.more() {
 		t := a.peek()
@@ -894,11 +905,12 @@ func (a *args) settings(special func(name string) bool) pipeline.Params {
 			continue
 		}
 		if p == nil {
-			p = pipeline.Params{}
+			p, at = pipeline.Params{}, map[string]pipeline.Pos{}
 		}
 		p[t.Text] = val
+		at[t.Text] = t.Pos
 	}
-	return p
+	return p, at
 }
 
 func didYouMean(s string, known []string) string { return pipeline.DidYouMean(s, known) }

@@ -2,26 +2,8 @@ package dsl
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 )
-
-// parseDuration accepts Go durations (500ms, 5s, 1m30s) and days (2d).
-func parseDuration(s string) (time.Duration, error) {
-	if strings.HasSuffix(s, "d") && !strings.HasSuffix(s, "ms") {
-		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		return time.Duration(n * float64(24*time.Hour)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	return d, nil
-}
 
 // expandEnv replaces ${NAME} and ${NAME:-default} in s using lookup.
 // "$${" stands for a literal "${". It returns the byte offset in s of the

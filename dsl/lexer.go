@@ -4,6 +4,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -17,7 +18,8 @@ const (
 	String        // "mqtt://sensors/+/temp" (escapes \" \\ \n \t, ${ENV} interpolated)
 	Expr          // `temp > 25` (raw, may span lines)
 	Number        // 1024, 0.5, -3
-	Duration      // 100ms, 5s, 1m30s
+	Duration      // 100ms, 5s, 1m30s, 7d
+	Size          // 4MiB, 512KiB, 1MB
 	Var           // ${ENV} or ${ENV:-default} written bare
 	LBrace        // {
 	RBrace        // }
@@ -25,7 +27,7 @@ const (
 )
 
 var kindNames = [...]string{EOF: "end of file", Ident: "name", String: "string", Expr: "expression",
-	Number: "number", Duration: "duration", Var: "${VAR}", LBrace: "'{'", RBrace: "'}'", Illegal: "illegal character"}
+	Number: "number", Duration: "duration", Size: "size", Var: "${VAR}", LBrace: "'{'", RBrace: "'}'", Illegal: "illegal character"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -232,7 +234,7 @@ func (lx *lexer) run() {
 			}
 			tok.Kind = numberKind(lx.src[start:lx.off])
 			if tok.Kind == Illegal {
-				lx.errs.Add(pos, "malformed number or duration %q (durations look like 500ms, 5s, 1m30s)", lx.src[start:lx.off])
+				lx.errs.Add(pos, "malformed number, duration or size %q (durations look like 500ms, 5s, 1m30s, 7d; sizes like 4MiB, 512KiB, 1MB)", lx.src[start:lx.off])
 			}
 		case isIdentStart(r):
 			for c := lx.peek(); isIdentPart(c); c = lx.peek() {
@@ -249,7 +251,8 @@ func (lx *lexer) run() {
 	}
 }
 
-// numberKind classifies "12", "0.5", "100ms", "1m30s".
+// numberKind classifies "12", "0.5", "100ms", "1m30s", "4MiB" with the
+// grammar of connectors/kit (the same one every setting is read with).
 func numberKind(s string) Kind {
 	body := strings.TrimLeft(s, "+-")
 	i := 0
@@ -262,8 +265,11 @@ func numberKind(s string) Kind {
 		}
 		return Number
 	}
-	if _, err := parseDuration(s); err != nil {
-		return Illegal
+	if _, err := kit.ParseDuration(s); err == nil {
+		return Duration
 	}
-	return Duration
+	if _, err := kit.ParseSize(body); err == nil && body == s {
+		return Size
+	}
+	return Illegal
 }

@@ -69,6 +69,47 @@ func (e Endpoint) Redacted() string {
 // typed options once, at build time.
 type Params map[string]string
 
+// SettingError is implemented by a configuration error about one named
+// setting (a connector or link parameter, see connectors/kit). A front end
+// that knows where each setting was written (the DSL) reports such an
+// error at the setting's position instead of the declaration's.
+type SettingError interface {
+	error
+	Setting() string
+}
+
+// SplitErrors flattens err into its leaves: an error with Unwrap() []error
+// (errors.Join, kit.Errors, *ValidationError) is replaced by its parts,
+// recursively; any other error is one leaf. A nil err has none.
+func SplitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if m, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range m.Unwrap() {
+			out = append(out, SplitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// SettingOf returns the setting err is about (see SettingError), looking
+// through single-error wrapping, or "". An error that wraps several
+// errors is about no single setting.
+func SettingOf(err error) string {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if se, ok := e.(SettingError); ok {
+			return se.Setting()
+		}
+		if _, multi := e.(interface{ Unwrap() []error }); multi {
+			return ""
+		}
+	}
+	return ""
+}
+
 // Direction tells whether a link is inbound (source) or outbound (sink).
 type Direction uint8
 

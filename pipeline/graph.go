@@ -103,6 +103,20 @@ func WithParams(p Params) interface {
 	return paramsOpt{p}
 }
 
+type paramPosOpt struct{ p map[string]Pos }
+
+func (o paramPosOpt) applyIn(l *InLink)   { l.ParamPos = o.p }
+func (o paramPosOpt) applyOut(l *OutLink) { l.ParamPos = o.p }
+
+// ParamsAt records where each link setting was written, so that an error
+// the connector reports about one setting (a SettingError) points at it.
+func ParamsAt(p map[string]Pos) interface {
+	InOption
+	OutOption
+} {
+	return paramPosOpt{p}
+}
+
 type posOpt struct{ p Pos }
 
 func (o posOpt) applyIn(l *InLink)   { l.Pos = o.p }
@@ -131,7 +145,9 @@ type InLink struct {
 	Decoder Decoder
 	Options any
 	Params  Params
-	Pos     Pos
+	// ParamPos is where each of Params was written (may be nil).
+	ParamPos map[string]Pos
+	Pos      Pos
 }
 
 // OutLink is an outbound link: a publisher sink that encodes each record and
@@ -144,7 +160,9 @@ type OutLink struct {
 	Key     KeyFunc
 	Options any
 	Params  Params
-	Pos     Pos
+	// ParamPos is where each of Params was written (may be nil).
+	ParamPos map[string]Pos
+	Pos      Pos
 }
 
 // RecordSpec declares a record.
@@ -407,8 +425,8 @@ func (g *Graph) Validate() error {
 		}
 		if p, ok := c.b.(LinkOptionParser); ok && l.Options == nil {
 			v, err := p.ParseLinkOptions(Outbound, l.Link.Address, l.Params)
-			if err != nil {
-				add(l.Pos, "%s: %q: %v", where, l.Raw, err)
+			for _, e := range SplitErrors(err) {
+				add(paramPos(l.Pos, l.ParamPos, e), "%s: %q: %v", where, l.Raw, e)
 			}
 			l.Options = v
 		} else if !ok && len(l.Params) > 0 {
@@ -442,8 +460,8 @@ func (g *Graph) Validate() error {
 			}
 			if p, ok := c.b.(LinkOptionParser); ok && l.Options == nil {
 				v, err := p.ParseLinkOptions(Inbound, l.Link.Address, l.Params)
-				if err != nil {
-					add(l.Pos, "record %s: %q: %v", r.Name, l.Raw, err)
+				for _, e := range SplitErrors(err) {
+					add(paramPos(l.Pos, l.ParamPos, e), "record %s: %q: %v", r.Name, l.Raw, e)
 				}
 				l.Options = v
 			} else if !ok && len(l.Params) > 0 {
@@ -570,6 +588,15 @@ func suggest(name string, records map[string]*RecordSpec) string {
 		known = append(known, n)
 	}
 	return DidYouMean(name, known)
+}
+
+// paramPos is where to report err about a link: at the setting it names,
+// when that setting's position is known, else at the link.
+func paramPos(link Pos, at map[string]Pos, err error) Pos {
+	if p, ok := at[SettingOf(err)]; ok && p.IsValid() {
+		return p
+	}
+	return link
 }
 
 // DidYouMean returns ` (did you mean "x"?)` for the known name closest to

@@ -19,10 +19,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -69,33 +69,45 @@ func NewStdio(in io.Reader, out, errw io.Writer) *Builder {
 // Scheme implements pipeline.Builder.
 func (b *Builder) Scheme() string { return b.scheme }
 
-// ParseLinkOptions implements pipeline.LinkOptionParser.
+// Factory is the pipeline.Factory of the "file" scheme; a file connector
+// takes no settings (follow is a link setting).
+func Factory(_ string, p pipeline.Params) (pipeline.Builder, error) {
+	if err := kit.Read(p).Err(); err != nil {
+		return nil, err
+	}
+	return New(), nil
+}
+
+// StdioFactory is the pipeline.Factory of the "stdio" scheme (standard
+// streams of the process); it takes no settings.
+func StdioFactory(_ string, p pipeline.Params) (pipeline.Builder, error) {
+	if err := kit.Read(p).Err(); err != nil {
+		return nil, err
+	}
+	return NewStdio(nil, nil, nil), nil
+}
+
+// ParseLinkOptions implements pipeline.LinkOptionParser: inbound links
+// take follow (a boolean).
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
 	var o Options
-	for k, v := range p {
-		switch k {
-		case "follow":
-			f, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, fmt.Errorf("follow: %w", err)
-			}
-			if dir != pipeline.Inbound {
-				return nil, errors.New("follow applies to inbound links only")
-			}
-			o.Follow = f
-		default:
-			return nil, fmt.Errorf("unknown option %q (known: follow)", k)
-		}
+	s := kit.ReadLink(dir, p)
+	if dir == pipeline.Inbound {
+		o.Follow = s.Bool("follow", false)
 	}
+	var errs []error
 	if b.scheme == "stdio" {
 		switch {
 		case dir == pipeline.Inbound && addr != "stdin" && addr != "":
-			return nil, fmt.Errorf("stdio inbound link must be stdio://stdin, got %q", addr)
+			errs = append(errs, fmt.Errorf("stdio inbound link must be stdio://stdin, got %q", addr))
 		case dir == pipeline.Outbound && addr != "stdout" && addr != "stderr":
-			return nil, fmt.Errorf("stdio outbound link must be stdio://stdout or stdio://stderr, got %q", addr)
+			errs = append(errs, fmt.Errorf("stdio outbound link must be stdio://stdout or stdio://stderr, got %q", addr))
 		}
 	} else if addr == "" {
-		return nil, errors.New("file link needs a path: file:///path/to/file")
+		errs = append(errs, errors.New("file link needs a path: file:///path/to/file"))
+	}
+	if err := errors.Join(append(errs, s.Err())...); err != nil {
+		return nil, err
 	}
 	return o, nil
 }

@@ -106,24 +106,50 @@ func TestStdioPublish(t *testing.T) {
 
 func TestLinkOptions(t *testing.T) {
 	tests := []struct {
-		b    *file.Builder
-		dir  pipeline.Direction
-		addr string
-		p    pipeline.Params
-		ok   bool
+		b       *file.Builder
+		dir     pipeline.Direction
+		addr    string
+		p       pipeline.Params
+		want    file.Options
+		wantErr string
 	}{
-		{file.New(), pipeline.Inbound, "/tmp/x", pipeline.Params{"follow": "true"}, true},
-		{file.New(), pipeline.Outbound, "/tmp/x", pipeline.Params{"follow": "true"}, false},
-		{file.New(), pipeline.Inbound, "", nil, false},
-		{file.New(), pipeline.Inbound, "/tmp/x", pipeline.Params{"bogus": "1"}, false},
-		{file.NewStdio(nil, nil, nil), pipeline.Outbound, "stdout", nil, true},
-		{file.NewStdio(nil, nil, nil), pipeline.Outbound, "stdin", nil, false},
-		{file.NewStdio(nil, nil, nil), pipeline.Inbound, "stdin", nil, true},
+		{b: file.New(), dir: pipeline.Inbound, addr: "/tmp/x", p: pipeline.Params{"follow": "true"}, want: file.Options{Follow: true}},
+		{b: file.New(), dir: pipeline.Inbound, addr: "/tmp/x", p: pipeline.Params{"follow": "yes"}, want: file.Options{Follow: true}},
+		{b: file.New(), dir: pipeline.Inbound, addr: "/tmp/x", p: pipeline.Params{"follow": "often"},
+			wantErr: `follow "often": want true or false`},
+		{b: file.New(), dir: pipeline.Outbound, addr: "/tmp/x", p: pipeline.Params{"follow": "true"},
+			wantErr: `follow: unknown outbound link setting (none are accepted here)`},
+		{b: file.New(), dir: pipeline.Inbound, addr: "", wantErr: "file link needs a path: file:///path/to/file"},
+		{b: file.New(), dir: pipeline.Inbound, addr: "/tmp/x", p: pipeline.Params{"folow": "1"},
+			wantErr: `folow: unknown inbound link setting (did you mean "follow"?)`},
+		{b: file.New(), dir: pipeline.Inbound, addr: "", p: pipeline.Params{"follow": "x"},
+			wantErr: "file link needs a path: file:///path/to/file\n" + `follow "x": want true or false`},
+		{b: file.NewStdio(nil, nil, nil), dir: pipeline.Outbound, addr: "stdout"},
+		{b: file.NewStdio(nil, nil, nil), dir: pipeline.Outbound, addr: "stdin",
+			wantErr: `stdio outbound link must be stdio://stdout or stdio://stderr, got "stdin"`},
+		{b: file.NewStdio(nil, nil, nil), dir: pipeline.Inbound, addr: "stdin"},
 	}
 	for _, tt := range tests {
-		_, err := tt.b.ParseLinkOptions(tt.dir, tt.addr, tt.p)
-		if (err == nil) != tt.ok {
-			t.Errorf("%s %s %q %v: err %v", tt.b.Scheme(), tt.dir, tt.addr, tt.p, err)
+		o, err := tt.b.ParseLinkOptions(tt.dir, tt.addr, tt.p)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("%s %s %q %v: err %v, want %q", tt.b.Scheme(), tt.dir, tt.addr, tt.p, err, tt.wantErr)
+			}
+		case err != nil || o != tt.want:
+			t.Errorf("%s %s %q %v: %+v, %v", tt.b.Scheme(), tt.dir, tt.addr, tt.p, o, err)
+		}
+	}
+}
+
+func TestFactoriesTakeNoSettings(t *testing.T) {
+	for _, f := range []pipeline.Factory{file.Factory, file.StdioFactory} {
+		if b, err := f("file://", nil); err != nil || b == nil {
+			t.Fatalf("no settings: %v", err)
+		}
+		_, err := f("file://", pipeline.Params{"follow": "true"})
+		if err == nil || err.Error() != "follow: unknown setting (none are accepted here)" {
+			t.Errorf("err = %v", err)
 		}
 	}
 }

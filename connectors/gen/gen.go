@@ -16,12 +16,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -45,35 +49,38 @@ func New() *Builder { return &Builder{} }
 // Scheme implements pipeline.Builder.
 func (*Builder) Scheme() string { return "gen" }
 
-// ParseLinkOptions implements pipeline.LinkOptionParser.
+// Factory is the pipeline.Factory of the "gen" scheme. A gen connector
+// takes no settings: rate, count, seed and template belong to its links.
+func Factory(_ string, p pipeline.Params) (pipeline.Builder, error) {
+	var errs kit.Errors
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		errs = append(errs, &kit.Error{Key: k, Err: errors.New("gen takes no connector settings (set rate, count, seed and template on the link)")})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return New(), nil
+}
+
+// ParseLinkOptions implements pipeline.LinkOptionParser: inbound links
+// take rate (messages per second, 0 = unlimited), count (0 = forever),
+// seed and template.
 func (*Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
 	if dir != pipeline.Inbound {
 		return nil, errors.New("gen is a source only")
 	}
-	o := Options{Seed: 1}
+	s := kit.ReadLink(dir, p)
+	o := Options{
+		Rate:  s.Float("rate", 0, 0, math.Inf(1)),
+		Count: s.Int64("count", 0, 0, math.MaxInt64),
+		Seed:  s.Uint64("seed", 1),
+	}
+	tmpl := s.String("template", DefaultTemplate)
 	var err error
-	tmpl := DefaultTemplate
-	for k, v := range p {
-		switch k {
-		case "rate":
-			o.Rate, err = strconv.ParseFloat(v, 64)
-		case "count":
-			o.Count, err = strconv.ParseInt(v, 10, 64)
-		case "seed":
-			o.Seed, err = strconv.ParseUint(v, 10, 64)
-		case "template":
-			tmpl = v
-		default:
-			err = fmt.Errorf("unknown option (known: rate, count, seed, template)")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
-		}
-	}
-	if o.Rate < 0 || o.Count < 0 {
-		return nil, errors.New("rate and count must not be negative")
-	}
 	if o.Template, err = ParseTemplate(tmpl); err != nil {
+		s.Errorf("template", "%v", err)
+	}
+	if err := s.Err(); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -54,17 +54,39 @@ func TestTemplateIsDeterministic(t *testing.T) {
 
 func TestLinkOptions(t *testing.T) {
 	b := gen.New()
-	if _, err := b.ParseLinkOptions(pipeline.Outbound, "x", nil); err == nil {
-		t.Error("gen accepted an outbound link")
+	if _, err := b.ParseLinkOptions(pipeline.Outbound, "x", nil); err == nil || err.Error() != "gen is a source only" {
+		t.Errorf("outbound link: %v", err)
 	}
-	for _, p := range []pipeline.Params{{"rate": "x"}, {"count": "-1"}, {"bogus": "1"}, {"template": "{{"}} {
-		if _, err := b.ParseLinkOptions(pipeline.Inbound, "x", p); err == nil {
-			t.Errorf("accepted %v", p)
+	tests := []struct {
+		p       pipeline.Params
+		wantErr string
+	}{
+		{pipeline.Params{"rate": "x"}, `rate "x": want a number of at least 0`},
+		{pipeline.Params{"rate": "-5"}, `rate "-5": want a number of at least 0`},
+		{pipeline.Params{"count": "-1"}, `count "-1": want a whole number of at least 0`},
+		{pipeline.Params{"seed": "-1"}, `seed "-1": want a whole number of at least 0`},
+		{pipeline.Params{"bogus": "1"}, `bogus: unknown inbound link setting (known: rate, count, seed, template)`},
+		{pipeline.Params{"template": "{{"}, `template "{{": template: unclosed {{`},
+		{pipeline.Params{"rate": "x", "cout": "3"}, `rate "x": want a number of at least 0` + "\n" + `cout: unknown inbound link setting (did you mean "count"?)`},
+	}
+	for _, tc := range tests {
+		if _, err := b.ParseLinkOptions(pipeline.Inbound, "x", tc.p); err == nil || err.Error() != tc.wantErr {
+			t.Errorf("%v: err %v, want %q", tc.p, err, tc.wantErr)
 		}
 	}
-	o, err := b.ParseLinkOptions(pipeline.Inbound, "x", pipeline.Params{"count": "3", "rate": "0", "seed": "9"})
-	if err != nil || o.(gen.Options).Count != 3 {
-		t.Fatalf("%v %v", o, err)
+	o, err := b.ParseLinkOptions(pipeline.Inbound, "x", pipeline.Params{"count": "3", "rate": "0.5", "seed": "9"})
+	if opts, _ := o.(gen.Options); err != nil || opts.Count != 3 || opts.Rate != 0.5 || opts.Seed != 9 || opts.Template == nil {
+		t.Fatalf("%+v %v", o, err)
+	}
+}
+
+func TestFactory(t *testing.T) {
+	if b, err := gen.Factory("gen://", nil); err != nil || b.Scheme() != "gen" {
+		t.Fatalf("%v %v", b, err)
+	}
+	_, err := gen.Factory("gen://", pipeline.Params{"rate": "5"})
+	if err == nil || err.Error() != "rate: gen takes no connector settings (set rate, count, seed and template on the link)" {
+		t.Fatalf("err = %v", err)
 	}
 }
 

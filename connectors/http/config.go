@@ -3,14 +3,17 @@ package httpconn
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/textproto"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -60,7 +63,7 @@ type Config struct {
 	// ${ENV}-interpolated; they are never logged).
 	Header http.Header
 	// BearerToken, if set, is sent as "Authorization: Bearer <token>".
-	BearerToken string
+	BearerToken kit.Secret
 	// ContentType overrides the Content-Type of every request. Without it a
 	// content-type envelope header is used, else application/json.
 	ContentType string
@@ -70,20 +73,19 @@ type Config struct {
 	// NoEnvelopeHeaders stops sending the envelope's headers (trace
 	// context, forwarded headers) as request headers.
 	NoEnvelopeHeaders bool
-	// CAFile adds a PEM CA bundle for verifying https servers.
-	CAFile string
-	// CertFile and KeyFile: the client certificate for outbound https
-	// (mTLS), and the server certificate of an https ingest listener.
-	CertFile, KeyFile string
+	// TLS are the TLS settings (see kit.TLS): CAFile is the PEM bundle of
+	// the CAs trusted for https servers (instead of the system roots);
+	// CertFile and KeyFile are the client certificate for outbound https
+	// (mTLS) and the server certificate of an https ingest listener;
 	// InsecureSkipVerify disables server certificate verification (tests
 	// only; a warning is logged).
-	InsecureSkipVerify bool
+	TLS kit.TLS
 
 	// ---- inbound (ingest server) ----
 
 	// Token, if set, is the bearer token every ingest request must carry
 	// ("Authorization: Bearer <token>", compared in constant time).
-	Token string
+	Token kit.Secret
 	// MaxBody limits a request body (default 1 MiB); larger requests get
 	// 413.
 	MaxBody int64
@@ -172,219 +174,130 @@ func (c *Config) setDefaults() {
 	c.ForwardHeaders = fh
 }
 
+// validate checks what the Go API can get wrong; each problem names the
+// setting it corresponds to (ParseParams checks the same while reading, so
+// a .flow file gets each problem once, at its setting).
 func (c *Config) validate() error {
-	var errs []error
-	if !validToken(c.Method) {
-		errs = append(errs, fmt.Errorf("method %q is not a valid HTTP method", c.Method))
+	var errs kit.Errors
+	bad := func(key, value, format string, args ...any) {
+		errs = append(errs, &kit.Error{Key: key, Value: value, Err: fmt.Errorf(format, args...)})
+	}
+	if !kit.ValidHTTPToken(c.Method) {
+		bad("method", c.Method, "not a valid HTTP method")
 	}
 	if c.Retries < 0 {
-		errs = append(errs, errors.New("retries must not be negative"))
+		bad("retries", strconv.Itoa(c.Retries), "must not be negative")
 	}
 	if c.Backoff.Max < c.Backoff.Min {
-		errs = append(errs, fmt.Errorf("backoff_max %v is below backoff %v", c.Backoff.Max, c.Backoff.Min))
+		bad("backoff_max", kit.FormatDuration(c.Backoff.Max), "is below backoff %s", kit.FormatDuration(c.Backoff.Min))
 	}
-	for k, vs := range c.Header {
-		if !validToken(k) {
-			errs = append(errs, fmt.Errorf("header %q: invalid name", k))
+	for _, k := range slices.Sorted(maps.Keys(c.Header)) {
+		vs := c.Header[k]
+		key := "header_" + strings.ReplaceAll(k, "-", "_")
+		if !kit.ValidHTTPToken(k) {
+			bad(key, "", "invalid header name %q", k)
 		}
 		for _, v := range vs {
-			if !validHeaderValue(v) {
-				errs = append(errs, fmt.Errorf("header %q: invalid value (control characters)", k))
+			if !kit.ValidHTTPHeaderValue(v) {
+				bad(key, "", "invalid value (control characters)")
 			}
 		}
 	}
-	if c.KeyHeader != "" && !validToken(c.KeyHeader) {
-		errs = append(errs, fmt.Errorf("key_header %q: invalid header name", c.KeyHeader))
+	if c.KeyHeader != "" && !kit.ValidHTTPToken(c.KeyHeader) {
+		bad("key_header", c.KeyHeader, "not a valid header name")
 	}
-	if c.ContentType != "" && !validHeaderValue(c.ContentType) {
-		errs = append(errs, errors.New("content_type: invalid value"))
+	if c.ContentType != "" && !kit.ValidHTTPHeaderValue(c.ContentType) {
+		bad("content_type", "", "invalid value (control characters)")
 	}
-	if !validHeaderValue(c.BearerToken) || !validHeaderValue(c.Token) {
-		errs = append(errs, errors.New("bearer/token: invalid characters"))
+	if !kit.ValidHTTPHeaderValue(c.BearerToken.Value()) {
+		bad("bearer", "", "invalid characters")
 	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, errors.New("cert_file and key_file go together"))
+	if !kit.ValidHTTPHeaderValue(c.Token.Value()) {
+		bad("token", "", "invalid characters")
 	}
-	return errors.Join(errs...)
-}
-
-// connector-level parameter names, for error messages.
-var knownParams = []string{
-	"method", "timeout", "retries", "backoff", "backoff_max", "max_retry_after", "max_concurrency",
-	"header_<Name>", "bearer", "content_type", "key_header", "envelope_headers",
-	"ca_file", "cert_file", "key_file", "insecure",
-	"token", "max_body", "wait", "accept_timeout", "ack_timeout", "shutdown_timeout", "forward_headers",
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
 // ParseParams turns DSL settings (`connector hooks "https://..." timeout
-// 5s retries 5 header_X_Api_Key "${KEY}"`) into a Config. Every mistake is
-// reported, not just the first.
+// 5s retries 5 header_X_Api_Key "${KEY}"`) into a Config with the shared
+// settings reader (connectors/kit: one grammar for durations, sizes and
+// booleans; the TLS settings of kit.ReadTLS). Every mistake is reported,
+// each as a *kit.Error naming its setting.
 func ParseParams(p pipeline.Params) (Config, error) {
 	var c Config
-	var errs []error
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
+	s := kit.Read(p)
+	if m := s.String("method", ""); m != "" {
+		if c.Method = strings.ToUpper(m); !kit.ValidHTTPToken(c.Method) {
+			s.Errorf("method", "not a valid HTTP method")
+			c.Method = ""
+		}
 	}
-	sort.Strings(keys) // deterministic error order
-	for _, k := range keys {
-		v := p[k]
-		var err error
+	c.Timeout = s.Duration("timeout", 0)
+	if s.Has("retries") {
+		c.Retries = s.Int("retries", DefaultRetries, 0, math.MaxInt)
+		c.NoRetry = c.Retries == 0
+	}
+	c.Backoff.Min = s.Duration("backoff", 0)
+	c.Backoff.Max = s.Duration("backoff_max", 0)
+	c.MaxRetryAfter = s.Duration("max_retry_after", 0)
+	c.MaxConcurrency = s.Int("max_concurrency", 0, 1, math.MaxInt)
+	for _, h := range s.Prefixed("header_", "header_<Name>") {
+		name := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(h.Name, "_", "-"))
 		switch {
-		case k == "method":
-			c.Method = strings.ToUpper(v)
-		case k == "timeout":
-			c.Timeout, err = parseDuration(v)
-		case k == "retries":
-			var n int
-			n, err = strconv.Atoi(v)
-			if err == nil && n < 0 {
-				err = errors.New("must not be negative")
-			}
-			c.Retries, c.NoRetry = n, n == 0
-		case k == "backoff":
-			c.Backoff.Min, err = parseDuration(v)
-		case k == "backoff_max":
-			c.Backoff.Max, err = parseDuration(v)
-		case k == "max_retry_after":
-			c.MaxRetryAfter, err = parseDuration(v)
-		case k == "max_concurrency":
-			c.MaxConcurrency, err = strconv.Atoi(v)
-			if err == nil && c.MaxConcurrency < 1 {
-				err = errors.New("must be at least 1")
-			}
-		case strings.HasPrefix(k, "header_"):
-			name := strings.ReplaceAll(strings.TrimPrefix(k, "header_"), "_", "-")
-			if name == "" {
-				err = errors.New("want header_<Name>, e.g. header_X_Api_Key")
-				break
-			}
+		case h.Name == "":
+			s.Errorf(h.Key, "want header_<Name>, e.g. header_X_Api_Key")
+		case !kit.ValidHTTPToken(name):
+			s.Errorf(h.Key, "invalid header name %q", name)
+		case !kit.ValidHTTPHeaderValue(h.Value):
+			// The value may be a secret: say what is wrong, not what it is.
+			s.Fail(&kit.Error{Key: h.Key, Err: errors.New("invalid value (control characters)")})
+		default:
 			if c.Header == nil {
 				c.Header = http.Header{}
 			}
-			c.Header.Add(textproto.CanonicalMIMEHeaderKey(name), v)
-		case k == "bearer":
-			c.BearerToken = v
-		case k == "content_type":
-			c.ContentType = v
-		case k == "key_header":
-			c.KeyHeader = v
-		case k == "envelope_headers":
-			var b bool
-			b, err = strconv.ParseBool(v)
-			c.NoEnvelopeHeaders = !b
-		case k == "ca_file":
-			c.CAFile = v
-		case k == "cert_file":
-			c.CertFile = v
-		case k == "key_file":
-			c.KeyFile = v
-		case k == "insecure":
-			c.InsecureSkipVerify, err = strconv.ParseBool(v)
-		case k == "token":
-			c.Token = v
-		case k == "max_body":
-			c.MaxBody, err = ParseSize(v)
-		case k == "wait":
-			switch strings.ToLower(v) {
-			case "accept":
-				c.Wait = WaitAccept
-			case "ack":
-				c.Wait = WaitAck
-			default:
-				err = errors.New(`want "accept" or "ack"`)
-			}
-		case k == "accept_timeout":
-			c.AcceptTimeout, err = parseDuration(v)
-		case k == "ack_timeout":
-			c.AckTimeout, err = parseDuration(v)
-		case k == "shutdown_timeout":
-			c.ShutdownTimeout, err = parseDuration(v)
-		case k == "forward_headers":
-			c.ForwardHeaders = parseList(v)
-		default:
-			err = fmt.Errorf("unknown setting (known: %s)", strings.Join(knownParams, ", "))
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			c.Header.Add(name, h.Value)
 		}
 	}
-	return c, errors.Join(errs...)
-}
+	c.BearerToken = s.Secret("bearer")
+	if !kit.ValidHTTPHeaderValue(c.BearerToken.Value()) {
+		s.Errorf("bearer", "invalid characters")
+		c.BearerToken = kit.Secret{}
+	}
+	c.ContentType = s.String("content_type", "")
+	if !kit.ValidHTTPHeaderValue(c.ContentType) {
+		s.Errorf("content_type", "invalid value (control characters)")
+		c.ContentType = ""
+	}
+	c.KeyHeader = s.String("key_header", "")
+	if c.KeyHeader != "" && !kit.ValidHTTPToken(c.KeyHeader) {
+		s.Errorf("key_header", "not a valid header name")
+		c.KeyHeader = ""
+	}
+	c.NoEnvelopeHeaders = !s.Bool("envelope_headers", true)
+	c.TLS = kit.ReadTLS(s)
 
-// parseList splits "a, b c" into its entries; "none" is the empty list.
-func parseList(s string) []string {
-	f := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
-	out := []string{}
-	for _, x := range f {
-		if strings.EqualFold(x, "none") {
-			continue
-		}
-		out = append(out, strings.ToLower(x))
+	c.Token = s.Secret("token")
+	if !kit.ValidHTTPHeaderValue(c.Token.Value()) {
+		s.Errorf("token", "invalid characters")
+		c.Token = kit.Secret{}
 	}
-	return out
-}
-
-func parseDuration(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("want a duration like 500ms or 10s: %w", err)
+	c.MaxBody = s.SizeIn("max_body", 0, 1, math.MaxInt64)
+	c.Wait = kit.Choose(s, "wait", WaitAccept,
+		kit.Choice[WaitMode]{Name: "accept", Value: WaitAccept}, kit.Choice[WaitMode]{Name: "ack", Value: WaitAck})
+	c.AcceptTimeout = s.Duration("accept_timeout", 0)
+	c.AckTimeout = s.Duration("ack_timeout", 0)
+	c.ShutdownTimeout = s.Duration("shutdown_timeout", 0)
+	if fh := s.List("forward_headers", nil); fh != nil {
+		c.ForwardHeaders = fh
 	}
-	if d < 0 {
-		return 0, errors.New("must not be negative")
+	if c.Backoff.Max > 0 && c.Backoff.Max < c.Backoff.Min {
+		s.Errorf("backoff_max", "is below backoff %s", kit.FormatDuration(c.Backoff.Min))
+		c.Backoff.Max = c.Backoff.Min
 	}
-	return d, nil
-}
-
-// ParseSize parses a byte size: "1048576", "512KiB", "1MiB", "1MB", "64kB".
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') {
-		i--
-	}
-	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number of bytes with an optional unit (KiB, MiB, kB, MB)", s)
-	}
-	mult := map[string]int64{"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000,
-		"m": 1 << 20, "mib": 1 << 20, "mb": 1000_000, "g": 1 << 30, "gib": 1 << 30, "gb": 1000_000_000}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("size %q: unknown unit %q (KiB, MiB, GiB, kB, MB, GB)", s, unit)
-	}
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: too large", s)
-	}
-	return n * mult, nil
-}
-
-// validToken reports whether s is an HTTP token (header name, method).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue rejects control characters other than tab (header
-// injection).
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return c, s.Err()
 }
 
 // Link options.
@@ -410,34 +323,27 @@ type IngestOptions struct {
 
 func parseSinkOptions(p pipeline.Params) (*SinkOptions, error) {
 	o := &SinkOptions{}
-	var errs []error
-	for k, v := range p {
-		switch {
-		case k == "method":
-			o.Method = strings.ToUpper(v)
-			if !validToken(o.Method) {
-				errs = append(errs, fmt.Errorf("method %q is not a valid HTTP method", v))
-			}
-		case k == "content_type":
-			o.ContentType = v
-			if !validHeaderValue(v) {
-				errs = append(errs, errors.New("content_type: invalid value"))
-			}
-		case strings.HasPrefix(k, "header_"):
-			name := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(strings.TrimPrefix(k, "header_"), "_", "-"))
-			if !validToken(name) || !validHeaderValue(v) {
-				errs = append(errs, fmt.Errorf("%s: invalid header", k))
-				continue
-			}
-			if o.Header == nil {
-				o.Header = http.Header{}
-			}
-			o.Header.Add(name, v)
-		default:
-			errs = append(errs, fmt.Errorf("%s: unknown link setting (known: method, content_type, header_<Name>)", k))
+	s := kit.ReadLink(pipeline.Outbound, p)
+	if m := s.String("method", ""); m != "" {
+		if o.Method = strings.ToUpper(m); !kit.ValidHTTPToken(o.Method) {
+			s.Errorf("method", "not a valid HTTP method")
 		}
 	}
-	return o, errors.Join(errs...)
+	if o.ContentType = s.String("content_type", ""); !kit.ValidHTTPHeaderValue(o.ContentType) {
+		s.Errorf("content_type", "invalid value (control characters)")
+	}
+	for _, h := range s.Prefixed("header_", "header_<Name>") {
+		name := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(h.Name, "_", "-"))
+		if h.Name == "" || !kit.ValidHTTPToken(name) || !kit.ValidHTTPHeaderValue(h.Value) {
+			s.Fail(&kit.Error{Key: h.Key, Err: errors.New("invalid header (want header_<Name> \"value\" without control characters)")})
+			continue
+		}
+		if o.Header == nil {
+			o.Header = http.Header{}
+		}
+		o.Header.Add(name, h.Value)
+	}
+	return o, s.Err()
 }
 
 func parseIngestOptions(addr string, p pipeline.Params) (*IngestOptions, error) {
@@ -453,23 +359,21 @@ func parseIngestOptions(addr string, p pipeline.Params) (*IngestOptions, error) 
 		errs = append(errs, fmt.Errorf("path %q: must be a plain path (no query, placeholders or wildcards)", path))
 	}
 	o := &IngestOptions{Path: path, Methods: []string{http.MethodPost}}
-	for k, v := range p {
-		switch k {
-		case "methods", "method":
-			o.Methods = nil
-			for _, m := range parseList(v) {
-				m = strings.ToUpper(m)
-				if !validToken(m) {
-					errs = append(errs, fmt.Errorf("%s: %q is not a valid HTTP method", k, m))
-				}
-				o.Methods = append(o.Methods, m)
+	s := kit.ReadLink(pipeline.Inbound, p)
+	s.Alias("methods", "method")
+	if ms := s.List("methods", nil); ms != nil {
+		o.Methods = nil
+		for _, m := range ms {
+			m = strings.ToUpper(m)
+			if !kit.ValidHTTPToken(m) {
+				s.Errorf("methods", "%q is not a valid HTTP method", m)
 			}
-			if len(o.Methods) == 0 {
-				errs = append(errs, fmt.Errorf("%s: empty", k))
-			}
-		default:
-			errs = append(errs, fmt.Errorf("%s: unknown link setting (known: methods)", k))
+			o.Methods = append(o.Methods, m)
+		}
+		if len(o.Methods) == 0 {
+			s.Errorf("methods", "empty (want e.g. \"POST, PUT\")")
 		}
 	}
+	errs = append(errs, s.Err())
 	return o, errors.Join(errs...)
 }

@@ -56,7 +56,7 @@ pipeline alerts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := ingest.Config(); cfg.Token != "t0k" || cfg.MaxBody != 1024 {
+	if cfg := ingest.Config(); cfg.Token.Value() != "t0k" || cfg.MaxBody != 1024 {
 		t.Fatalf("ingest config %+v", cfg)
 	}
 	r, err := pipeline.NewRunner(g, pipeline.RunOptions{Logger: slog.New(slog.DiscardHandler)})

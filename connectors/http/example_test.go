@@ -9,6 +9,7 @@ import (
 	"time"
 
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -20,7 +21,7 @@ import (
 // to publish the alerts to a broker). Port 0 picks a free port; Addr tells
 // which.
 func Example() {
-	ingest, err := httpconn.New("http://127.0.0.1:0", httpconn.Config{Token: "s3cret", MaxBody: 64 << 10})
+	ingest, err := httpconn.New("http://127.0.0.1:0", httpconn.Config{Token: kit.NewSecret("s3cret"), MaxBody: 64 << 10})
 	if err != nil {
 		panic(err)
 	}

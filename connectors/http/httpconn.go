@@ -28,27 +28,27 @@ package httpconn
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
 // Builder builds an HTTP connector for one endpoint.
 type Builder struct {
-	scheme string
-	ep     pipeline.Endpoint
-	cfg    Config
+	scheme    string
+	ep        pipeline.Endpoint
+	cfg       Config
+	clientTLS *tls.Config // built once by New (kit.TLSConfig)
 
 	mu    sync.Mutex
 	built *conn
@@ -86,10 +86,14 @@ func New(endpoint string, cfg Config) (*Builder, error) {
 	if err := cfg.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	clientTLS, err := kit.TLSConfig(cfg.TLS)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Builder{scheme: ep.Scheme, ep: ep, cfg: cfg}, nil
+	return &Builder{scheme: ep.Scheme, ep: ep, cfg: cfg, clientTLS: clientTLS}, nil
 }
 
 // Scheme implements pipeline.Builder ("http" or "https").
@@ -129,16 +133,16 @@ func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Conn
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &conn{cfg: b.cfg, ep: b.ep, log: log, sem: make(chan struct{}, b.cfg.MaxConcurrency)}
+	c := &conn{cfg: b.cfg, ep: b.ep, log: log, sem: make(chan struct{}, b.cfg.MaxConcurrency),
+		forward: kit.NewHeaderFilter(b.cfg.ForwardHeaders...)}
 	c.base = *b.ep.URL
 	c.base.User = nil
 	if u := b.ep.User; u != nil {
 		c.user = u.Username()
 		c.pass, c.hasPass = u.Password()
 	}
-	clientTLS, err := b.clientTLS(log)
-	if err != nil {
-		return nil, err
+	if b.cfg.TLS.InsecureSkipVerify {
+		log.Warn("TLS certificate verification disabled (insecure_skip_verify true)", "endpoint", b.ep.Redacted())
 	}
 	c.transport = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -149,7 +153,7 @@ func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Conn
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
-		TLSClientConfig:       clientTLS,
+		TLSClientConfig:       b.clientTLS.Clone(),
 	}
 	c.client = &http.Client{Transport: c.transport, CheckRedirect: keepMethodRedirects}
 	if len(env.Inbound) > 0 {
@@ -161,36 +165,6 @@ func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Conn
 	b.built = c
 	b.mu.Unlock()
 	return c, nil
-}
-
-func (b *Builder) clientTLS(log *slog.Logger) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if b.cfg.CAFile != "" {
-		pem, err := os.ReadFile(b.cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificates found", b.cfg.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if b.cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(b.cfg.CertFile, b.cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file/key_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if b.cfg.InsecureSkipVerify {
-		log.Warn("TLS certificate verification disabled (insecure true)", "endpoint", b.ep.Redacted())
-		cfg.InsecureSkipVerify = true
-	}
-	return cfg, nil
 }
 
 // keepMethodRedirects follows only redirects that keep the method and body
@@ -225,6 +199,7 @@ type conn struct {
 	accepted, busy, rejected, unconf atomic.Uint64
 
 	// ingest
+	forward kit.HeaderFilter // request headers copied into envelopes
 	ln      net.Listener
 	routes  map[string]*ingestRoute
 	serving atomic.Bool

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -66,14 +67,11 @@ func (c *conn) listen(subs []pipeline.Subscription) error {
 	}
 	var tlsCfg *tls.Config
 	if c.ep.Scheme == "https" {
-		if c.cfg.CertFile == "" {
-			return errors.New("an https ingest endpoint needs cert_file and key_file")
+		var err error
+		if tlsCfg, err = kit.ServerTLSConfig(c.cfg.TLS); err != nil {
+			return fmt.Errorf("https ingest endpoint: %w", err)
 		}
-		cert, err := tls.LoadX509KeyPair(c.cfg.CertFile, c.cfg.KeyFile)
-		if err != nil {
-			return fmt.Errorf("cert_file/key_file: %w", err)
-		}
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+		tlsCfg.NextProtos = []string{"h2", "http/1.1"}
 	}
 	ln := c.cfg.Listener
 	if ln == nil {
@@ -89,7 +87,7 @@ func (c *conn) listen(subs []pipeline.Subscription) error {
 			c.log.Warn("ingest server listens beyond loopback; protect it with a token and TLS", "address", ln.Addr().String())
 		}
 	}
-	if c.cfg.Token == "" && !isLoopback(c.ep.Hostname()) {
+	if !c.cfg.Token.IsSet() && !isLoopback(c.ep.Hostname()) {
 		c.log.Warn("ingest server has no token: anyone who can reach it can write records", "address", ln.Addr().String())
 	}
 	if tlsCfg != nil {
@@ -185,7 +183,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, http.StatusMethodNotAllowed, reply{Error: "method not allowed"})
 		return
 	}
-	if c.cfg.Token != "" && !h.authorized(r) {
+	if c.cfg.Token.IsSet() && !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aimdb-flow ingest"`)
 		h.reply(w, http.StatusUnauthorized, reply{Error: "missing or wrong bearer token"})
 		return
@@ -218,7 +216,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	env := pipeline.Envelope{Payload: body, Topic: rt.topic, Time: time.Now(), Partition: -1, Headers: c.forwardHeaders(r.Header)}
+	env := pipeline.Envelope{Payload: body, Topic: rt.topic, Time: time.Now(), Partition: -1, Headers: kit.FromHTTP(r.Header, c.forward)}
 	if c.cfg.KeyHeader != "" {
 		if k := r.Header.Get(c.cfg.KeyHeader); k != "" {
 			env.Key = []byte(k)
@@ -283,7 +281,7 @@ func (h *ingestHandler) authorized(r *http.Request) bool {
 	}
 	// Compare digests: constant time, and no early exit on length.
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	want := sha256.Sum256([]byte(h.c.cfg.Token))
+	want := sha256.Sum256([]byte(h.c.cfg.Token.Value()))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
@@ -296,41 +294,6 @@ func isJSON(ct string) bool {
 		return false
 	}
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-// forwardHeaders copies the allowed request headers into envelope headers
-// with lower-case names (the form W3C trace context and MQTT 5 user
-// properties use).
-func (c *conn) forwardHeaders(h http.Header) pipeline.Headers {
-	allow := c.cfg.ForwardHeaders
-	if len(allow) == 0 {
-		return nil
-	}
-	var out pipeline.Headers
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if neverForward(lk) || !headerAllowed(allow, lk) {
-			continue
-		}
-		for _, v := range vs {
-			out = append(out, pipeline.Header{Key: lk, Value: v})
-		}
-	}
-	// Map iteration order is random: sort for stable envelopes.
-	slices.SortStableFunc(out, func(a, b pipeline.Header) int { return strings.Compare(a.Key, b.Key) })
-	return out
-}
-
-func headerAllowed(allow []string, lk string) bool {
-	for _, a := range allow {
-		if a == "*" || a == lk {
-			return true
-		}
-		if p, ok := strings.CutSuffix(a, "*"); ok && strings.HasPrefix(lk, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // slogErrorLog routes net/http's server errors (TLS handshake failures,

@@ -3,8 +3,10 @@ package httpconn
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
@@ -86,7 +89,7 @@ func TestIngestFilterWebhook(t *testing.T) {
 // Bad requests get precise statuses and never reach a record.
 func TestIngestRejects(t *testing.T) {
 	bus := mem.NewBus()
-	ingest := mustBuilder(t, "http://127.0.0.1:0", Config{Token: "t0ken", MaxBody: 64})
+	ingest := mustBuilder(t, "http://127.0.0.1:0", Config{Token: kit.NewSecret("t0ken"), MaxBody: 64})
 	g := pipeline.New().Connector("ingest", ingest).Connector("", mem.New(bus))
 	g.Record("a").From("ingest:///ingest/a", codec.JSON{}, pipeline.WithParams(pipeline.Params{"methods": "POST, PUT"})).
 		To("mem://out/a", codec.JSON{})
@@ -298,9 +301,8 @@ func TestForwardHeaders(t *testing.T) {
 	for _, tc := range cases {
 		cfg := Config{ForwardHeaders: tc.allow}
 		cfg.setDefaults()
-		c := &conn{cfg: cfg}
 		var parts []string
-		for _, kv := range c.forwardHeaders(h) {
+		for _, kv := range kit.FromHTTP(h, kit.NewHeaderFilter(cfg.ForwardHeaders...)) {
 			parts = append(parts, kv.Key+"="+kv.Value)
 		}
 		if got := strings.Join(parts, " "); got != tc.want {
@@ -321,7 +323,7 @@ func TestParseParams(t *testing.T) {
 	}
 	if cfg.Method != "PUT" || cfg.Timeout != 2*time.Second || cfg.Retries != 5 || cfg.Backoff.Min != 10*time.Millisecond ||
 		cfg.Backoff.Max != time.Second || cfg.MaxConcurrency != 4 || cfg.Header.Get("X-Api-Key") != "k" ||
-		cfg.ContentType != "text/plain" || cfg.KeyHeader != "X-Key" || cfg.Token != "t" || cfg.MaxBody != 512<<10 ||
+		cfg.ContentType != "text/plain" || cfg.KeyHeader != "X-Key" || cfg.Token.Value() != "t" || cfg.MaxBody != 512<<10 ||
 		cfg.Wait != WaitAck || cfg.AcceptTimeout != 250*time.Millisecond || !cfg.NoEnvelopeHeaders ||
 		strings.Join(cfg.ForwardHeaders, ",") != "traceparent,x-*" {
 		t.Fatalf("cfg = %+v", cfg)
@@ -329,31 +331,42 @@ func TestParseParams(t *testing.T) {
 	if c, err := ParseParams(pipeline.Params{"retries": "0"}); err != nil || !c.NoRetry {
 		t.Fatalf("retries 0: %+v %v", c, err)
 	}
+	// The TLS settings are the kit's: insecure (the documented spelling) and
+	// insecure_skip_verify are one setting; server_name and tls_min_version
+	// are new.
+	c, err := ParseParams(pipeline.Params{"ca_file": "/ca.pem", "insecure": "true", "server_name": "hooks.internal", "tls_min_version": "1.3"})
+	if err != nil || c.TLS.CAFile != "/ca.pem" || !c.TLS.InsecureSkipVerify || c.TLS.ServerName != "hooks.internal" || c.TLS.MinVersion != tls.VersionTLS13 {
+		t.Fatalf("TLS settings: %+v %v", c.TLS, err)
+	}
+	if _, err := Factory("https://127.0.0.1:1", pipeline.Params{"cert_file": "/c.pem"}); err == nil ||
+		err.Error() != `cert_file "/c.pem": needs key_file (the certificate's private key) as well` {
+		t.Fatalf("cert without key: %v", err)
+	}
 
-	_, err = ParseParams(pipeline.Params{"timeout": "soon", "max_body": "1XB", "wait": "never", "colour": "red", "max_concurrency": "0"})
-	for _, want := range []string{"timeout:", "max_body:", "wait:", "colour: unknown setting", "max_concurrency: must be at least 1"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error %v lacks %q", err, want)
-		}
+	// Every mistake at once, each naming its setting (kit grammar).
+	_, err = ParseParams(pipeline.Params{"timeout": "soon", "max_body": "1XB", "wait": "never", "colour": "red", "max_concurrency": "0",
+		"retries": "30", "timout": "1s", "header_X_Bad": "a\r\nInjected: 1", "bearer": "s3cret\n"})
+	want := []string{
+		`timeout "soon": want a duration like 500ms, 2s or 1m30s`,
+		`max_concurrency "0": want a whole number of at least 1`,
+		`header_X_Bad: invalid value (control characters)`,
+		`bearer: invalid characters`,
+		`max_body "1XB": unknown unit "XB" (units: B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)`,
+		`wait "never": want accept or ack`,
+		`colour: unknown setting (known: method, timeout, retries, backoff, backoff_max, max_retry_after, max_concurrency, header_<Name>, bearer, content_type, key_header, envelope_headers, ca_file, cert_file, key_file, insecure_skip_verify, insecure, server_name, tls_min_version, token, max_body, wait, accept_timeout, ack_timeout, shutdown_timeout, forward_headers)`,
+		`timout: unknown setting (did you mean "timeout"?)`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("error:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	if strings.Contains(fmt.Sprint(err), "s3cret") || strings.Contains(fmt.Sprint(err), "Injected") {
+		t.Errorf("error shows a secret value: %v", err)
 	}
 	if _, err := Factory("ftp://x", nil); err == nil {
 		t.Error("ftp endpoint accepted")
 	}
 	if _, err := Factory("http://x", pipeline.Params{"header_X_Bad": "a\r\nInjected: 1"}); err == nil {
 		t.Error("header injection accepted")
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"1024": 1024, "1MiB": 1 << 20, "512KiB": 512 << 10, "1MB": 1e6, "64kB": 64000, "2 GiB": 2 << 30} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "MiB", "-1", "1XB", "1.5MiB"} {
-		if _, err := ParseSize(bad); err == nil {
-			t.Errorf("ParseSize(%q) accepted", bad)
-		}
 	}
 }
 
@@ -368,7 +381,7 @@ func TestLinkOptionsValidated(t *testing.T) {
 	if !errors.As(err, &ve) {
 		t.Fatalf("err = %v", err)
 	}
-	for _, want := range []string{"want a request path", "plain path", "colour: unknown link setting", "'#'"} {
+	for _, want := range []string{"want a request path", "plain path", "colour: unknown inbound link setting", "'#'"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -203,15 +204,8 @@ func (c *conn) setHeaders(req *http.Request, so *SinkOptions, env *pipeline.Enve
 	h := req.Header
 	ct := "application/json"
 	if !c.cfg.NoEnvelopeHeaders {
-		for _, kv := range env.Headers {
-			if !validToken(kv.Key) || !validHeaderValue(kv.Value) || neverForward(kv.Key) {
-				continue
-			}
-			if strings.EqualFold(kv.Key, "content-type") {
-				ct = kv.Value
-				continue
-			}
-			h.Add(kv.Key, kv.Value)
+		if v, ok := kit.ToHTTP(h, env.Headers); ok {
+			ct = v
 		}
 	}
 	for k, vs := range c.cfg.Header {
@@ -221,7 +215,7 @@ func (c *conn) setHeaders(req *http.Request, so *SinkOptions, env *pipeline.Enve
 		h[k] = append([]string(nil), vs...)
 	}
 	if c.cfg.KeyHeader != "" && len(env.Key) > 0 {
-		if k := string(env.Key); validHeaderValue(k) {
+		if k := string(env.Key); kit.ValidHTTPHeaderValue(k) {
 			h.Set(c.cfg.KeyHeader, k)
 		}
 	}
@@ -232,23 +226,11 @@ func (c *conn) setHeaders(req *http.Request, so *SinkOptions, env *pipeline.Enve
 		ct = c.cfg.ContentType
 	}
 	h.Set("Content-Type", ct)
-	if c.cfg.BearerToken != "" {
-		h.Set("Authorization", "Bearer "+c.cfg.BearerToken)
+	if c.cfg.BearerToken.IsSet() {
+		h.Set("Authorization", "Bearer "+c.cfg.BearerToken.Value())
 	} else if c.user != "" || c.hasPass {
 		req.SetBasicAuth(c.user, c.pass)
 	}
-}
-
-// neverForward lists headers an envelope must not set on a request:
-// hop-by-hop headers, framing, and credentials (the connector's own
-// configuration decides those).
-func neverForward(k string) bool {
-	switch strings.ToLower(k) {
-	case "host", "content-length", "connection", "keep-alive", "te", "trailer", "transfer-encoding",
-		"upgrade", "proxy-connection", "proxy-authorization", "proxy-authenticate", "authorization", "cookie":
-		return true
-	}
-	return false
 }
 
 func sinkOptions(opts any) *SinkOptions {

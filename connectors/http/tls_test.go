@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/stages/codec"
@@ -88,9 +89,9 @@ func TestHTTPSIngestAndWebhook(t *testing.T) {
 	}
 
 	bus := mem.NewBus()
-	ingest := mustBuilder(t, "https://127.0.0.1:0", Config{CertFile: certFile, KeyFile: keyFile})
+	ingest := mustBuilder(t, "https://127.0.0.1:0", Config{TLS: kit.TLS{CertFile: certFile, KeyFile: keyFile}})
 	g := pipeline.New().Connector("ingest", ingest).Connector("", mem.New(bus)).
-		Connector("trusted", mustBuilder(t, hook.URL, Config{CAFile: hookCA})).
+		Connector("trusted", mustBuilder(t, hook.URL, Config{TLS: kit.TLS{CAFile: hookCA}})).
 		Connector("untrusted", mustBuilder(t, hook.URL, Config{Backoff: fastRetry}))
 	g.Record("r").From("ingest:///r", codec.JSON{})
 	g.Pipeline("ok").From("r").To("trusted://a", codec.JSON{}).To("mem://delivered", codec.JSON{})

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
 )
@@ -92,6 +93,15 @@ func New(bus *Bus) *Connector {
 		bus = NewBus()
 	}
 	return &Connector{bus: bus}
+}
+
+// Factory is the pipeline.Factory of the "mem" scheme: each declaration
+// gets a private bus. A mem connector takes no settings.
+func Factory(_ string, p pipeline.Params) (pipeline.Builder, error) {
+	if err := kit.Read(p).Err(); err != nil {
+		return nil, err
+	}
+	return New(nil), nil
 }
 
 // Bus returns the connector's bus.

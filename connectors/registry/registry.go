@@ -25,30 +25,10 @@ type Registry map[string]pipeline.Factory
 // Default returns a registry with every built-in connector.
 func Default() Registry {
 	r := Registry{
-		"mem": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
-			if len(p) > 0 {
-				return nil, fmt.Errorf("mem takes no settings")
-			}
-			return mem.New(nil), nil
-		},
-		"file": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
-			if len(p) > 0 {
-				return nil, fmt.Errorf("file takes no settings")
-			}
-			return file.New(), nil
-		},
-		"stdio": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
-			if len(p) > 0 {
-				return nil, fmt.Errorf("stdio takes no settings")
-			}
-			return file.NewStdio(nil, nil, nil), nil
-		},
-		"gen": func(endpoint string, p pipeline.Params) (pipeline.Builder, error) {
-			if len(p) > 0 {
-				return nil, fmt.Errorf("gen takes no connector settings (set rate/count/template on the link)")
-			}
-			return gen.New(), nil
-		},
+		"mem":   mem.Factory,
+		"file":  file.Factory,
+		"stdio": file.StdioFactory,
+		"gen":   gen.Factory,
 	}
 	// Connector packages with network I/O register here.
 	r["http"], r["https"] = httpconn.Factory, httpconn.Factory

@@ -9,7 +9,8 @@
 //	serial:///tmp/device.fifo      a named pipe, or a regular file (read to its end: a finite source)
 //	serial://127.0.0.1:7000        a TCP byte stream (ser2net, QEMU -serial tcp:..., a device bridge)
 //
-// Settings: baud N (ttys only, Linux), max_frame N (bytes, default 4096).
+// Settings (read with connectors/kit): baud N (ttys only, Linux),
+// max_frame SIZE (bytes or e.g. 16KiB, default 4096).
 //
 // Links: an inbound address is a topic filter with MQTT wildcards matched
 // against the topic of each frame ("serial://sensors/+/temp"; "serial://#"
@@ -30,14 +31,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/device/frame"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
@@ -82,15 +84,13 @@ func (b *Builder) Scheme() string { return "serial" }
 // ParseLinkOptions implements pipeline.LinkOptionParser: links take no
 // options; inbound addresses must be valid topic filters.
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
-	if len(p) > 0 {
-		return nil, errors.New("serial links take no options")
-	}
+	var errs []error
 	if dir == pipeline.Inbound && addr != "" {
 		if err := topic.Validate(addr); err != nil {
-			return nil, fmt.Errorf("serial link %q: %w", addr, err)
+			errs = append(errs, fmt.Errorf("serial link %q: %w", addr, err))
 		}
 	}
-	return nil, nil
+	return nil, errors.Join(append(errs, kit.ReadLink(dir, p).Err())...)
 }
 
 // Build implements pipeline.Builder. It does not open the stream: Serve
@@ -331,32 +331,24 @@ func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) 
 		return nil, fmt.Errorf("serial endpoint: %w", err)
 	}
 	var cfg Config
-	baud := 0
-	for k, v := range params {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("serial: %s: want a positive integer, got %q", k, v)
-		}
-		switch k {
-		case "baud":
-			baud = n
-		case "max_frame":
-			cfg.MaxFrame = n
-		default:
-			return nil, fmt.Errorf("serial: unknown setting %q (want baud, max_frame)", k)
-		}
-	}
+	s := kit.Read(params)
+	baud := s.Int("baud", 0, 1, math.MaxInt32)
+	cfg.MaxFrame = int(s.SizeIn("max_frame", DefaultMaxFrame, 1, math.MaxInt32))
+	var errs []error
 	switch {
 	case u.Host != "":
 		if baud > 0 {
-			return nil, errors.New("serial: baud applies to a device path, not a TCP address")
+			s.Errorf("baud", "applies to a device path, not a TCP address")
 		}
 		cfg.Open = DialTCP(u.Host)
 	case u.Path != "":
 		cfg.Open = OpenPath(u.Path, baud)
 		cfg.Finite = IsRegularFile(u.Path)
 	default:
-		return nil, fmt.Errorf("serial endpoint %q: want serial:///dev/ttyX, serial:///path or serial://host:port", endpoint)
+		errs = append(errs, fmt.Errorf("serial endpoint %q: want serial:///dev/ttyX, serial:///path or serial://host:port", endpoint))
+	}
+	if err := errors.Join(append(errs, s.Err())...); err != nil {
+		return nil, err
 	}
 	return New(cfg), nil
 }

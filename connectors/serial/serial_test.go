@@ -294,24 +294,33 @@ func TestRegularFileIsFiniteAndCorruptFramesAreSkipped(t *testing.T) {
 
 func TestFactoryErrors(t *testing.T) {
 	for _, tc := range []struct {
-		ep string
-		p  pipeline.Params
+		ep      string
+		p       pipeline.Params
+		wantErr string
 	}{
-		{"serial://", nil},
-		{"serial:///dev/ttyS0", pipeline.Params{"baud": "fast"}},
-		{"serial:///dev/ttyS0", pipeline.Params{"parity": "even"}},
-		{"serial://127.0.0.1:1", pipeline.Params{"baud": "9600"}},
+		{"serial://", nil, `serial endpoint "serial://": want serial:///dev/ttyX, serial:///path or serial://host:port`},
+		{"serial:///dev/ttyS0", pipeline.Params{"baud": "fast"}, `baud "fast": want a whole number from 1 to 2147483647`},
+		{"serial:///dev/ttyS0", pipeline.Params{"baud": "0"}, `baud "0": want a whole number from 1 to 2147483647`},
+		{"serial:///dev/ttyS0", pipeline.Params{"max_frame": "4k"}, `max_frame "4k": unit "k" is ambiguous: write KiB (powers of 1024) or KB (powers of 1000)`},
+		{"serial:///dev/ttyS0", pipeline.Params{"parity": "even"}, `parity: unknown setting (known: baud, max_frame)`},
+		{"serial:///dev/ttyS0", pipeline.Params{"baud": "x", "max_fram": "1"}, `baud "x": want a whole number from 1 to 2147483647` + "\n" + `max_fram: unknown setting (did you mean "max_frame"?)`},
+		{"serial://127.0.0.1:1", pipeline.Params{"baud": "9600"}, `baud "9600": applies to a device path, not a TCP address`},
 	} {
-		if _, err := serial.Factory(tc.ep, tc.p); err == nil {
-			t.Errorf("Factory(%q, %v) accepted", tc.ep, tc.p)
+		if _, err := serial.Factory(tc.ep, tc.p); err == nil || err.Error() != tc.wantErr {
+			t.Errorf("Factory(%q, %v) = %v, want %q", tc.ep, tc.p, err, tc.wantErr)
 		}
 	}
-	b, err := serial.Factory("serial:///dev/ttyS0", pipeline.Params{"baud": "115200", "max_frame": "512"})
+	b, err := serial.Factory("serial:///dev/ttyS0", pipeline.Params{"baud": "115200", "max_frame": "16KiB"})
 	if err != nil || b.Scheme() != "serial" {
 		t.Fatal(b, err)
 	}
-	if _, err := b.(pipeline.LinkOptionParser).ParseLinkOptions(pipeline.Inbound, "a/#/b", nil); err == nil {
+	lp := b.(pipeline.LinkOptionParser)
+	if _, err := lp.ParseLinkOptions(pipeline.Inbound, "a/#/b", nil); err == nil {
 		t.Fatal("invalid topic filter accepted")
+	}
+	if _, err := lp.ParseLinkOptions(pipeline.Outbound, "a", pipeline.Params{"qos": "1"}); err == nil ||
+		err.Error() != "qos: unknown outbound link setting (none are accepted here)" {
+		t.Fatalf("link option: %v", err)
 	}
 }
 
