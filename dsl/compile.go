@@ -32,6 +32,10 @@ type Options struct {
 	// (Runner.Writer): a record that pipelines read but no link or
 	// pipeline writes is then a warning, not an error.
 	Embedded bool
+	// NoLinkChecks skips Graph.CheckLinks (which looks at the environment:
+	// a file source's file must exist). fmt and graph set it: they read a
+	// file, they do not run it.
+	NoLinkChecks bool
 	// Getenv looks up ${NAME} (default os.LookupEnv).
 	Getenv func(name string) (string, bool)
 	// Logger receives the output of log stages (default slog.Default()).
@@ -78,7 +82,11 @@ func Load(opts Options, srcs ...Source) (*pipeline.Graph, error) {
 		files = append(files, Parse(s.Name, s.Src, errs))
 	}
 	g := Compile(opts, errs, files...)
-	if err := g.Validate(); err != nil {
+	err := g.Validate()
+	if err == nil && !opts.NoLinkChecks && errs.Len() == 0 {
+		err = g.CheckLinks()
+	}
+	if err != nil {
 		var ve *pipeline.ValidationError
 		if errors.As(err, &ve) {
 			for _, ce := range dropFollowOns(errs.Errors, files, ve.Errors) {

@@ -161,6 +161,15 @@ type Builder interface {
 	Build(ctx context.Context, env BuildEnv) (Connector, error)
 }
 
+// LinkChecker is optionally implemented by a Builder to check, at
+// validation, that an inbound link can work where the graph runs (a file
+// source's file exists). Unlike ParseLinkOptions it looks outside the
+// configuration, so harnesses that stand in for the connector (pipeline
+// tests) do not call it. opts is what ParseLinkOptions returned.
+type LinkChecker interface {
+	CheckLink(dir Direction, addr string, opts any) error
+}
+
 // LinkOptionParser is optionally implemented by a Builder to validate and
 // type the options of its links once, before anything starts. The returned
 // value is what Publish and Serve receive as opts.

@@ -390,6 +390,34 @@ func (g *Graph) ConnectorNames() map[string]string {
 // DeadLetter returns the graph-wide dead-letter link, or nil.
 func (g *Graph) DeadLetter() *OutLink { return g.deadLetter }
 
+// CheckLinks asks every connector that implements LinkChecker whether its
+// inbound links can work where the graph runs (a file source's file
+// exists) and returns a *ValidationError listing each problem with its
+// position, or nil. Call it after Validate; it looks outside the
+// configuration, so tools that only read a graph (fmt, graph) skip it.
+func (g *Graph) CheckLinks() error {
+	var errs []*ConfigError
+	conns := map[string]Builder{}
+	for _, c := range g.conns {
+		conns[c.name] = c.b
+	}
+	for _, r := range g.records {
+		for _, l := range r.Inbound {
+			lc, ok := conns[l.Link.Connector].(LinkChecker)
+			if !ok {
+				continue
+			}
+			if err := lc.CheckLink(Inbound, l.Link.Address, l.Options); err != nil {
+				errs = append(errs, &ConfigError{Pos: l.Pos, Msg: fmt.Sprintf("record %s: %q: %v", r.Name, l.Raw, err)})
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Errors: errs}
+}
+
 // Validate checks the whole graph and returns a *ValidationError listing
 // every problem, or nil. It also parses link options through each
 // connector's LinkOptionParser.

@@ -122,7 +122,9 @@ func cmdFmt(_ context.Context, env *cliEnv, args []string) int {
 		}
 		// Nor one that does not validate: formatting an invalid file would
 		// hide its problems behind a clean diff.
-		if _, err := dsl.LoadFiles(loadOpts(env, slog.New(slog.DiscardHandler)), path); err != nil {
+		fo := loadOpts(env, slog.New(slog.DiscardHandler))
+		fo.NoLinkChecks = true // fmt reads the file; it does not run it
+		if _, err := dsl.LoadFiles(fo, path); err != nil {
 			printLoadError(env, err)
 			fmt.Fprintf(env.stderr, "aimdb-flow fmt: %s left as it is: fmt formats only valid files (see aimdb-flow validate)\n", path)
 			code = exitProblems
@@ -167,7 +169,9 @@ func cmdGraph(_ context.Context, env *cliEnv, args []string) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	g, err := dsl.LoadFiles(loadOpts(env, log), fs.Args()...)
+	gopts := loadOpts(env, log)
+	gopts.NoLinkChecks = true // graph draws the files; it does not run them
+	g, err := dsl.LoadFiles(gopts, fs.Args()...)
 	if err != nil {
 		printLoadError(env, err)
 		return exitProblems

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -98,9 +99,16 @@ func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "good.flow", okFlow)
 	bad := writeFile(t, dir, "bad.flow", "connector file \"file://\"\nrecord r {\n  from \"file:///x\" decode jsn\n}\n")
-	env := map[string]string{"IN": "/in", "OUT": "/out"}
+	in := writeFile(t, dir, "in.jsonl", "")
+	env := map[string]string{"IN": in, "OUT": "/out"}
 	if r := runCLI(t, context.Background(), env, "validate", good); r.code != exitOK || !strings.Contains(r.stdout, "good.flow: ok") {
 		t.Fatalf("validate good: %+v", r)
+	}
+	// A file source whose file is missing is reported at load, with the
+	// link's position.
+	missing := map[string]string{"IN": filepath.Join(dir, "nope.jsonl"), "OUT": "/out"}
+	if r := runCLI(t, context.Background(), missing, "validate", good); r.code != exitProblems || !strings.Contains(r.stderr, "good.flow:4:8: record readings:") || !strings.Contains(r.stderr, "nope.jsonl does not exist (add follow true to wait for it to appear)") {
+		t.Fatalf("validate with a missing input: %+v", r)
 	}
 	r := runCLI(t, context.Background(), env, "validate", good, bad)
 	want := bad + ":3:27: unknown codec \"jsn\" (known: [json msgpack raw])\n" +
@@ -116,7 +124,7 @@ func TestValidate(t *testing.T) {
 	// Files that are valid only together (one uses what another declares)
 	// fail one by one, with a hint at --together, which run's view.
 	decl := writeFile(t, dir, "decl.flow", "connector file \"file://\"\n")
-	use := writeFile(t, dir, "use.flow", "record r {\n  from \"file:///x\" decode json\n}\npipeline p {\n  from r\n  to \"file:///y\" encode json\n}\n")
+	use := writeFile(t, dir, "use.flow", "record r {\n  from \"file://"+in+"\" decode json\n}\npipeline p {\n  from r\n  to \"file:///y\" encode json\n}\n")
 	if r := runCLI(t, context.Background(), env, "validate", decl, use); r.code != exitProblems || !strings.Contains(r.stderr, "the files are valid together, as 'run' loads them") {
 		t.Fatalf("validate of files valid together: %+v", r)
 	}
@@ -362,7 +370,7 @@ func TestStatusOffWhenSinkWritesToTheTerminal(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "connector gen \"gen://\"\nconnector stdio \"stdio://\"\nconnector file \"file://\"\nrecord r {\n  from \"gen://r\" decode json\n}\npipeline p {\n  from r\n  to \"" + tc.sink + "\" encode json\n}\n"
-			g, err := dsl.Load(dsl.Options{}, dsl.Source{Name: "t.flow", Src: []byte(src)})
+			g, err := dsl.Load(dsl.Options{Logger: slog.New(slog.DiscardHandler)}, dsl.Source{Name: "t.flow", Src: []byte(src)})
 			if err != nil {
 				t.Fatal(err)
 			}

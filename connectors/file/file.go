@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -36,8 +37,12 @@ const MaxLine = 16 << 20
 // Options are the typed link options.
 type Options struct {
 	// Follow keeps reading a file after its end (like tail -f): the source
-	// is then not finite.
+	// is then not finite. A followed file that does not exist yet is
+	// waited for.
 	Follow bool
+	// Truncate empties an outbound file when the run first writes to it
+	// (default: append to what the file holds).
+	Truncate bool
 }
 
 // Builder builds a file or stdio connector.
@@ -94,6 +99,8 @@ func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeli
 	s := kit.ReadLink(dir, p)
 	if dir == pipeline.Inbound {
 		o.Follow = s.Bool("follow", false)
+	} else if b.scheme == "file" {
+		o.Truncate = s.Bool("truncate", false)
 	}
 	var errs []error
 	if b.scheme == "stdio" {
@@ -110,6 +117,23 @@ func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeli
 		return nil, err
 	}
 	return o, nil
+}
+
+// CheckLink implements pipeline.LinkChecker: a finite file source reads a
+// file that exists, so a missing one is reported at load, with the link's
+// position, rather than failing the run (a followed file is waited for).
+func (b *Builder) CheckLink(dir pipeline.Direction, addr string, opts any) error {
+	o, _ := opts.(Options)
+	if b.scheme != "file" || dir != pipeline.Inbound || o.Follow || addr == "" {
+		return nil
+	}
+	if _, err := os.Stat(addr); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("file %s does not exist (add follow true to wait for it to appear)", addr)
+		}
+		return fmt.Errorf("file %s: %w", addr, err)
+	}
+	return nil
 }
 
 // Build implements pipeline.Builder.
@@ -134,7 +158,7 @@ type lineWriter struct {
 	dirty bool
 }
 
-func (c *conn) writer(dest string) (*lineWriter, error) {
+func (c *conn) writer(dest string, truncate bool) (*lineWriter, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if lw := c.writers[dest]; lw != nil {
@@ -152,7 +176,11 @@ func (c *conn) writer(dest string) (*lineWriter, error) {
 			return nil, fmt.Errorf("stdio: unknown stream %q", dest)
 		}
 	} else {
-		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+		if truncate {
+			flags |= os.O_TRUNC
+		}
+		f, err := os.OpenFile(dest, flags, 0o644)
 		if err != nil {
 			return nil, err
 		}
@@ -167,8 +195,9 @@ func (c *conn) writer(dest string) (*lineWriter, error) {
 // payload into the file's buffer before it returns.
 func (c *conn) CopiesPayload() bool { return true }
 
-func (c *conn) Publish(_ context.Context, dest string, _ any, env *pipeline.Envelope) error {
-	lw, err := c.writer(dest)
+func (c *conn) Publish(_ context.Context, dest string, opts any, env *pipeline.Envelope) error {
+	o, _ := opts.(Options)
+	lw, err := c.writer(dest, o.Truncate)
 	if err != nil {
 		return err
 	}
@@ -266,8 +295,8 @@ func (c *conn) serveOne(ctx context.Context, s pipeline.Subscription, d pipeline
 	if c.b.scheme == "stdio" {
 		r = c.b.stdin
 	} else {
-		f, err := os.Open(s.Filter)
-		if err != nil {
+		f, err := openSource(ctx, s.Filter, opts.Follow)
+		if err != nil || f == nil {
 			return err
 		}
 		defer f.Close()
@@ -335,6 +364,22 @@ func ReadLines(ctx context.Context, r io.Reader, topic string, follow bool, d pi
 		}
 		if err == io.EOF {
 			return nil
+		}
+	}
+}
+
+// openSource opens a file source; a followed file that does not exist yet
+// is polled for until it appears or ctx ends (nil file, nil error).
+func openSource(ctx context.Context, path string, follow bool) (*os.File, error) {
+	for {
+		f, err := os.Open(path)
+		if err == nil || !follow || !errors.Is(err, fs.ErrNotExist) {
+			return f, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -118,7 +118,8 @@ func TestLinkOptions(t *testing.T) {
 		{b: file.New(), dir: pipeline.Inbound, addr: "/tmp/x", p: pipeline.Params{"follow": "often"},
 			wantErr: `follow "often": want true or false`},
 		{b: file.New(), dir: pipeline.Outbound, addr: "/tmp/x", p: pipeline.Params{"follow": "true"},
-			wantErr: `follow: unknown outbound link setting (none are accepted here)`},
+			wantErr: `follow: unknown outbound link setting (known: truncate)`},
+		{b: file.New(), dir: pipeline.Outbound, addr: "/tmp/x", p: pipeline.Params{"truncate": "true"}, want: file.Options{Truncate: true}},
 		{b: file.New(), dir: pipeline.Inbound, addr: "", wantErr: "file link needs a path: file:///path/to/file"},
 		{b: file.New(), dir: pipeline.Inbound, addr: "/tmp/x", p: pipeline.Params{"folow": "1"},
 			wantErr: `folow: unknown inbound link setting (did you mean "follow"?)`},
@@ -152,4 +153,107 @@ func TestFactoriesTakeNoSettings(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	}
+}
+
+func TestCheckLink(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(present, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "none.jsonl")
+	b := file.New()
+	tests := []struct {
+		addr    string
+		opts    file.Options
+		dir     pipeline.Direction
+		wantErr string
+	}{
+		{present, file.Options{}, pipeline.Inbound, ""},
+		{missing, file.Options{}, pipeline.Inbound, "file " + missing + " does not exist (add follow true to wait for it to appear)"},
+		{missing, file.Options{Follow: true}, pipeline.Inbound, ""},
+		{missing, file.Options{}, pipeline.Outbound, ""},
+	}
+	for _, tc := range tests {
+		err := b.CheckLink(tc.dir, tc.addr, tc.opts)
+		if (err == nil) != (tc.wantErr == "") || err != nil && err.Error() != tc.wantErr {
+			t.Errorf("CheckLink(%s, %s, %+v) = %v, want %q", tc.dir, tc.addr, tc.opts, err, tc.wantErr)
+		}
+	}
+}
+
+// truncate empties the sink file once per run; the default appends.
+func TestTruncate(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	for _, tc := range []struct {
+		truncate bool
+		want     string
+	}{{false, "old\nnew-1\nnew-2\n"}, {true, "new-1\nnew-2\n"}} {
+		if err := os.WriteFile(out, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := file.New()
+		c, err := b.Build(context.Background(), pipeline.BuildEnv{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"new-1", "new-2"} {
+			if err := c.Publish(context.Background(), out, file.Options{Truncate: tc.truncate}, &pipeline.Envelope{Payload: []byte(p)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(out)
+		if string(got) != tc.want {
+			t.Fatalf("truncate %v: file %q, want %q", tc.truncate, got, tc.want)
+		}
+	}
+}
+
+type chanDispatcher chan string
+
+func (d chanDispatcher) Dispatch(_ context.Context, env *pipeline.Envelope) error {
+	d <- string(env.Payload)
+	env.Ack.Done()
+	return nil
+}
+
+// A followed source whose file does not exist yet waits for it.
+func TestFollowWaitsForTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.jsonl")
+	c, err := file.New().Build(context.Background(), pipeline.BuildEnv{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := c.(pipeline.Source)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chanDispatcher, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Serve(ctx, []pipeline.Subscription{{Filter: path, Options: file.Options{Follow: true}}}, got)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Serve ended before the file appeared: %v", err)
+	default:
+	}
+	if err := os.WriteFile(path, []byte("{\"a\":1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-got:
+		if line != `{"a":1}` {
+			t.Fatalf("got %q", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the line written after Serve started never arrived")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.Close(context.Background())
 }
