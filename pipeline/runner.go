@@ -401,6 +401,9 @@ func (r *Runner) bindOutputs() {
 		}
 		o.conn = r.conns[o.link.Link.Connector].conn
 		o.async, _ = o.conn.(AsyncPublisher)
+		if o.async != nil {
+			o.flusher, _ = o.conn.(Flusher)
+		}
 	}
 	bind(r.graphDL)
 	for _, p := range r.pipes {
@@ -635,6 +638,11 @@ type outRun struct {
 	// goroutine (its pipeline's last segment or its publisher), and
 	// publishers copy what they keep, so one envelope is reused.
 	scratch Envelope
+	// flusher is the connector as a Flusher when it publishes
+	// asynchronously in batches (nil otherwise); held is set when a
+	// record was handed to it since its last Flush (see flush).
+	flusher Flusher
+	held    bool
 }
 
 // recordSpec is the graph's spec of the named record.
@@ -722,6 +730,8 @@ func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) er
 		env.Ack.Add(1)
 		if err = o.async.PublishAsync(ctx, env.Topic, o.link.Options, env); err != nil {
 			env.Ack.Add(-1)
+		} else if o.flusher != nil {
+			o.held = true
 		}
 	} else {
 		err = o.conn.Publish(ctx, env.Topic, o.link.Options, env)
@@ -733,6 +743,25 @@ func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) er
 	}
 	o.stats.Messages.Add(1)
 	return nil
+}
+
+// flush tells o's connector to hand off the records it may hold back
+// (Flusher) once the outbound loop driving o has nothing more immediately
+// ready: after each batch it received, and so also before it returns. Like
+// send, it runs on that loop's goroutine.
+func (o *outRun) flush(ctx context.Context) {
+	if !o.held {
+		return
+	}
+	o.held = false
+	defer func() {
+		if v := recover(); v != nil {
+			o.r.log.Error("connector Flush panicked", "link", o.link.Raw, "error", newPanicError(v))
+		}
+	}()
+	if err := o.flusher.Flush(ctx); err != nil {
+		o.r.log.Debug("connector Flush failed", "link", o.link.Raw, "error", ErrorText(err))
+	}
 }
 
 // nackError tells settle to reject the source message (at-least-once:
@@ -808,6 +837,7 @@ func (p *publisherRun) run(ctx context.Context) error {
 				env.Ack.Done()
 			}
 		}
+		p.out.flush(ctx)
 		p.hold.release(0)
 	}
 }
@@ -982,8 +1012,14 @@ func (p *pipeRun) run(ctx context.Context) error {
 	errs := make([]error, n)
 	for i := 1; i < n; i++ {
 		seg := p.segments[i]
+		last := i == n-1
 		emit := func(ctx context.Context, env *Envelope) error {
 			p.settle(ctx, env, seg.chain(ctx, env))
+			if last {
+				// The stage emits when it chooses: no batch end to wait
+				// for, so hand the outputs off at once.
+				p.flushOuts(ctx)
+			}
 			return nil
 		}
 		wg.Add(1)
@@ -1009,6 +1045,14 @@ func (p *pipeRun) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(append([]error{runErr}, errs...)...)
+}
+
+// flushOuts flushes the pipeline's outputs (see outRun.flush); it is
+// called on the goroutine that runs the terminal step.
+func (p *pipeRun) flushOuts(ctx context.Context) {
+	for _, o := range p.outs {
+		o.flush(ctx)
+	}
 }
 
 // feed returns an Emit that hands a copy of env (with its own ack share) to
@@ -1041,6 +1085,9 @@ func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
 		for i := 0; i < n; i++ {
 			env := &batch[i]
 			p.settle(ctx, env, chain(ctx, env))
+		}
+		if len(p.segments) == 1 { // this goroutine runs the outputs
+			p.flushOuts(ctx)
 		}
 		p.hold.release(0)
 	}
