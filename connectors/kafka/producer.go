@@ -21,6 +21,10 @@ var errClosed = errors.New("kafka: connector closed")
 // them to its writer without waiting for Flush.
 const handOffMax = 256
 
+// writerBatchBytes is kafka-go's default Writer.BatchBytes, which the
+// connector keeps: WriteMessages refuses a larger record.
+const writerBatchBytes = 1 << 20
+
 // maxKnownTopics bounds a batcher's set of known topics; when it is full
 // it starts over (topics are then verified once more).
 const maxKnownTopics = 4096
@@ -49,7 +53,7 @@ type batcher struct {
 	c        *conn
 	w        *kafkago.Writer
 	max      int   // hand off without waiting for Flush at this many pending
-	maxBytes int64 // the writer's BatchBytes
+	maxBytes int64 // the writer's BatchBytes (writerBatchBytes)
 
 	hand  sync.Mutex         // held while records are handed off
 	spare []kafkago.Message  // the other backing array (under hand)
@@ -209,10 +213,7 @@ func (c *conn) writer(o WriterOptions) (*batcher, error) {
 		Compression:     comp,
 		Transport:       c.transport(),
 	}
-	b := &batcher{c: c, w: w, max: min(max(o.BatchSize, 1), handOffMax), maxBytes: 1 << 20}
-	if w.BatchBytes > 0 {
-		b.maxBytes = w.BatchBytes
-	}
+	b := &batcher{c: c, w: w, max: min(max(o.BatchSize, 1), handOffMax), maxBytes: writerBatchBytes}
 	c.writers[o] = b
 	all := append(append([]*batcher(nil), c.batcherList()...), b)
 	c.batchers.Store(&all)
