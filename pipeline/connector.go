@@ -222,8 +222,39 @@ type Connector interface {
 // exactly once with the outcome. The runner takes that ack share before the
 // call. A non-nil return means the hand-off failed and the share was not
 // consumed.
+//
+// Only the Envelope struct is reused, not the bytes it points to: the
+// slices in Payload and Key are never written once they are in an
+// envelope (sources dispatch freshly allocated bytes whose ownership
+// passes on, encoders and KeyFuncs return slices the caller owns, and
+// records share them with every reader and keep the latest for
+// inspection), so a connector may keep references to them until the
+// publish is confirmed instead of copying them.
+//
+// A connector that also implements Flusher may hold handed-off records
+// back to send them in batches; see Flusher.
 type AsyncPublisher interface {
 	PublishAsync(ctx context.Context, dest string, opts any, env *Envelope) error
+}
+
+// Flusher is optionally implemented by an AsyncPublisher that batches the
+// records handed to PublishAsync before sending them. Flush is called by
+// the runner's outbound loop when no more records are immediately ready
+// for this connector (after each batch it received from the buffer), and
+// before shutdown; it hands anything pending to the wire. It does not wait
+// for confirmations: their outcomes still reach each record's ack. A
+// non-nil error is informational (the records' outcomes are reported
+// through their acks either way). Flush may be called concurrently with
+// PublishAsync and with itself.
+//
+// A Flusher may hold a record back only while its caller is known to call
+// Flush: once Flush has been called, a caller must call it again whenever
+// it stops handing records off. A connector must still make progress for
+// callers that never call Flush (hand each record off at once until the
+// first Flush), for Publish (which returns only when confirmed) and on
+// Close (which hands off whatever is pending).
+type Flusher interface {
+	Flush(ctx context.Context) error
 }
 
 // Subscription is one inbound link as the connector sees it.

@@ -62,7 +62,10 @@ func (e *ValidationError) Unwrap() []error {
 	return out
 }
 
-// KeyFunc computes a record's outbound key (Kafka key, dedupe key).
+// KeyFunc computes a record's outbound key (Kafka key, dedupe key). The
+// returned slice must be freshly allocated or otherwise owned by the
+// caller, and not written afterwards: publishers may hold it until the
+// record is confirmed.
 type KeyFunc func(env *Envelope) ([]byte, error)
 
 // LinkOption configures a link. Options are typed by role: InOption only

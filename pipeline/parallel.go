@@ -84,6 +84,9 @@ func (p *pipeRun) runParallel(ctx context.Context) error {
 				p.settle(ctx, &b.envs[i], b.errs[i])
 				b.errs[i] = nil
 			}
+			if len(p.segments) == 1 { // seg0Next is the terminal step
+				p.flushOuts(ctx)
+			}
 			b.n = 0
 			p.hold.release(b.slot)
 			free <- b

@@ -405,6 +405,8 @@ func (r *Runner) bindOutputs() {
 			if pc, ok := o.conn.(PayloadCopier); ok && pc.CopiesPayload() {
 				o.appendEnc, _ = o.link.Encoder.(AppendEncoder)
 			}
+		} else {
+			o.flusher, _ = o.conn.(Flusher)
 		}
 	}
 	bind(r.graphDL)
@@ -645,6 +647,11 @@ type outRun struct {
 	// are then encoded into buf, reused, instead of a fresh slice each.
 	appendEnc AppendEncoder
 	buf       []byte
+	// flusher is the connector as a Flusher when it publishes
+	// asynchronously in batches (nil otherwise); held is set when a
+	// record was handed to it since its last Flush (see flush).
+	flusher Flusher
+	held    bool
 }
 
 // recordSpec is the graph's spec of the named record.
@@ -740,6 +747,8 @@ func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) er
 		env.Ack.Add(1)
 		if err = o.async.PublishAsync(ctx, env.Topic, o.link.Options, env); err != nil {
 			env.Ack.Add(-1)
+		} else if o.flusher != nil {
+			o.held = true
 		}
 	} else {
 		err = o.conn.Publish(ctx, env.Topic, o.link.Options, env)
@@ -751,6 +760,25 @@ func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) er
 	}
 	o.stats.Messages.Add(1)
 	return nil
+}
+
+// flush tells o's connector to hand off the records it may hold back
+// (Flusher) once the outbound loop driving o has nothing more immediately
+// ready: after each batch it received, and so also before it returns. Like
+// send, it runs on that loop's goroutine.
+func (o *outRun) flush(ctx context.Context) {
+	if !o.held {
+		return
+	}
+	o.held = false
+	defer func() {
+		if v := recover(); v != nil {
+			o.r.log.Error("connector Flush panicked", "link", o.link.Raw, "error", newPanicError(v))
+		}
+	}()
+	if err := o.flusher.Flush(ctx); err != nil {
+		o.r.log.Debug("connector Flush failed", "link", o.link.Raw, "error", ErrorText(err))
+	}
 }
 
 // nackError tells settle to reject the source message (at-least-once:
@@ -826,6 +854,7 @@ func (p *publisherRun) run(ctx context.Context) error {
 				env.Ack.Done()
 			}
 		}
+		p.out.flush(ctx)
 		p.hold.release(0)
 	}
 }
@@ -1000,8 +1029,14 @@ func (p *pipeRun) run(ctx context.Context) error {
 	errs := make([]error, n)
 	for i := 1; i < n; i++ {
 		seg := p.segments[i]
+		last := i == n-1
 		emit := func(ctx context.Context, env *Envelope) error {
 			p.settle(ctx, env, seg.chain(ctx, env))
+			if last {
+				// The stage emits when it chooses: no batch end to wait
+				// for, so hand the outputs off at once.
+				p.flushOuts(ctx)
+			}
 			return nil
 		}
 		wg.Add(1)
@@ -1027,6 +1062,14 @@ func (p *pipeRun) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(append([]error{runErr}, errs...)...)
+}
+
+// flushOuts flushes the pipeline's outputs (see outRun.flush); it is
+// called on the goroutine that runs the terminal step.
+func (p *pipeRun) flushOuts(ctx context.Context) {
+	for _, o := range p.outs {
+		o.flush(ctx)
+	}
 }
 
 // feed returns an Emit that hands a copy of env (with its own ack share) to
@@ -1059,6 +1102,9 @@ func (p *pipeRun) runSerial(ctx context.Context, chain Emit) error {
 		for i := 0; i < n; i++ {
 			env := &batch[i]
 			p.settle(ctx, env, chain(ctx, env))
+		}
+		if len(p.segments) == 1 { // this goroutine runs the outputs
+			p.flushOuts(ctx)
 		}
 		p.hold.release(0)
 	}

@@ -32,7 +32,12 @@
 // options, batching with a linger; records are pipelined (the connector
 // implements pipeline.AsyncPublisher) and each record's ack is finished
 // from the writer's completion callback, so a failed produce reaches the
-// source as a nack (redelivery) instead of being lost.
+// source as a nack (redelivery) instead of being lost. In front of each
+// writer the connector collects the records the runner hands it and gives
+// them to the writer in one WriteMessages call when the runner's outbound
+// loop has nothing more ready (pipeline.Flusher) or the batch is full; a
+// record the broker rejects for good is dead-lettered alone, the rest of
+// its batch is unaffected.
 package kafka
 
 import (
@@ -126,7 +131,7 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*kafkago.Writer{}, deadLetter: env.DeadLetter}
+	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*batcher{}, deadLetter: env.DeadLetter}
 	c.sem = make(chan struct{}, b.cfg.MaxInFlight)
 	c.closed = make(chan struct{})
 	if len(env.Inbound) > 0 {
@@ -200,8 +205,19 @@ type conn struct {
 	log *slog.Logger
 
 	wmu     sync.Mutex
-	writers map[WriterOptions]*kafkago.Writer
+	writers map[WriterOptions]*batcher
 	sem     chan struct{}
+	// batchers lists the writers' batchers for Flush (copy on write,
+	// under wmu); lastWriter caches the last writerFor lookup.
+	batchers   atomic.Pointer[[]*batcher]
+	lastWriter atomic.Pointer[writerCache]
+	// flushed is set by the first Flush: from then on PublishAsync may
+	// hold records back until the next one.
+	flushed atomic.Bool
+	// batchAll is a test hook: every record goes into the pending batch
+	// (none is handed off alone), so that the rejection of a record inside
+	// a batch can be exercised.
+	batchAll bool
 
 	outErr  atomic.Pointer[error]
 	probing atomic.Bool
@@ -218,6 +234,7 @@ type conn struct {
 var (
 	_ pipeline.Connector      = (*conn)(nil)
 	_ pipeline.AsyncPublisher = (*conn)(nil)
+	_ pipeline.Flusher        = (*conn)(nil)
 	_ pipeline.Source         = (*conn)(nil)
 	_ pipeline.Readiness      = (*conn)(nil)
 )
@@ -306,8 +323,9 @@ func (c *conn) ping(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close flushes the producers (so their completions settle the acks of
-// the records they carry), then commits the consumer's final watermark and
+// Close hands off the records pending in the producers' batches and
+// flushes the producers (so their completions settle the acks of the
+// records they carry), then commits the consumer's final watermark and
 // leaves the group, all within ctx's deadline.
 func (c *conn) Close(ctx context.Context) error {
 	select {
@@ -319,10 +337,15 @@ func (c *conn) Close(ctx context.Context) error {
 	var errs []error
 	c.wmu.Lock()
 	writers := c.writers
-	c.writers = map[WriterOptions]*kafkago.Writer{}
+	c.writers = map[WriterOptions]*batcher{}
+	c.batchers.Store(nil)
+	c.lastWriter.Store(nil)
 	c.wmu.Unlock()
-	for _, w := range writers {
-		if err := closeWithin(ctx, w.Close); err != nil {
+	for _, b := range writers {
+		w := b.w
+		// Publishes have stopped (c.closed): what is pending goes to the
+		// writer once, without retries, and the writer flushes it.
+		if err := closeWithin(ctx, func() error { b.close(ctx); return w.Close() }); err != nil {
 			errs = append(errs, fmt.Errorf("flush producer: %w", err))
 		}
 		// kafka-go's Writer.Close releases only a transport it created

@@ -257,6 +257,15 @@ func (c *probeConn) PublishAsync(ctx context.Context, dest string, opts any, env
 	return err
 }
 
+// Flush forwards to the wrapped connector, so a batching producer is
+// exercised as the runner drives it.
+func (c *probeConn) Flush(ctx context.Context) error {
+	if f, ok := c.Connector.(pipeline.Flusher); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
+
 func (c *probeConn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
 	return c.Connector.(pipeline.Source).Serve(ctx, subs, probeDispatcher{d: d, p: c.p})
 }
