@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -435,5 +436,36 @@ deadletter "file://${DEAD}" encode json
 		if !strings.Contains(string(d), want) {
 			t.Fatalf("dead letter %s lacks %q", d, want)
 		}
+	}
+}
+
+// The README's Go program compiles as printed (imports, ctx and all).
+func TestReadmeGoProgramBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "```go\npackage main\n")
+	if i < 0 {
+		t.Fatal("README has no complete Go program (```go block starting with package main)")
+	}
+	body := s[i+len("```go\n"):]
+	body = body[:strings.Index(body, "```")]
+	dir, err := os.MkdirTemp("../..", ".readme-check-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "vet", "./"+filepath.Base(dir))
+	cmd.Dir = "../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the README's Go program does not build: %v\n%s", err, out)
 	}
 }
