@@ -265,6 +265,11 @@ type Subscription struct {
 	Options any
 	// Record is the record the link feeds (for logs and gen templates).
 	Record string
+	// Decoder is the link's decoder. A source that can refuse a message
+	// to its sender before accepting it (HTTP answers 400) may decode with
+	// it first; the runner still decodes what is dispatched. PayloadOnly
+	// or nil means the link does not decode.
+	Decoder Decoder
 }
 
 // Source is implemented by connectors with inbound links.

@@ -144,7 +144,7 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 				cr.router.AddExact(l.Link.Address, rt)
 			}
 			cr.routes = append(cr.routes, rt)
-			cr.subs = append(cr.subs, Subscription{Filter: l.Link.Address, Options: l.Options, Record: spec.Name})
+			cr.subs = append(cr.subs, Subscription{Filter: l.Link.Address, Options: l.Options, Record: spec.Name, Decoder: l.Decoder})
 		}
 	}
 	if g.deadLetter != nil {

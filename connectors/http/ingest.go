@@ -25,6 +25,9 @@ import (
 type ingestRoute struct {
 	topic   string // the link address: what the dispatcher routes on
 	methods []string
+	// decoders are the decoders of the links on this path: a body none
+	// of them can decode is refused with 400 before it is accepted.
+	decoders []pipeline.Decoder
 }
 
 // listen binds the ingest server's socket and prepares the routes.
@@ -63,6 +66,9 @@ func (c *conn) listen(subs []pipeline.Subscription) error {
 			if !slices.Contains(rt.methods, m) {
 				rt.methods = append(rt.methods, m)
 			}
+		}
+		if s.Decoder != nil && s.Decoder != pipeline.PayloadOnly {
+			rt.decoders = append(rt.decoders, s.Decoder)
 		}
 	}
 	var tlsCfg *tls.Config
@@ -215,6 +221,15 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, http.StatusBadRequest, reply{Error: "body is not valid JSON"})
 		return
 	}
+	// Whatever the Content-Type says, a body the link's codec cannot
+	// decode is refused now (400 with the reason), not accepted and
+	// dead-lettered later.
+	for _, dec := range rt.decoders {
+		if _, err := dec.Decode(body); err != nil {
+			h.reply(w, http.StatusBadRequest, reply{Error: capReason(err.Error())})
+			return
+		}
+	}
 
 	env := pipeline.Envelope{Payload: body, Topic: rt.topic, Time: time.Now(), Partition: -1, Headers: kit.FromHTTP(r.Header, c.forward)}
 	if c.cfg.KeyHeader != "" {
@@ -300,4 +315,13 @@ func isJSON(ct string) bool {
 // broken connections) to the connector's logger.
 func slogErrorLog(l *slog.Logger) *log.Logger {
 	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
+}
+
+// capReason keeps an error text short enough for a response body.
+func capReason(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
 }

@@ -112,6 +112,8 @@ func TestIngestRejects(t *testing.T) {
 		{"wrong method", "GET", "/ingest/a", ``, auth, 405},
 		{"too large", "POST", "/ingest/a", `{"pad":"` + strings.Repeat("x", 100) + `"}`, auth, 413},
 		{"invalid json", "POST", "/ingest/a", `{"temp":`, auth, 400},
+		{"invalid json, no content type", "POST", "/ingest/a", `{"temp":`, map[string]string{"Authorization": "Bearer t0ken", "Content-Type": ""}, 400},
+		{"invalid json sent as text", "POST", "/ingest/a", `not json`, map[string]string{"Authorization": "Bearer t0ken", "Content-Type": "text/plain"}, 400},
 		{"compressed", "POST", "/ingest/a", `{}`, map[string]string{"Authorization": "Bearer t0ken", "Content-Encoding": "gzip"}, 415},
 	}
 	for _, tc := range cases {
