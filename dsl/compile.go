@@ -36,6 +36,11 @@ type Options struct {
 	// a file source's file must exist). fmt and graph set it: they read a
 	// file, they do not run it.
 	NoLinkChecks bool
+	// Placeholders keeps an unset ${NAME} (without a default) as the text
+	// "${NAME}" instead of reporting it, and does not build connectors
+	// whose endpoint holds one (a stand-in keeps their links valid): for
+	// tools that draw a file rather than run it (aimdb-flow graph).
+	Placeholders bool
 	// Getenv looks up ${NAME} (default os.LookupEnv).
 	Getenv func(name string) (string, bool)
 	// Logger receives the output of log stages (default slog.Default()).
@@ -116,6 +121,15 @@ func Compile(opts Options, errs *ErrorList, files ...*File) *pipeline.Graph {
 	if opts.Getenv == nil {
 		opts.Getenv = os.LookupEnv
 	}
+	if opts.Placeholders {
+		get := opts.Getenv
+		opts.Getenv = func(name string) (string, bool) {
+			if v, ok := get(name); ok {
+				return v, true
+			}
+			return "${" + name + "}", true
+		}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -182,6 +196,11 @@ func (c *compiler) connector(a *args) {
 		return
 	}
 	params, ppos := a.settings(nil)
+	if c.opts.Placeholders && strings.Contains(url, "${") {
+		scheme, _, _ := strings.Cut(url, "://")
+		c.g.Connector(name, failedBuilder{scheme: scheme}, a.s.Kw.Pos)
+		return
+	}
 	b, err := c.opts.Registry.Build(url, params)
 	if err != nil {
 		// A problem with one setting is reported where that setting is

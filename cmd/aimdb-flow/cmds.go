@@ -171,6 +171,7 @@ func cmdGraph(_ context.Context, env *cliEnv, args []string) int {
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	gopts := loadOpts(env, log)
 	gopts.NoLinkChecks = true // graph draws the files; it does not run them
+	gopts.Placeholders = true // unset ${NAME} is drawn as written
 	g, err := dsl.LoadFiles(gopts, fs.Args()...)
 	if err != nil {
 		printLoadError(env, err)

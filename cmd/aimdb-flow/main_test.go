@@ -191,6 +191,18 @@ func TestGraph(t *testing.T) {
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "flowchart LR") || !strings.Contains(r.stdout, "file:///in") {
 		t.Fatalf("graph mermaid: %+v", r)
 	}
+	// Without the variables set, the file is drawn with its placeholders,
+	// also when one sits in a connector's endpoint.
+	q := writeFile(t, dir, "q.flow", "connector mqtt \"mqtt://127.0.0.1:${MQTT_PORT}\"\n"+okFlow)
+	q2 := writeFile(t, dir, "q2.flow", strings.Replace(okFlow, `to "file://${OUT}" encode json`, `to "mqtt://alerts/${SITE}" encode json qos 1`, 1))
+	r = runCLI(t, context.Background(), nil, "graph", "--format", "mermaid", q, q2)
+	if r.code != exitProblems { // q and q2 together declare file twice: a real problem is still one
+		t.Fatalf("graph of conflicting files: %+v", r)
+	}
+	r = runCLI(t, context.Background(), nil, "graph", "--format", "mermaid", q)
+	if r.code != exitOK || !strings.Contains(r.stdout, "file://${IN}") || !strings.Contains(r.stdout, "file://${OUT}") {
+		t.Fatalf("graph with unset variables: %+v", r)
+	}
 }
 
 func TestTestCommand(t *testing.T) {
