@@ -99,6 +99,8 @@ func TestProblems(t *testing.T) {
 			[]string{"t.flow:8:15: environment variable OUT is not set (write ${OUT:-default} to give a default)"}, nil},
 		{"checker: an unterminated string is reported once, without follow-ons", okHeader + "record r {\n  from \"gen://x decode json\n}\npipeline p {\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:4:8: unterminated string (a string ends on its line with \")"}, nil},
+		{"cycle through two pipelines names them", okHeader + "record a {\n}\nrecord b {\n}\npipeline p {\n  from a\n  into b\n}\npipeline q {\n  from b\n  into a\n}\n",
+			[]string{"t.flow:3:1: cycle between records: a -> (pipeline p) -> b -> (pipeline q) -> a"}, nil},
 		{"checker: duplicates", okHeader + "record r {\n  from \"gen://x\" decode json\n}\nrecord r {\n}\npipeline p {\n  from r\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:6:8: record r declared twice (first at t.flow:3:1)", "t.flow:10:3: pipeline p: from given twice (first at t.flow:9:3)"}, nil},
 		{"graph validation with positions", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from rr\n  to \"kafka2://x\" encode json\n}\npipeline q {\n  from r\n}\n",
@@ -127,7 +129,7 @@ func TestProblems(t *testing.T) {
 		{"stage durations use the one grammar: days, and no bare numbers", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  window session 1d12h\n  batch 10 every ${EVERY}\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:9:18: batch: duration \"30\": a duration needs a unit: write 30s for seconds (or 30ms, 30m, ...)"}, map[string]string{"EVERY": "30"}},
 		{"two writers", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  into r\n}\n",
-			[]string{"t.flow:3:1: cycle between records: r -> r", "t.flow:8:8: pipeline p: record r already has a writer (its inbound links); a record has exactly one writer"}, nil},
+			[]string{"t.flow:3:1: cycle between records: r -> (pipeline p) -> r", "t.flow:8:8: pipeline p: record r already has a writer (its inbound links); a record has exactly one writer"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -515,6 +515,7 @@ func (g *Graph) Validate() error {
 
 	names := map[string]*PipelineSpec{}
 	edges := map[string][]string{} // record -> records written by pipelines reading it
+	via := map[[2]string]string{}  // (from, to) -> the pipeline on that edge
 	for _, p := range g.pipes {
 		errs = append(errs, p.errs...)
 		where := "pipeline " + p.Name
@@ -552,6 +553,7 @@ func (g *Graph) Validate() error {
 			}
 			if p.Input != "" {
 				edges[p.Input] = append(edges[p.Input], p.IntoRecord)
+				via[[2]string{p.Input, p.IntoRecord}] = p.Name
 			}
 		}
 		for i, s := range p.Stages {
@@ -581,7 +583,15 @@ func (g *Graph) Validate() error {
 		if r := records[cyc[0]]; r != nil {
 			pos = r.Pos
 		}
-		add(pos, "cycle between records: %s", strings.Join(cyc, " -> "))
+		// Name the pipeline on each edge: r -> (pipeline p) -> s.
+		parts := []string{cyc[0]}
+		for i := 1; i < len(cyc); i++ {
+			if name, ok := via[[2]string{cyc[i-1], cyc[i]}]; ok {
+				parts = append(parts, "(pipeline "+name+")")
+			}
+			parts = append(parts, cyc[i])
+		}
+		add(pos, "cycle between records: %s", strings.Join(parts, " -> "))
 	}
 	if len(errs) == 0 {
 		return nil
