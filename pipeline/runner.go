@@ -1010,7 +1010,9 @@ func (p *pipeRun) settle(ctx context.Context, env *Envelope, err error) {
 	if errors.As(err, &se) {
 		stage, cause = se.Stage, se.Err
 	}
-	if dlErr := p.r.deadLetter(ctx, p.dl, env, p.name, stage, "", "", cause); dlErr != nil {
+	// The record is the pipeline's input: the one the failing record was
+	// read from (README: dead letters carry pipeline, stage, record, link).
+	if dlErr := p.r.deadLetter(ctx, p.dl, env, p.name, stage, p.spec.Input, "", cause); dlErr != nil {
 		env.Ack.Nack(dlErr)
 		return
 	}
