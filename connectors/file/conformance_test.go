@@ -24,8 +24,8 @@ func TestConformance(t *testing.T) {
 		NoOutage:     "a local file system cannot be taken down by the test",
 		BadLinks: []conntest.BadLink{
 			{Name: "follow not a bool", Dir: pipeline.Inbound, Address: path, Params: pipeline.Params{"follow": "maybe"}, Want: "follow"},
-			{Name: "follow outbound", Dir: pipeline.Outbound, Address: path, Params: pipeline.Params{"follow": "true"}, Want: "inbound links only"},
-			{Name: "unknown setting", Dir: pipeline.Inbound, Address: path, Params: pipeline.Params{"bogus": "1"}, Want: `unknown option "bogus"`},
+			{Name: "follow outbound", Dir: pipeline.Outbound, Address: path, Params: pipeline.Params{"follow": "true"}, Want: "follow: unknown outbound link setting"},
+			{Name: "unknown setting", Dir: pipeline.Inbound, Address: path, Params: pipeline.Params{"bogus": "1"}, Want: "bogus: unknown inbound link setting (known: follow)"},
 			{Name: "no path", Dir: pipeline.Inbound, Address: "", Want: "needs a path"},
 		},
 	}, func(t *testing.T) conntest.Peer {

@@ -28,8 +28,8 @@ func TestConformance(t *testing.T) {
 		BadLinks: []conntest.BadLink{
 			{Name: "outbound", Dir: pipeline.Outbound, Address: "x", Want: "source only"},
 			{Name: "rate not a number", Dir: pipeline.Inbound, Address: "x", Params: pipeline.Params{"rate": "fast"}, Want: "rate"},
-			{Name: "negative count", Dir: pipeline.Inbound, Address: "x", Params: pipeline.Params{"count": "-1"}, Want: "must not be negative"},
-			{Name: "unknown setting", Dir: pipeline.Inbound, Address: "x", Params: pipeline.Params{"bogus": "1"}, Want: "bogus: unknown option"},
+			{Name: "negative count", Dir: pipeline.Inbound, Address: "x", Params: pipeline.Params{"count": "-1"}, Want: "want a whole number of at least 0"},
+			{Name: "unknown setting", Dir: pipeline.Inbound, Address: "x", Params: pipeline.Params{"bogus": "1"}, Want: "bogus: unknown inbound link setting"},
 			{Name: "bad template", Dir: pipeline.Inbound, Address: "x", Params: pipeline.Params{"template": "{{rand}}"}, Want: `unknown function "rand"`},
 		},
 	}, func(t *testing.T) conntest.Peer {

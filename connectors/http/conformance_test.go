@@ -20,13 +20,13 @@ func TestConformance(t *testing.T) {
 		NoOutage:  "the ingest server is the connector itself; there is no separate peer to take down",
 		NotFinite: "an ingest server serves until cancelled",
 		BadLinks: []conntest.BadLink{
-			{Name: "unknown inbound setting", Dir: pipeline.Inbound, Address: "/in", Params: pipeline.Params{"bogus": "1"}, Want: "bogus: unknown link setting"},
+			{Name: "unknown inbound setting", Dir: pipeline.Inbound, Address: "/in", Params: pipeline.Params{"bogus": "1"}, Want: "bogus: unknown inbound link setting"},
 			{Name: "no path", Dir: pipeline.Inbound, Address: "", Want: "want a request path"},
 			{Name: "path with a query", Dir: pipeline.Inbound, Address: "/in?x=1", Want: "must be a plain path"},
 			{Name: "empty methods", Dir: pipeline.Inbound, Address: "/in", Params: pipeline.Params{"methods": ""}, Want: "methods: empty"},
 			{Name: "bad method", Dir: pipeline.Outbound, Address: "out", Params: pipeline.Params{"method": "NOT A METHOD"}, Want: "not a valid HTTP method"},
 			{Name: "fragment in destination", Dir: pipeline.Outbound, Address: "out#frag", Want: "must not contain '#'"},
-			{Name: "unknown outbound setting", Dir: pipeline.Outbound, Address: "out", Params: pipeline.Params{"retries": "3"}, Want: "retries: unknown link setting"},
+			{Name: "unknown outbound setting", Dir: pipeline.Outbound, Address: "out", Params: pipeline.Params{"retries": "3"}, Want: "retries: unknown outbound link setting"},
 		},
 	}, func(t *testing.T) conntest.Peer {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
