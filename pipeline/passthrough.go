@@ -58,3 +58,18 @@ func passthroughFrom(spec *RecordSpec, enc Encoder) bool {
 	}
 	return true
 }
+
+// PassthroughChecker is optionally implemented by a codec whose original
+// payload bytes are not always what it would encode: JSON forwards a
+// payload only when it is valid UTF-8 (an invalid byte is encoded as
+// U+FFFD, so output stays valid JSON). Passthrough forwards the payload
+// when Faithful reports true and encodes the value otherwise.
+type PassthroughChecker interface {
+	Faithful(payload []byte, v any) bool
+}
+
+// faithful reports whether env's payload may be forwarded as is.
+func (o *outRun) faithful(env *Envelope) bool {
+	pc, ok := o.link.Encoder.(PassthroughChecker)
+	return !ok || pc.Faithful(env.Payload, env.Value)
+}

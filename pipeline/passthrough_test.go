@@ -78,3 +78,40 @@ func TestPassthrough(t *testing.T) {
 		})
 	}
 }
+
+// Passthrough forwards a payload only when the codec could have written
+// it: a JSON payload with invalid UTF-8 is encoded from its value (U+FFFD),
+// so a filter-only pipeline still writes valid JSON.
+func TestPassthroughInvalidUTF8IsReencoded(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cd   pipeline.Codec
+		want string
+	}{
+		{"eager JSON", codec.JSON{}, "{\"device\":\"d-\ufffd\",\"temp\":30.5}"},
+		{"lazy JSON", codec.LazyJSON{}, "{\"device\":\"d-\ufffd\",\"temp\":30.5}"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bus := mem.NewBus()
+			g := pipeline.New().Connector("", mem.New(bus))
+			g.Record("in").From("mem://in", c.cd)
+			g.Pipeline("p").From("in").Via(expr.Filter(expr.MustCompile(expr.ExprLang, "temp > 25.0", expr.Bool))).To("mem://out", c.cd)
+			r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, unsub := bus.Subscribe("out", 10)
+			defer unsub()
+			ctx, stop := runMem(t, r)
+			publishMem(t, ctx, bus, "in", "{\"device\":\"d-\xff\",\"temp\":30.5}")
+			publishMem(t, ctx, bus, "in", `{"temp": 26,  "device":"ok"}`)
+			if got := string(recv(t, out).Payload); got != c.want {
+				t.Errorf("invalid UTF-8: out = %q, want %q", got, c.want)
+			}
+			if got := string(recv(t, out).Payload); got != `{"temp": 26,  "device":"ok"}` {
+				t.Errorf("valid payload not passed through: %q", got)
+			}
+			_ = stop()
+		})
+	}
+}

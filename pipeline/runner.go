@@ -705,7 +705,7 @@ func (o *outRun) send(ctx context.Context, env *Envelope) (err error) {
 	}()
 	o.scratch = *env
 	out := &o.scratch
-	if env.Value != nil && !(o.passthrough && env.Payload != nil) {
+	if env.Value != nil && !(o.passthrough && env.Payload != nil && o.faithful(env)) {
 		span := o.r.hooks.start(ctx, out, o.encInfo)
 		var p []byte
 		if o.appendEnc != nil {

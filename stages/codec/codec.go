@@ -6,6 +6,7 @@ package codec
 import (
 	"fmt"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
@@ -83,6 +84,19 @@ func (LazyJSON) Encode(v any) ([]byte, error) {
 	}
 	return encodeJSON(v)
 }
+
+// Faithful implements pipeline.PassthroughChecker: a payload is forwarded
+// as is only when it is valid UTF-8 (known from decoding for an Object).
+func (LazyJSON) Faithful(payload []byte, v any) bool {
+	if o, ok := v.(*Object); ok {
+		return !o.idx.badUTF8
+	}
+	return utf8.Valid(payload)
+}
+
+// Faithful implements pipeline.PassthroughChecker: a payload is forwarded
+// as is only when it is valid UTF-8.
+func (JSON) Faithful(payload []byte, _ any) bool { return utf8.Valid(payload) }
 
 // AppendEncode implements pipeline.AppendEncoder.
 func (LazyJSON) AppendEncode(dst []byte, v any) ([]byte, error) { return appendJSON(dst, v) }
