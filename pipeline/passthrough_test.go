@@ -115,3 +115,27 @@ func TestPassthroughInvalidUTF8IsReencoded(t *testing.T) {
 		})
 	}
 }
+
+// Async stages (batch, windows) count what enters them, like fused stages.
+func TestAsyncStageCountsIn(t *testing.T) {
+	bus := mem.NewBus()
+	g := pipeline.New().Connector("", mem.New(bus))
+	g.Record("in").From("mem://in", codec.LazyJSON{})
+	g.Pipeline("p").From("in").Via(expr.Filter(expr.MustCompile(expr.ExprLang, "temp > 25.0", expr.Bool)), stages.Batch(2, time.Hour)).To("mem://out", codec.JSON{})
+	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, unsub := bus.Subscribe("out", 10)
+	defer unsub()
+	ctx, stop := runMem(t, r)
+	for _, m := range []string{`{"temp":30}`, `{"temp":10}`, `{"temp":31}`} {
+		publishMem(t, ctx, bus, "in", m)
+	}
+	recv(t, out) // the batch of two hot readings
+	_ = stop()
+	st := r.Stats().Pipelines["p"].Stages
+	if len(st) != 2 || st[0].In != 3 || st[1].In != 2 {
+		t.Fatalf("stage counters %+v, want filter In 3 and batch In 2", st)
+	}
+}

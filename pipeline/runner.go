@@ -957,7 +957,7 @@ func (r *Runner) newPipe(spec *PipelineSpec) (*pipeRun, error) {
 			// The previous segment ends by handing envelopes to this
 			// segment's async stage through a bounded channel.
 			seg.in = make(chan Envelope, 256)
-			next = feed(seg.in)
+			next = feed(seg.in, p.stageStats[cuts[ci].from-1])
 		}
 		p.segments[ci] = seg
 	}
@@ -1075,9 +1075,10 @@ func (p *pipeRun) flushOuts(ctx context.Context) {
 }
 
 // feed returns an Emit that hands a copy of env (with its own ack share) to
-// an async stage's input channel.
-func feed(ch chan Envelope) Emit {
+// an async stage's input channel, counting it as the stage's input.
+func feed(ch chan Envelope, st *StageStats) Emit {
 	return func(ctx context.Context, env *Envelope) error {
+		st.In.Add(1)
 		e := *env
 		e.Ack.Add(1)
 		select {
