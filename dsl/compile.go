@@ -133,7 +133,8 @@ func Compile(opts Options, errs *ErrorList, files ...*File) *pipeline.Graph {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &compiler{opts: opts, errs: errs, g: pipeline.New(), records: map[string]pipeline.Pos{}, conns: map[string]pipeline.Pos{}}
+	c := &compiler{opts: opts, errs: errs, g: pipeline.New(), records: map[string]pipeline.Pos{}, conns: map[string]pipeline.Pos{}, schemas: map[string]pipeline.Schema{}}
+	c.collectSchemas(files)
 	for _, f := range files {
 		for _, d := range f.Decls {
 			c.decl(d)
@@ -143,12 +144,65 @@ func Compile(opts Options, errs *ErrorList, files ...*File) *pipeline.Graph {
 	return c.g
 }
 
+// collectSchemas reads every record's schema statement before the
+// declarations are compiled, so a pipeline is checked against the schema
+// of a record declared after it (or in another file). Problems are
+// reported when the record itself is compiled.
+func (c *compiler) collectSchemas(files []*File) {
+	quiet := &compiler{opts: c.opts, errs: &ErrorList{}}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			if d.Kw.Text != "record" || d.Block == nil || len(d.Args) == 0 {
+				continue
+			}
+			for _, st := range d.Block.Stmts {
+				if st.Kw.Text == "schema" {
+					c.schemas[d.Args[0].Text] = quiet.schema(&args{c: quiet, s: st})
+				}
+			}
+		}
+	}
+}
+
+// schema reads `schema NAME TYPE NAME TYPE ...`.
+func (c *compiler) schema(b *args) pipeline.Schema {
+	s := pipeline.Schema{}
+	if !b.more() {
+		c.errorf(b.endPos(), "schema: want fields with their types, e.g. schema device string temp float seq int")
+		return s
+	}
+	seen := map[string]bool{}
+	for b.more() {
+		name, npos, ok := b.ident("a field name")
+		if !ok {
+			return s
+		}
+		tname, tpos, ok := b.ident("the type of " + name + " (string, float, int, bool, object, list or any)")
+		if !ok {
+			return s
+		}
+		t, err := pipeline.ParseFieldType(tname)
+		if err != nil {
+			c.errorf(tpos, "schema: field %s: %v", name, err)
+			continue
+		}
+		if seen[name] {
+			c.errorf(npos, "schema: field %s given twice", name)
+			continue
+		}
+		seen[name] = true
+		s = append(s, pipeline.SchemaField{Name: name, Type: t})
+	}
+	return s
+}
+
 type compiler struct {
 	opts    Options
 	errs    *ErrorList
 	g       *pipeline.Graph
 	records map[string]pipeline.Pos
 	conns   map[string]pipeline.Pos // declared connectors, for checkUse
+	schemas map[string]pipeline.Schema
 }
 
 func (c *compiler) errorf(p pipeline.Pos, format string, args ...any) {
@@ -261,6 +315,11 @@ func (c *compiler) record(a *args) {
 			}
 			ls := b.linkSettings(false, false)
 			rs.To(link, ls.enc, ls.outOpts(pos)...)
+		case "schema":
+			if rs.Schema != nil {
+				c.errorf(st.Kw.Pos, "record %s: schema given twice", name)
+			}
+			rs.WithSchema(c.schema(b)...)
 		case "buffer":
 			if sawBuffer {
 				c.errorf(st.Kw.Pos, "record %s: buffer given twice", name)
@@ -270,7 +329,7 @@ func (c *compiler) record(a *args) {
 				rs.WithBuffer(cfg)
 			}
 		default:
-			c.errorf(st.Kw.Pos, "unknown record statement %q (want from, to or buffer)%s", st.Kw.Text, didYouMean(st.Kw.Text, []string{"from", "to", "buffer"}))
+			c.errorf(st.Kw.Pos, "unknown record statement %q (want from, to, buffer or schema)%s", st.Kw.Text, didYouMean(st.Kw.Text, []string{"from", "to", "buffer", "schema"}))
 		}
 	}
 }
@@ -300,9 +359,29 @@ func (c *compiler) pipeline(a *args) {
 	}
 	var pending []expr.Assignment // the set statements of the last set stage
 	pendingAt := -1
+	// shape is the schema of the values at this point of the pipeline:
+	// the input record's, extended by set, unknown (nil) after a stage that
+	// changes the value's shape.
+	var shape pipeline.Schema
 	for _, st := range a.s.Block.Stmts {
-		b := &args{c: c, s: st}
+		if st.Kw.Text == "from" && len(st.Args) > 0 {
+			shape = c.schemas[st.Args[0].Text]
+			break
+		}
+	}
+	for _, st := range a.s.Block.Stmts {
+		b := &args{c: c, s: st, schema: shape}
 		pos := st.Kw.Pos
+		switch st.Kw.Text {
+		case "map", "batch", "window", "split", "decode", "encode":
+			shape = nil // the value's shape changes
+		case "set":
+			if shape != nil && len(st.Args) > 0 {
+				if _, known := shape.Lookup(st.Args[0].Text); !known {
+					shape = append(append(pipeline.Schema(nil), shape...), pipeline.SchemaField{Name: st.Args[0].Text, Type: pipeline.Any})
+				}
+			}
+		}
 		switch st.Kw.Text {
 		case "from":
 			if r, rpos, ok := b.ident("an input record, e.g. from sensor.temp"); ok && once(st) {
@@ -533,6 +612,9 @@ type args struct {
 	c *compiler
 	s *Stmt
 	i int
+	// schema, when set, is the shape of the values the statement's
+	// expressions read: they are type-checked against it at load.
+	schema pipeline.Schema
 }
 
 func (a *args) more() bool { return a.i < len(a.s.Args) }
@@ -756,6 +838,9 @@ func (a *args) expr(want expr.Want) (*expr.Program, bool) {
 		return nil, false
 	}
 	p, err := expr.Compile(lang, src, want)
+	if err == nil && a.schema != nil {
+		err = p.Check(a.schema)
+	}
 	if err != nil {
 		var ce *expr.CompileError
 		pos := t.Pos

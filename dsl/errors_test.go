@@ -101,6 +101,17 @@ func TestProblems(t *testing.T) {
 			[]string{"t.flow:4:8: unterminated string (a string ends on its line with \")"}, nil},
 		{"cycle through two pipelines names them", okHeader + "record a {\n}\nrecord b {\n}\npipeline p {\n  from a\n  into b\n}\npipeline q {\n  from b\n  into a\n}\n",
 			[]string{"t.flow:3:1: cycle between records: a -> (pipeline p) -> b -> (pipeline q) -> a"}, nil},
+		{"schema: a misspelled field is caught at load, at its position, with did-you-mean", okHeader + "record r {\n  from \"gen://x\" decode json\n  schema device string temp float seq int\n}\npipeline p {\n  from r\n  filter `tmp > 25`\n  set hot `temp > 30`\n  filter cel `hot && device > 1`\n  to \"stdio://stdout\" encode json key `devise`\n}\n",
+			[]string{
+				"t.flow:9:11: filter: expr expression: unknown name tmp (not a field of the record's schema; did you mean \"temp\"?)",
+				"t.flow:11:29: filter: cel expression: found no matching overload for '_>_' applied to '(string, int)'",
+				"t.flow:12:40: to: expr expression: unknown name devise (not a field of the record's schema; did you mean \"device\"?)",
+			}, nil},
+		{"schema: after a map the shape is unknown; bad schemas are reported", okHeader + "record r {\n  from \"gen://x\" decode json\n  schema device strng temp float temp int\n}\npipeline p {\n  from r\n  map `{\"t\": temp}`\n  filter `t > 1`\n  to \"stdio://stdout\" encode json\n}\n",
+			[]string{
+				"t.flow:5:17: schema: field device: unknown field type \"strng\" (want string, float, int, bool, object, list, any) (did you mean \"string\"?)",
+				"t.flow:5:34: schema: field temp given twice",
+			}, nil},
 		{"checker: duplicates", okHeader + "record r {\n  from \"gen://x\" decode json\n}\nrecord r {\n}\npipeline p {\n  from r\n  from r\n  to \"stdio://stdout\" encode json\n}\n",
 			[]string{"t.flow:6:8: record r declared twice (first at t.flow:3:1)", "t.flow:10:3: pipeline p: from given twice (first at t.flow:9:3)"}, nil},
 		{"graph validation with positions", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from rr\n  to \"kafka2://x\" encode json\n}\npipeline q {\n  from r\n}\n",

@@ -174,8 +174,10 @@ type RecordSpec struct {
 	Buffer   buffer.Config
 	Inbound  []*InLink
 	Outbound []*OutLink
-	Pos      Pos
-	errs     []*ConfigError
+	// Schema optionally declares the fields of the record's values.
+	Schema Schema
+	Pos    Pos
+	errs   []*ConfigError
 }
 
 // WithBuffer sets the record's buffer (default buffer.Default).

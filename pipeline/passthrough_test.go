@@ -139,3 +139,27 @@ func TestAsyncStageCountsIn(t *testing.T) {
 		t.Fatalf("stage counters %+v, want filter In 3 and batch In 2", st)
 	}
 }
+
+func TestSchemaOf(t *testing.T) {
+	type reading struct {
+		Device string            `json:"device"`
+		Temp   float64           `json:"temp,omitempty"`
+		Seq    int64             `json:"seq"`
+		OK     bool              //
+		Tags   map[string]string `json:"tags"`
+		Hist   []float64         `json:"hist"`
+		Skip   string            `json:"-"`
+		hidden int
+	}
+	got := pipeline.SchemaOf[reading]()
+	want := pipeline.Schema{{"device", pipeline.String}, {"temp", pipeline.Float}, {"seq", pipeline.Int}, {"OK", pipeline.Bool}, {"tags", pipeline.Object}, {"hist", pipeline.List}}
+	if len(got) != len(want) {
+		t.Fatalf("SchemaOf = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("field %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+	_ = reading{}.hidden
+}
