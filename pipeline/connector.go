@@ -301,6 +301,16 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, env *Envelope) error
 }
 
+// BatchDispatcher is implemented by the runner's Dispatcher. A source that
+// has several messages at hand (lines read in one go) may hand them over
+// together: DispatchBatch(ctx, envs) is Dispatch of each in order, with
+// the buffer hand-off done once for the batch. The source gives up the
+// envelopes (it must not reuse their payloads) and DispatchBatch may
+// modify envs. It returns a non-nil error only when ctx ended.
+type BatchDispatcher interface {
+	DispatchBatch(ctx context.Context, envs []Envelope) error
+}
+
 // Readiness is optionally implemented by connectors that can tell whether
 // they are connected. A nil error means ready.
 type Readiness interface {

@@ -73,3 +73,31 @@ func (r *record) get() (Envelope, bool) {
 	e.Ack = nil
 	return e, ok
 }
+
+// writeBatch is write for each of envs in order, in one buffer hand-off
+// when the buffer can take batches (a queue). Each env keeps its own ack
+// share, as with write. It returns how many were written.
+func (r *record) writeBatch(ctx context.Context, envs []Envelope) (int, error) {
+	bp, ok := r.buf.(buffer.BatchPusher[Envelope])
+	if !ok || !r.lossless {
+		for i := range envs {
+			if err := r.write(ctx, &envs[i]); err != nil {
+				return i, err
+			}
+		}
+		return len(envs), nil
+	}
+	r.writes.Add(uint64(len(envs)))
+	for i := range envs {
+		envs[i].Ack.Add(r.readers)
+	}
+	n, err := bp.PushBatch(ctx, envs)
+	if err != nil {
+		for i := n; i < len(envs); i++ {
+			for j := 0; j < r.readers; j++ {
+				envs[i].Ack.Nack(err)
+			}
+		}
+	}
+	return n, err
+}

@@ -594,6 +594,81 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 	return nil
 }
 
+// DispatchBatch implements BatchDispatcher. The fast path covers the
+// common case (no tracer, one route for the batch's topic, payloads within
+// MaxPayload); anything else is dispatched one by one.
+func (d *dispatcher) DispatchBatch(ctx context.Context, envs []Envelope) error {
+	r := d.r
+	simple := r.hooks.tracer == nil && len(envs) > 1
+	topic := ""
+	if simple {
+		topic = envs[0].Topic
+		for i := range envs {
+			if envs[i].Topic != topic || r.opts.MaxPayload > 0 && len(envs[i].Payload) > r.opts.MaxPayload {
+				simple = false
+				break
+			}
+		}
+	}
+	var arr [4]*route
+	var routes []*route
+	if simple {
+		routes = d.c.router.Lookup(arr[:0], topic)
+		simple = len(routes) == 1
+	}
+	if !simple {
+		for i := range envs {
+			if err := d.Dispatch(ctx, &envs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rt := routes[0]
+	rt.stats.Messages.Add(uint64(len(envs)))
+	now := time.Time{}
+	// Decode each; a payload that fails is dead-lettered on the spot and
+	// dropped from the batch (kept envelopes move to the front).
+	j := 0
+	for i := range envs {
+		env := &envs[i]
+		if env.Time.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			env.Time = now
+		}
+		if rt.link.Decoder != PayloadOnly {
+			v, err := decode(rt.link.Decoder, env.Payload)
+			if err != nil {
+				rt.stats.Errors.Add(1)
+				rt.stats.DeadLettered.Add(1)
+				env.Value = nil
+				dlErr := r.deadLetter(ctx, r.graphDL, env, "", "decode", rt.rec.name, rt.link.Raw, err)
+				env.Ack.Finish(dlErr)
+				continue
+			}
+			env.Value = v
+		}
+		if j != i {
+			envs[j] = *env
+		}
+		j++
+	}
+	n, werr := rt.rec.writeBatch(ctx, envs[:j])
+	for i := 0; i < j; i++ {
+		if i < n {
+			envs[i].Ack.Done()
+		} else {
+			envs[i].Ack.Finish(werr)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
 // ---- dead letters ----
 
 func (r *Runner) deadLetter(ctx context.Context, dl *outRun, env *Envelope, pipeline, stage, rec, link string, cause error) error {

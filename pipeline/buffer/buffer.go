@@ -159,6 +159,14 @@ type Stats struct {
 }
 
 // Buffer is a single-writer, multi-reader hand-off.
+// BatchPusher is implemented by buffers that push several values at once
+// more cheaply than one by one (Queue: one lock acquisition and one
+// wake-up). PushBatch(ctx, vs) is Push of each value in order; it returns
+// how many were pushed (all of them unless err is non-nil).
+type BatchPusher[T any] interface {
+	PushBatch(ctx context.Context, vs []T) (int, error)
+}
+
 type Buffer[T any] interface {
 	// Push hands v to the readers. Only a Queue blocks (until every reader
 	// has room, ctx is done, or the buffer is closed).

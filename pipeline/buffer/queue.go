@@ -39,6 +39,51 @@ func (q *queue[T]) full() bool {
 	return false
 }
 
+// PushBatch implements BatchPusher: vs are pushed in order under one lock
+// acquisition while every reader has room; when one is full the readers
+// are woken and the writer waits, as in Push.
+func (q *queue[T]) PushBatch(ctx context.Context, vs []T) (int, error) {
+	q.mu.Lock()
+	wake := func() {
+		for _, rd := range q.readers {
+			rd.w.wake()
+		}
+		q.events.Add(1)
+	}
+	for i := 0; i < len(vs); {
+		if q.closed {
+			q.mu.Unlock()
+			return i, ErrClosed
+		}
+		if q.full() {
+			if i > 0 {
+				q.last = vs[i-1]
+			}
+			wake()
+			q.writer.waiting = true
+			if err := q.writer.park(ctx, &q.mu); err != nil {
+				return i, err
+			}
+			q.mu.Lock()
+			continue
+		}
+		v := vs[i]
+		for _, rd := range q.readers {
+			rd.items[(rd.start+rd.n)%len(rd.items)] = v
+			rd.n++
+			rd.written++
+		}
+		q.pushed++
+		i++
+	}
+	if len(vs) > 0 {
+		q.last = vs[len(vs)-1]
+	}
+	wake()
+	q.mu.Unlock()
+	return len(vs), nil
+}
+
 func (q *queue[T]) Push(ctx context.Context, v T) error {
 	q.mu.Lock()
 	for {
@@ -55,9 +100,7 @@ func (q *queue[T]) Push(ctx context.Context, v T) error {
 		}
 		q.mu.Lock()
 	}
-	if len(q.readers) == 0 {
-		q.last = v
-	}
+	q.last = v
 	for _, rd := range q.readers {
 		rd.items[(rd.start+rd.n)%len(rd.items)] = v
 		rd.n++
@@ -76,13 +119,7 @@ func (q *queue[T]) Last() (v T, ok bool) {
 	if q.pushed == 0 {
 		return v, false
 	}
-	if len(q.readers) == 0 || q.readers[0].written == 0 {
-		return q.last, true
-	}
-	// Every push since reader 0 subscribed went to it, so its newest slot
-	// holds the newest value.
-	rd := q.readers[0]
-	return rd.items[(rd.start+rd.n-1+len(rd.items))%len(rd.items)], true
+	return q.last, true
 }
 
 func (q *queue[T]) Subscribe() Reader[T] {
@@ -128,6 +165,11 @@ func (rd *queueReader[T]) next() (v T, ok bool, err error) {
 	q := rd.q
 	if rd.n > 0 && !rd.closed {
 		v = rd.items[rd.start]
+		// Clear the slot: a read value must not stay reachable from the
+		// buffer (it would keep its payload and decoded value alive); Last
+		// keeps its own copy of the newest value.
+		var zero T
+		rd.items[rd.start] = zero
 		rd.start = (rd.start + 1) % len(rd.items)
 		rd.n--
 		q.delivered++
