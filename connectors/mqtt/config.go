@@ -109,8 +109,8 @@ type Config struct {
 	// ReceiveMaximum is how many unacknowledged QoS>0 messages the broker
 	// may send this client at once (default 512).
 	ReceiveMaximum uint16
-	// AckInterval is how often pending inbound acknowledgements are sent,
-	// in order (default 2ms).
+	// AckInterval is how long inbound acknowledgements that are ready (in
+	// arrival order) wait to be sent together in one write (default 2ms).
 	AckInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the reconnect backoff (defaults
 	// 100ms and 30s).

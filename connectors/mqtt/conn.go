@@ -77,6 +77,9 @@ type Conn struct {
 	nackBO    pipeline.Backoff
 	nackTimer *time.Timer
 	nacked    atomic.Bool
+	// acks sends inbound acknowledgements in arrival order (nil without
+	// a subscribing client).
+	acks *inAcks
 
 	pub *publisher
 
@@ -160,6 +163,10 @@ func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Log
 		c.in = &client{c: c, role: "subscriber", id: cfg.ClientID, expiry: c.expiry, subscribes: true}
 		c.out = &client{c: c, role: "publisher", id: cfg.ClientID + "-pub", expiry: pubExpiry, publishes: true}
 	}
+	if c.in != nil {
+		c.acks = newInAcks(c, cfg.AckInterval)
+		go c.acks.run(c.ctx)
+	}
 	for _, cl := range c.clients() {
 		if err := cl.start(); err != nil {
 			c.cancel()
@@ -182,7 +189,6 @@ func (cl *client) start() error {
 	bo := &pipeline.Backoff{Min: cfg.ReconnectMin, Max: cfg.ReconnectMax}
 	var boMu sync.Mutex
 	receiveMax := cfg.ReceiveMaximum
-	manualAck := cl.subscribes && c.manualAck
 	acfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     uint16(min(cfg.KeepAlive/time.Second, 65535)),
@@ -216,10 +222,10 @@ func (cl *client) start() error {
 			return cp, nil
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID:                   cl.id,
-			EnableManualAcknowledgment: manualAck,
-			SendAcksInterval:           cfg.AckInterval,
-			PacketTimeout:              cfg.PublishTimeout,
+			ClientID: cl.id,
+			// Inbound acknowledgements are the connector's (inAcks, through
+			// the subscriber's session), not paho's manual acks.
+			PacketTimeout: cfg.PublishTimeout,
 			OnClientError: func(err error) {
 				c.log.Debug("mqtt client error", "role", cl.role, "error", err)
 			},
@@ -230,6 +236,7 @@ func (cl *client) start() error {
 	}
 	if cl.subscribes {
 		acfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.onPublish}
+		acfg.Session = subSession{State: c.acks.inner, acks: c.acks}
 	} else {
 		// A publish-only connection never receives messages; keep paho
 		// from installing its default router.
@@ -621,6 +628,13 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 // backpressure) stops reading from the broker, whose flow control (receive
 // maximum) then holds further QoS>0 messages.
 func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
+	p := pr.Packet
+	var slot *inSlot
+	if p.QoS > 0 {
+		// Take the message's place in the acknowledgement order first: a
+		// message left without an outcome holds back the later ones.
+		slot = c.acks.add(p.PacketID, p.QoS, p.Topic)
+	}
 	select {
 	case <-c.serving:
 	case <-c.ctx.Done():
@@ -632,10 +646,9 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 		// broker redelivers it to the resumed session.
 		return false, nil
 	}
-	p := pr.Packet
 	if p.Properties != nil && p.Properties.SubscriptionIdentifier != nil && c.duplicate(*p.Properties.SubscriptionIdentifier, p.Topic) {
-		if p.QoS > 0 && c.manualAck {
-			_ = pr.Client.Ack(p)
+		if slot != nil {
+			c.acks.mark(slot, true)
 		}
 		return true, nil
 	}
@@ -651,9 +664,11 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 			env.Headers = append(env.Headers, pipeline.Header{Key: HeaderContentType, Value: p.Properties.ContentType})
 		}
 	}
-	if p.QoS > 0 && c.manualAck {
-		cli := pr.Client
-		env.Ack = pipeline.NewAck(func(err error) { c.settle(cli, p, err) })
+	switch {
+	case slot != nil && c.manualAck:
+		env.Ack = pipeline.NewAck(slot.fn)
+	case slot != nil:
+		c.acks.mark(slot, true) // no link asked for QoS>0: acknowledge at once
 	}
 	c.received.Add(1)
 	_ = c.disp.Dispatch(ctx, &env) // consumes the ack share; a ctx error is the shutdown
@@ -662,23 +677,22 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 
 // settle acknowledges an inbound message once every sink finished with it.
 //
-// paho sends acknowledgements strictly in the order the messages arrived
-// (as MQTT requires): an ack is held until every earlier message was acked
-// too. A rejected message is never acknowledged, which also holds back the
-// acks of the messages after it. The broker redelivers unacknowledged
+// Acknowledgements are sent strictly in the order the messages arrived (as
+// MQTT requires, see inAcks): an ack is held until every earlier message was
+// acked too. A rejected message is never acknowledged, which also holds back
+// the acks of the messages after it. The broker redelivers unacknowledged
 // messages only when the session is resumed on a new connection, so a
 // rejection (outside shutdown) makes the connector drop the connection
 // after a backoff delay; autopaho reconnects with the same session and the
 // broker resends the rejected message and every later one whose ack had
 // not been sent yet (duplicates are possible: at-least-once).
-func (c *Conn) settle(cli *paho.Client, p *paho.Publish, err error) {
+func (c *Conn) settle(s *inSlot, err error) {
+	topic := s.topic
+	// live is false when the connection that received the message is gone:
+	// the broker redelivers it to the resumed session.
+	live := c.acks.mark(s, err == nil)
 	if err == nil {
-		// ErrPacketNotFound means the connection that received the message
-		// is gone; the broker will redeliver it.
-		if cli.Ack(p) == nil {
-			c.acked.Add(1)
-		}
-		if c.nacked.Load() {
+		if live && c.nacked.Load() {
 			c.nackMu.Lock()
 			c.nackBO.Reset()
 			c.nackMu.Unlock()
@@ -687,8 +701,8 @@ func (c *Conn) settle(cli *paho.Client, p *paho.Publish, err error) {
 		return
 	}
 	n := c.nacks.Add(1)
-	if c.ctx.Err() != nil || (c.serveCtx != nil && c.serveCtx.Err() != nil) {
-		return // shutting down: the session keeps the message for the next run
+	if !live || c.ctx.Err() != nil || (c.serveCtx != nil && c.serveCtx.Err() != nil) {
+		return // reconnected already, or shutting down: the session keeps the message
 	}
 	c.nacked.Store(true)
 	c.nackMu.Lock()
@@ -699,7 +713,7 @@ func (c *Conn) settle(cli *paho.Client, p *paho.Publish, err error) {
 	delay := c.nackBO.Next()
 	if n <= 10 || n%1000 == 0 {
 		c.log.Warn("mqtt message rejected by the pipeline; reconnecting for redelivery",
-			"topic", p.Topic, "error", err, "after", delay, "rejected", n)
+			"topic", topic, "error", err, "after", delay, "rejected", n)
 	}
 	c.nackTimer = time.AfterFunc(delay, func() {
 		c.nackMu.Lock()
@@ -718,14 +732,9 @@ func (c *Conn) Close(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
 		perr := c.pub.close(ctx)
-		if c.manualAck && c.in != nil && c.in.up.Load() {
-			// Let paho's ack ticker send the acks released by the drain.
-			t := time.NewTimer(3 * c.cfg.AckInterval)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
+		if c.acks != nil {
+			// Send the acknowledgements released by the drain now.
+			c.acks.flush()
 		}
 		c.nackMu.Lock()
 		if c.nackTimer != nil {
