@@ -126,8 +126,11 @@ func (a *inAcks) add(id uint16, qos byte, topic string) *inSlot {
 	}
 	s.id, s.qos, s.state, s.topic = id, qos, slotPending, topic
 	if !r.dead {
-		if r.head > 0 && r.head == len(r.q) {
-			r.q, r.head = r.q[:0], 0
+		if r.head > 0 && (r.head == len(r.q) || r.head*2 >= len(r.q)) {
+			// Move the pending slots to the front instead of growing.
+			n := copy(r.q, r.q[r.head:])
+			clear(r.q[n:])
+			r.q, r.head = r.q[:n], 0
 		}
 		r.q = append(r.q, s)
 	}
