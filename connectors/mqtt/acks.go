@@ -77,7 +77,7 @@ type ackRef struct {
 }
 
 func newInAcks(c *Conn, interval time.Duration) *inAcks {
-	return &inAcks{c: c, inner: state.NewInMemory(), interval: interval, kick: make(chan struct{}, 1)}
+	return &inAcks{c: c, inner: state.New(newPacketStore(), newPacketStore()), interval: interval, kick: make(chan struct{}, 1)}
 }
 
 // bind starts the order of a new connection (from the session's
@@ -260,28 +260,3 @@ func (a *inAcks) write(w io.Writer, b []byte) bool {
 	}
 	return true
 }
-
-// subSession is the session state of a subscribing client: paho's
-// in-memory state, except that the connector sends inbound
-// acknowledgements itself (inAcks) and learns of connection changes.
-type subSession struct {
-	*state.State
-	acks *inAcks
-}
-
-func (s subSession) ConAckReceived(w io.Writer, cp *packets.Connect, ca *packets.Connack) error {
-	if err := s.State.ConAckReceived(w, cp, ca); err != nil {
-		return err
-	}
-	s.acks.bind(w)
-	return nil
-}
-
-func (s subSession) ConnectionLost(dp *packets.Disconnect) error {
-	s.acks.unbind()
-	return s.State.ConnectionLost(dp)
-}
-
-// Ack is what paho calls once the message handler returned; the connector
-// acknowledges through inAcks instead, when the pipeline finished.
-func (s subSession) Ack(*packets.Publish) error { return nil }

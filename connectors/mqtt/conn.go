@@ -100,7 +100,6 @@ type client struct {
 	connErr    atomic.Pointer[string]
 	netMu      sync.Mutex
 	netConn    net.Conn
-	upSignal   signal
 	connects   atomic.Uint64
 	noSubIDs   atomic.Bool // the broker does not support subscription identifiers
 }
@@ -234,9 +233,21 @@ func (cl *client) start() error {
 			},
 		},
 	}
+	var sess connSession
+	switch {
+	case cl.subscribes && cl.publishes:
+		sess = newConnSession(c.acks, c.pub)
+	case cl.subscribes:
+		sess = newConnSession(c.acks, nil)
+	default:
+		sess = newConnSession(nil, c.pub)
+	}
+	acfg.Session = sess
+	if cl.publishes {
+		c.pub.sess = sess.State
+	}
 	if cl.subscribes {
 		acfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.onPublish}
-		acfg.Session = subSession{State: c.acks.inner, acks: c.acks}
 	} else {
 		// A publish-only connection never receives messages; keep paho
 		// from installing its default router.
@@ -300,9 +311,9 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 	var out net.Conn
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
-		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), writeTimeout: wt}
+		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), wl: writeLock{conn: tc, timeout: wt}}
 	} else {
-		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), writeTimeout: wt}
+		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), wl: writeLock{conn: nc, timeout: wt}}
 	}
 	cl.netMu.Lock()
 	cl.netConn = out
@@ -313,47 +324,53 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 // tcpConn buffers reads (paho reads packet headers byte by byte) and
 // serialises writes (paho requires thread-safe writes and takes the lock
 // around each packet). Embedding *net.TCPConn keeps its vectored write:
-// net.Buffers.WriteTo sends a packet's parts in one writev. Taking the lock
-// also arms a write deadline (the larger of the publish timeout and the
-// keep-alive), so a broker that stops reading fails the connection (and
-// autopaho reconnects) instead of blocking a writer forever.
+// net.Buffers.WriteTo sends a packet's parts in one writev.
 type tcpConn struct {
 	*net.TCPConn
-	r            *bufio.Reader
-	mu           sync.Mutex
-	writeTimeout time.Duration
+	r  *bufio.Reader
+	wl writeLock
 }
 
 func (t *tcpConn) Read(p []byte) (int, error) { return t.r.Read(p) }
-
-func (t *tcpConn) Lock() {
-	t.mu.Lock()
-	if t.writeTimeout > 0 {
-		_ = t.SetWriteDeadline(time.Now().Add(t.writeTimeout))
-	}
-}
-
-func (t *tcpConn) Unlock() { t.mu.Unlock() }
+func (t *tcpConn) Lock()                      { t.wl.lock() }
+func (t *tcpConn) Unlock()                    { t.wl.mu.Unlock() }
 
 // bufConn is tcpConn for other connections (TLS): buffered reads,
 // serialised and time-bounded writes.
 type bufConn struct {
 	net.Conn
-	r            *bufio.Reader
-	mu           sync.Mutex
-	writeTimeout time.Duration
+	r  *bufio.Reader
+	wl writeLock
 }
 
 func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *bufConn) Lock()                      { b.wl.lock() }
+func (b *bufConn) Unlock()                    { b.wl.mu.Unlock() }
 
-func (b *bufConn) Write(p []byte) (int, error) {
-	if b.writeTimeout > 0 {
-		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
-	}
-	return b.Conn.Write(p)
+// writeLock is the packet lock of a connection. Taking it keeps a write
+// deadline armed (timeout: the larger of the publish timeout and the
+// keep-alive), so a broker that stops reading fails the connection (and
+// autopaho reconnects) instead of blocking a writer forever. The deadline
+// is pushed forward only once less than half of the timeout is left, not
+// on every packet: a write that makes no progress fails after at least
+// half the timeout and at most the whole of it.
+type writeLock struct {
+	mu      sync.Mutex
+	conn    interface{ SetWriteDeadline(time.Time) error }
+	timeout time.Duration
+	armed   time.Time // the deadline set (mu)
 }
-func (b *bufConn) Lock()   { b.mu.Lock() }
-func (b *bufConn) Unlock() { b.mu.Unlock() }
+
+func (w *writeLock) lock() {
+	w.mu.Lock()
+	if w.timeout <= 0 {
+		return
+	}
+	if now := time.Now(); w.armed.Sub(now) < w.timeout/2 {
+		w.armed = now.Add(w.timeout)
+		_ = w.conn.SetWriteDeadline(w.armed)
+	}
+}
 
 func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	c := cl.c
@@ -364,10 +381,6 @@ func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	cl.up.Store(true)
 	c.log.Info("mqtt connected", "role", cl.role, "broker", c.url.String(), "client_id", cl.id,
 		"session_present", ca.SessionPresent, "connects", n)
-	if cl.publishes {
-		c.pub.connectionUp(ca.SessionPresent)
-	}
-	cl.upSignal.notify()
 	if cl.subscribes {
 		c.srvMu.Lock()
 		serving := c.disp != nil
@@ -383,9 +396,6 @@ func (cl *client) onDown() bool {
 	cl.up.Store(false)
 	if cl.subscribes {
 		c.subsOK.Store(false)
-	}
-	if cl.publishes {
-		c.pub.connectionDown(cl.expiry == 0)
 	}
 	if c.ctx.Err() == nil {
 		c.log.Warn("mqtt connection lost; reconnecting", "role", cl.role, "broker", c.url.String())

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,4 +361,80 @@ func TestInteropWithMosquittoClients(t *testing.T) {
 			t.Fatalf("mosquitto_sub got nothing: %s", out.String())
 		}
 	}
+}
+
+// TestAsyncPublishKeepsOrder publishes a burst through PublishAsync with
+// many publishes in flight: the subscriber must receive them in the order
+// they were handed over, and every ack must finish successfully.
+func TestAsyncPublishKeepsOrder(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	sub := newClient(t, br.URL(), clientOpts{ID: "order-sub", Subscribe: []string{"order/#"}, QoS: 1})
+	c := build(t, br.URL(), pipeline.Params{"async_publish": "true", "max_inflight": "32"}, nil)
+	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
+	const n = 3000
+	var acked, failed atomic.Int64
+	for i := range n {
+		env := &pipeline.Envelope{Payload: []byte(strconv.Itoa(i)), Ack: pipeline.NewAck(func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			acked.Add(1)
+		})}
+		if err := c.PublishAsync(context.Background(), "order/x", mqtt.PubOptions{QoS: 1}, env); err != nil {
+			t.Fatalf("PublishAsync %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		if m := sub.recv(10 * time.Second); m.Payload != strconv.Itoa(i) {
+			t.Fatalf("message %d received as %q: the order was not kept", i, m.Payload)
+		}
+	}
+	waitFor(t, 10*time.Second, "acks", func() bool { return acked.Load() == n })
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d publishes failed", f)
+	}
+}
+
+// TestUnconfirmedPublishTimesOut freezes the broker (SIGSTOP) after the
+// connection is up: publishes are written but never confirmed. Both an
+// asynchronous and a synchronous publish must fail with DeadlineExceeded
+// shortly after the publish timeout, and publishing works again once the
+// broker resumes.
+func TestUnconfirmedPublishTimesOut(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	c := build(t, br.URL(), pipeline.Params{"async_publish": "true", "publish_timeout": "300ms"}, nil)
+	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
+	if err := syscall.Kill(br.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(br.PID(), syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	start := time.Now()
+	o := &outcome{res: map[string]error{}}
+	if err := c.PublishAsync(context.Background(), "t/1", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("1"), Ack: o.ack("1")}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Publish(context.Background(), "t/2", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("2")})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish: %v, want DeadlineExceeded", err)
+	}
+	waitFor(t, 5*time.Second, "async outcome", func() bool { _, ok := o.get("1"); return ok })
+	if err, _ := o.get("1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("PublishAsync outcome: %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the timeouts took %v (publish timeout 300ms)", d)
+	}
+	resume()
+	waitFor(t, 10*time.Second, "publishing again", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return c.Publish(ctx, "t/3", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("3")}) == nil
+	})
 }
