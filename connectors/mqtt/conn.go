@@ -80,6 +80,11 @@ type Conn struct {
 	// acks sends inbound acknowledgements in arrival order (nil without
 	// a subscribing client).
 	acks *inAcks
+	// payloads holds copies of inbound payloads and inEnv is the envelope
+	// handed to the dispatcher (both used by onPublish only, which paho
+	// runs on one goroutine at a time).
+	payloads payloadSlab
+	inEnv    pipeline.Envelope
 
 	pub *publisher
 
@@ -662,7 +667,10 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 		}
 		return true, nil
 	}
-	env := pipeline.Envelope{Payload: p.Payload, Topic: p.Topic, Partition: -1}
+	// One envelope serves every message: Dispatch copies what it keeps
+	// (the records copy the envelope into their buffers).
+	env := &c.inEnv
+	*env = pipeline.Envelope{Payload: c.payloads.copy(p.Payload), Topic: p.Topic, Partition: -1}
 	if p.Properties != nil {
 		if len(p.Properties.User) > 0 {
 			env.Headers = make(pipeline.Headers, 0, len(p.Properties.User)+1)
@@ -681,7 +689,8 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 		c.acks.mark(slot, true) // no link asked for QoS>0: acknowledge at once
 	}
 	c.received.Add(1)
-	_ = c.disp.Dispatch(ctx, &env) // consumes the ack share; a ctx error is the shutdown
+	_ = c.disp.Dispatch(ctx, env) // consumes the ack share; a ctx error is the shutdown
+	*env = pipeline.Envelope{}
 	return true, nil
 }
 
@@ -764,6 +773,31 @@ func (c *Conn) Close(ctx context.Context) error {
 		err = errors.Join(perr, derr, eerr)
 	})
 	return err
+}
+
+// payloadSlab copies inbound payloads into shared chunks. paho reads each
+// payload into a buffer of at least 512 bytes; the pipeline's buffers keep
+// envelopes (and so their payloads) until the slot is reused, so a
+// 100-byte message would otherwise hold 512 bytes for as long as 1024
+// later messages. A chunk is never written again once full and is freed
+// when no payload in it is referenced any more.
+type payloadSlab struct{ buf []byte }
+
+const (
+	slabChunk = 8 << 10
+	slabMax   = 1 << 10 // larger payloads are copied on their own
+)
+
+func (s *payloadSlab) copy(b []byte) []byte {
+	if len(b) > slabMax {
+		return append([]byte(nil), b...)
+	}
+	if cap(s.buf)-len(s.buf) < len(b) {
+		s.buf = make([]byte, 0, slabChunk)
+	}
+	n := len(s.buf)
+	s.buf = append(s.buf, b...)
+	return s.buf[n:len(s.buf):len(s.buf)] // capped: an append by a reader reallocates
 }
 
 // signal is a broadcast: wait returns a channel closed by the next notify.

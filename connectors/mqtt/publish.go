@@ -104,7 +104,14 @@ type publisher struct {
 	// turn is held (one token, capacity 1) by whoever sends: records leave
 	// in the order they were handed over.
 	turn chan struct{}
-	buf  []byte // encoding buffer of the turn holder
+	buf  []byte      // encoding buffer of the turn holder
+	copy payloadSlab // payload copies, made by the turn holder
+	// ret is handed to paho's state for every QoS>0 publish: the state
+	// sends each publish's final acknowledgement to it, from PacketReceived
+	// (confirmed is called there instead), which takes it out again at
+	// once, so it never holds more than one packet. One shared channel
+	// instead of one per publish.
+	ret chan packets.ControlPacket
 
 	mu     sync.Mutex
 	q      []*pubReq // FIFO; q[head:] are live
@@ -134,7 +141,7 @@ type publisher struct {
 
 func newPublisher(c *Conn) *publisher {
 	p := &publisher{c: c, turn: make(chan struct{}, 1), more: make(chan struct{}, 1),
-		flights: map[uint16]*pubReq{}, limit: c.cfg.MaxInflight}
+		flights: map[uint16]*pubReq{}, limit: c.cfg.MaxInflight, ret: make(chan packets.ControlPacket, 8)}
 	p.workCtx, p.stopWorker = context.WithCancel(context.Background())
 	return p
 }
@@ -316,6 +323,8 @@ func (p *publisher) submit(ctx context.Context, r *pubReq) error {
 			return ErrClosed
 		}
 	}
+	// The caller reuses its envelope: keep a copy of the payload.
+	r.pkt.Payload = p.copy.copy(r.pkt.Payload)
 	p.mu.Lock()
 	closed, direct := p.closed, p.lenLocked() == 0
 	p.mu.Unlock()
@@ -353,10 +362,7 @@ func (p *publisher) send(ctx context.Context, r *pubReq) error {
 	}
 	pb := &r.pkt
 	if pb.QoS > 0 {
-		// The state sends the final acknowledgement to ret too; nothing
-		// reads it (confirmed is called from PacketReceived instead).
-		ret := make(chan packets.ControlPacket, 1)
-		if err := p.sess.AddToSession(p.workCtx, pb, ret); err != nil {
+		if err := p.sess.AddToSession(p.workCtx, pb, p.ret); err != nil {
 			p.release()
 			switch {
 			case errors.Is(err, session.ErrNoConnection):
@@ -820,11 +826,12 @@ func appendString(b []byte, s string) []byte {
 
 // ---- the connector's publish calls ----
 
-// newReq builds the PUBLISH for env, copying everything it keeps.
+// newReq builds the PUBLISH for env. It refers to env's payload, which
+// submit copies once it has the turn.
 func (c *Conn) newReq(dest string, opts any, env *pipeline.Envelope, deadline time.Time) *pubReq {
 	o := pubOptions(opts)
 	r := &pubReq{deadline: deadline}
-	r.pkt = packets.Publish{QoS: o.QoS, Retain: o.Retain, Topic: dest, Payload: append([]byte(nil), env.Payload...)}
+	r.pkt = packets.Publish{QoS: o.QoS, Retain: o.Retain, Topic: dest, Payload: env.Payload}
 	ct := o.ContentType
 	var props *packets.Properties
 	for _, h := range env.Headers {

@@ -78,21 +78,33 @@ func (s connSession) PacketReceived(recv *packets.ControlPacket, pubs chan<- *pa
 		return s.State.PacketReceived(recv, pubs)
 	}
 	var (
+		final bool // the last packet of an outgoing publish
 		r     *pubReq
 		code  byte
 		props *packets.Properties
 	)
 	switch p := recv.Content.(type) {
 	case *packets.Puback:
-		r, code, props = s.pub.take(p.PacketID), p.ReasonCode, p.Properties
+		final, code, props = true, p.ReasonCode, p.Properties
+		r = s.pub.take(p.PacketID)
 	case *packets.Pubcomp:
-		r, code, props = s.pub.take(p.PacketID), p.ReasonCode, p.Properties
+		final, code, props = true, p.ReasonCode, p.Properties
+		r = s.pub.take(p.PacketID)
 	case *packets.Pubrec:
 		if p.ReasonCode >= 0x80 { // QoS 2 refused; otherwise PUBREL follows
-			r, code, props = s.pub.take(p.PacketID), p.ReasonCode, p.Properties
+			final, code, props = true, p.ReasonCode, p.Properties
+			r = s.pub.take(p.PacketID)
 		}
 	}
 	err := s.State.PacketReceived(recv, pubs)
+	if final {
+		// If the state knew the packet identifier, it sent the packet to
+		// the shared channel: take it out (see publisher.ret).
+		select {
+		case <-s.pub.ret:
+		default:
+		}
+	}
 	if r != nil {
 		s.pub.confirmed(r, code, props)
 	}
