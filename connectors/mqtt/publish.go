@@ -247,10 +247,11 @@ func (p *publisher) take(id uint16) *pubReq {
 	return r
 }
 
-// confirmed finishes r with the broker's final answer. It runs on paho's
-// reader goroutine and never blocks.
+// confirmed finishes r with the broker's final answer, then frees its
+// slot (so that close, once nothing is in flight, finds every outcome
+// reported). It runs on paho's reader goroutine and never blocks.
 func (p *publisher) confirmed(r *pubReq, code byte, props *packets.Properties) {
-	p.release()
+	defer p.release()
 	if code >= 0x80 {
 		reason := ""
 		if props != nil && props.ReasonString != "" {
