@@ -446,3 +446,47 @@ func TestUnconfirmedPublishTimesOut(t *testing.T) {
 		return c.Publish(ctx, "t/3", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("3")}) == nil
 	})
 }
+
+// TestFullWindowQueuesWhileDisconnected: a record waiting for an in-flight
+// slot (all taken by a publish that a kept session still owes a
+// confirmation for) when the connection is lost must not go on waiting
+// until its timeout: it goes to the offline queue, and both records are
+// delivered once the broker is back.
+func TestFullWindowQueuesWhileDisconnected(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	c := build(t, br.URL(), pipeline.Params{"max_inflight": "1", "session_expiry": "600",
+		"publish_timeout": "8s", "reconnect_max": "200ms"}, nil)
+	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
+	if err := syscall.Kill(br.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	o := &outcome{res: map[string]error{}}
+	if err := c.PublishAsync(context.Background(), "w/a", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("a"), Ack: o.ack("a")}); err != nil {
+		t.Fatal(err)
+	}
+	handedOff := make(chan error, 1)
+	go func() {
+		// Waits for the only slot, held by "a".
+		handedOff <- c.PublishAsync(context.Background(), "w/b", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("b"), Ack: o.ack("b")})
+	}()
+	select {
+	case err := <-handedOff:
+		t.Fatalf("the second hand-off returned (%v) while the window was full", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	br.Kill() // the frozen broker dies: the connection is lost, the window still full
+	select {
+	case err := <-handedOff:
+		if err != nil {
+			t.Fatalf("PublishAsync: %v, want the record queued", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the hand-off still waits for a slot after the connection was lost")
+	}
+	br.Restart()
+	waitFor(t, 15*time.Second, "both confirmed", func() bool {
+		ea, oka := o.get("a")
+		eb, okb := o.get("b")
+		return oka && okb && ea == nil && eb == nil
+	})
+}

@@ -197,6 +197,7 @@ func (p *publisher) connected(w io.Writer, cp *packets.Connect, ca *packets.Conn
 // unconfirmed publishes are queued again.
 func (p *publisher) disconnected(dp *packets.Disconnect) {
 	p.link.Store(nil)
+	defer p.freed.notify() // a sender waiting for a slot queues its record instead
 	p.fmu.Lock()
 	expiry := p.expiry
 	p.fmu.Unlock()
@@ -267,7 +268,9 @@ func (p *publisher) confirmed(r *pubReq, code byte, props *packets.Properties) {
 // ---- slots ----
 
 // reserve takes a slot for one publish, waiting while max_inflight are
-// awaiting confirmation (until ctx ends or r's deadline passes).
+// awaiting confirmation (until ctx ends or r's deadline passes). It gives
+// up with errNotConnected when the connection is lost meanwhile (the
+// record then waits in the offline queue, not in the sender's turn).
 func (p *publisher) reserve(ctx context.Context, r *pubReq) error {
 	var timer *time.Timer
 	defer func() {
@@ -284,6 +287,9 @@ func (p *publisher) reserve(ctx context.Context, r *pubReq) error {
 		}
 		freed := p.freed.wait()
 		p.fmu.Unlock()
+		if p.link.Load() == nil {
+			return errNotConnected
+		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(r.deadline))
 		}
