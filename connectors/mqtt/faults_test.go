@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,4 +361,132 @@ func TestInteropWithMosquittoClients(t *testing.T) {
 			t.Fatalf("mosquitto_sub got nothing: %s", out.String())
 		}
 	}
+}
+
+// TestAsyncPublishKeepsOrder publishes a burst through PublishAsync with
+// many publishes in flight: the subscriber must receive them in the order
+// they were handed over, and every ack must finish successfully.
+func TestAsyncPublishKeepsOrder(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	sub := newClient(t, br.URL(), clientOpts{ID: "order-sub", Subscribe: []string{"order/#"}, QoS: 1})
+	c := build(t, br.URL(), pipeline.Params{"async_publish": "true", "max_inflight": "32"}, nil)
+	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
+	const n = 3000
+	var acked, failed atomic.Int64
+	for i := range n {
+		env := &pipeline.Envelope{Payload: []byte(strconv.Itoa(i)), Ack: pipeline.NewAck(func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			acked.Add(1)
+		})}
+		if err := c.PublishAsync(context.Background(), "order/x", mqtt.PubOptions{QoS: 1}, env); err != nil {
+			t.Fatalf("PublishAsync %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		if m := sub.recv(10 * time.Second); m.Payload != strconv.Itoa(i) {
+			t.Fatalf("message %d received as %q: the order was not kept", i, m.Payload)
+		}
+	}
+	waitFor(t, 10*time.Second, "acks", func() bool { return acked.Load() == n })
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d publishes failed", f)
+	}
+}
+
+// TestUnconfirmedPublishTimesOut freezes the broker (SIGSTOP) after the
+// connection is up: publishes are written but never confirmed. Both
+// asynchronous and synchronous publishes must fail with DeadlineExceeded
+// shortly after the publish timeout, and publishing works again once the
+// broker resumes and confirms the expired ones late (more of them than the
+// channel paho's state reports final acknowledgements to can hold).
+func TestUnconfirmedPublishTimesOut(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	c := build(t, br.URL(), pipeline.Params{"async_publish": "true", "publish_timeout": "300ms"}, nil)
+	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
+	if err := syscall.Kill(br.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(br.PID(), syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	start := time.Now()
+	o := &outcome{res: map[string]error{}}
+	const async = 20
+	for i := range async {
+		k := strconv.Itoa(i)
+		if err := c.PublishAsync(context.Background(), "t/"+k, mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte(k), Ack: o.ack(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.Publish(context.Background(), "t/sync", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("s")})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish: %v, want DeadlineExceeded", err)
+	}
+	for i := range async {
+		k := strconv.Itoa(i)
+		waitFor(t, 5*time.Second, "async outcome", func() bool { _, ok := o.get(k); return ok })
+		if err, _ := o.get(k); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("PublishAsync %s outcome: %v, want DeadlineExceeded", k, err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the timeouts took %v (publish timeout 300ms)", d)
+	}
+	resume()
+	waitFor(t, 10*time.Second, "publishing again", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return c.Publish(ctx, "t/3", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("3")}) == nil
+	})
+}
+
+// TestFullWindowQueuesWhileDisconnected: a record waiting for an in-flight
+// slot (all taken by a publish that a kept session still owes a
+// confirmation for) when the connection is lost must not go on waiting
+// until its timeout: it goes to the offline queue, and both records are
+// delivered once the broker is back.
+func TestFullWindowQueuesWhileDisconnected(t *testing.T) {
+	br := mqtttest.Start(t, mqtttest.Options{})
+	c := build(t, br.URL(), pipeline.Params{"max_inflight": "1", "session_expiry": "600",
+		"publish_timeout": "8s", "reconnect_max": "200ms"}, nil)
+	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
+	if err := syscall.Kill(br.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	o := &outcome{res: map[string]error{}}
+	if err := c.PublishAsync(context.Background(), "w/a", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("a"), Ack: o.ack("a")}); err != nil {
+		t.Fatal(err)
+	}
+	handedOff := make(chan error, 1)
+	go func() {
+		// Waits for the only slot, held by "a".
+		handedOff <- c.PublishAsync(context.Background(), "w/b", mqtt.PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("b"), Ack: o.ack("b")})
+	}()
+	select {
+	case err := <-handedOff:
+		t.Fatalf("the second hand-off returned (%v) while the window was full", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	br.Kill() // the frozen broker dies: the connection is lost, the window still full
+	select {
+	case err := <-handedOff:
+		if err != nil {
+			t.Fatalf("PublishAsync: %v, want the record queued", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the hand-off still waits for a slot after the connection was lost")
+	}
+	br.Restart()
+	waitFor(t, 15*time.Second, "both confirmed", func() bool {
+		ea, oka := o.get("a")
+		eb, okb := o.get("b")
+		return oka && okb && ea == nil && eb == nil
+	})
 }

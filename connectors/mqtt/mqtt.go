@@ -108,8 +108,8 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 		return nil, err
 	}
 	c.embedded = eb
-	if cfg.AsyncPublish {
-		return AsyncConn{c}, nil
+	if cfg.SyncPublish {
+		return c, nil
 	}
-	return c, nil
+	return AsyncConn{c}, nil
 }
