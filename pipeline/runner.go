@@ -595,11 +595,12 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 }
 
 // DispatchBatch implements BatchDispatcher. The fast path covers the
-// common case (no tracer, one route for the batch's topic, payloads within
-// MaxPayload); anything else is dispatched one by one.
+// common case (one route for the batch's topic, payloads within
+// MaxPayload); anything else is dispatched one by one. Each message gets
+// its receive and decode hops (and their spans) as with Dispatch.
 func (d *dispatcher) DispatchBatch(ctx context.Context, envs []Envelope) error {
 	r := d.r
-	simple := r.hooks.tracer == nil && len(envs) > 1
+	simple := len(envs) > 1
 	topic := ""
 	if simple {
 		topic = envs[0].Topic
@@ -626,12 +627,20 @@ func (d *dispatcher) DispatchBatch(ctx context.Context, envs []Envelope) error {
 	}
 	rt := routes[0]
 	rt.stats.Messages.Add(uint64(len(envs)))
+	var spans []Span // receive spans, when a tracer is installed
+	if r.hooks != nil && r.hooks.tracer != nil {
+		spans = make([]Span, len(envs))
+	}
 	now := time.Time{}
 	// Decode each; a payload that fails is dead-lettered on the spot and
 	// dropped from the batch (kept envelopes move to the front).
 	j := 0
 	for i := range envs {
 		env := &envs[i]
+		var span Span
+		if spans != nil {
+			span = r.hooks.start(ctx, env, d.info)
+		}
 		if env.Time.IsZero() {
 			if now.IsZero() {
 				now = time.Now()
@@ -639,12 +648,15 @@ func (d *dispatcher) DispatchBatch(ctx context.Context, envs []Envelope) error {
 			env.Time = now
 		}
 		if rt.link.Decoder != PayloadOnly {
+			dspan := r.hooks.start(ctx, env, rt.decode)
 			v, err := decode(rt.link.Decoder, env.Payload)
+			endSpan(dspan, err)
 			if err != nil {
 				rt.stats.Errors.Add(1)
 				rt.stats.DeadLettered.Add(1)
 				env.Value = nil
 				dlErr := r.deadLetter(ctx, r.graphDL, env, "", "decode", rt.rec.name, rt.link.Raw, err)
+				endSpan(span, dlErr)
 				env.Ack.Finish(dlErr)
 				continue
 			}
@@ -653,15 +665,21 @@ func (d *dispatcher) DispatchBatch(ctx context.Context, envs []Envelope) error {
 		if j != i {
 			envs[j] = *env
 		}
+		if spans != nil {
+			spans[j] = span
+		}
 		j++
 	}
 	n, werr := rt.rec.writeBatch(ctx, envs[:j])
 	for i := 0; i < j; i++ {
-		if i < n {
-			envs[i].Ack.Done()
-		} else {
-			envs[i].Ack.Finish(werr)
+		var err error
+		if i >= n {
+			err = werr
 		}
+		if spans != nil {
+			endSpan(spans[i], err)
+		}
+		envs[i].Ack.Finish(err)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
