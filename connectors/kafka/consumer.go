@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -387,6 +388,10 @@ func (s *source) rewind(fctx context.Context, p *partition) bool {
 	return true
 }
 
+// headerKV is a Kafka record header as a key and a value (for
+// kit.FromPairs).
+func headerKV(h kafkago.Header) (key, value string) { return h.Key, string(h.Value) }
+
 // dispatch hands queued records to the pipeline, one at a time.
 func (s *source) dispatch(ctx context.Context, d pipeline.Dispatcher) {
 	for {
@@ -406,12 +411,7 @@ func (s *source) dispatch(ctx context.Context, d pipeline.Dispatcher) {
 		p.mu.Unlock()
 		env := pipeline.Envelope{Payload: m.Value, Topic: m.Topic, Key: m.Key, Time: m.Time,
 			Partition: int32(m.Partition), Offset: m.Offset}
-		if len(m.Headers) > 0 {
-			env.Headers = make(pipeline.Headers, len(m.Headers))
-			for i, h := range m.Headers {
-				env.Headers[i] = pipeline.Header{Key: h.Key, Value: string(h.Value)}
-			}
-		}
+		env.Headers = kit.FromPairs(m.Headers, 0, headerKV)
 		env.Ack = pipeline.NewAck(p.ackFunc(it.epoch, m.Offset, s.log))
 		if err := d.Dispatch(ctx, &env); err != nil && ctx.Err() != nil {
 			return
