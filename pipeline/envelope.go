@@ -96,6 +96,10 @@ var ErrNacked = errors.New("message not acknowledged")
 // the first error reported otherwise.
 //
 // A nil *Ack is valid and does nothing, so stages never need to check.
+//
+// The callback is either a function (NewAck) or a method of a Settler
+// called with a tag (NewAckFor, InitAck), which spares a source a closure
+// per message.
 type Ack struct {
 	pending   atomic.Int64
 	abandoned atomic.Bool
@@ -103,6 +107,19 @@ type Ack struct {
 	errMu     sync.Mutex
 	err       error
 	fn        func(error)
+	to        Settler
+	tag       uint64
+}
+
+// Settler receives the outcome of acks made by NewAckFor and InitAck:
+// Settle(tag, err) runs exactly once per ack, when every share is
+// released, with the error a NewAck callback would get. A source
+// implements it on its own per-partition (or per-stream) tracker and tags
+// each ack with what identifies the message there (an offset, a slot), so
+// that making an ack allocates no closure. Settle may run on any
+// goroutine, concurrently for different acks.
+type Settler interface {
+	Settle(tag uint64, err error)
 }
 
 // NewAck returns an ack with one share held by the caller (the source) and
@@ -112,6 +129,24 @@ func NewAck(fn func(err error)) *Ack {
 	a := &Ack{fn: fn}
 	a.pending.Store(1)
 	return a
+}
+
+// NewAckFor is NewAck with a Settler instead of a function: when every
+// share is released, s.Settle(tag, err) runs.
+func NewAckFor(s Settler, tag uint64) *Ack {
+	a := &Ack{}
+	InitAck(a, s, tag)
+	return a
+}
+
+// InitAck readies a, a zero Ack that nothing else holds yet, like
+// NewAckFor: one share held by the caller, s.Settle(tag, err) once all
+// are released. It lets a source allocate acks in bulk (a slab of many
+// messages' acks in one allocation) instead of one by one. An Ack is
+// initialised once: a must not be in use and is not reused afterwards.
+func InitAck(a *Ack, s Settler, tag uint64) {
+	a.to, a.tag = s, tag
+	a.pending.Store(1)
 }
 
 // Add takes n more shares (n may be 0).
@@ -168,10 +203,18 @@ func (a *Ack) release(err error) {
 		a.errMu.Lock()
 		e := a.err
 		a.errMu.Unlock()
-		if a.fn != nil {
-			a.fn(e)
-		}
+		a.call(e)
 	})
+}
+
+// call runs the callback with the outcome.
+func (a *Ack) call(err error) {
+	switch {
+	case a.fn != nil:
+		a.fn(err)
+	case a.to != nil:
+		a.to.Settle(a.tag, err)
+	}
 }
 
 // abandon settles the ack now with err (the callback runs unless it already
@@ -183,11 +226,7 @@ func (a *Ack) abandon(err error) {
 		return
 	}
 	a.abandoned.Store(true)
-	a.once.Do(func() {
-		if a.fn != nil {
-			a.fn(err)
-		}
-	})
+	a.once.Do(func() { a.call(err) })
 }
 
 // Pending reports the number of shares not yet released.

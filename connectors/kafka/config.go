@@ -3,17 +3,17 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/url"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
@@ -43,18 +43,6 @@ func (a Acks) required() kafkago.RequiredAcks {
 	return kafkago.RequireAll
 }
 
-func parseAcks(s string) (Acks, error) {
-	switch strings.ToLower(s) {
-	case "all", "-1":
-		return AcksAll, nil
-	case "one", "1", "leader":
-		return AcksOne, nil
-	case "none", "0":
-		return AcksNone, nil
-	}
-	return 0, fmt.Errorf("acks %q: want all, one or none", s)
-}
-
 // StartOffset tells where a consumer group starts on a partition that has
 // no committed offset.
 type StartOffset int8
@@ -66,16 +54,6 @@ const (
 	StartFirst               // the oldest retained record
 	StartLast                // only records produced after joining
 )
-
-func parseStart(s string) (StartOffset, error) {
-	switch strings.ToLower(s) {
-	case "first", "earliest", "oldest":
-		return StartFirst, nil
-	case "last", "latest", "newest":
-		return StartLast, nil
-	}
-	return 0, fmt.Errorf("start_offset %q: want first or last", s)
-}
 
 func parseCompression(s string) (kafkago.Compression, error) {
 	switch strings.ToLower(s) {
@@ -233,8 +211,8 @@ func (c *Config) setDefaults() {
 	if c.RevokeTimeout <= 0 {
 		c.RevokeTimeout = c.RebalanceTimeout / 2
 	}
-	c.Reader = c.Reader.merge(ReaderOptions{StartOffset: StartFirst, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
-	c.Writer = c.Writer.merge(WriterOptions{Acks: AcksAll, Compression: "none", BatchSize: 1000, Linger: 5 * time.Millisecond})
+	c.Reader = c.Reader.merge(defaultReaderOptions())
+	c.Writer = c.Writer.merge(defaultWriterOptions())
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 10000
 	}
@@ -261,6 +239,8 @@ func (c *Config) validate() error {
 	}
 	if c.Reader.MinBytes < 0 || c.Reader.MaxBytes < 0 || c.Writer.BatchSize < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))
+	} else if c.Reader.MinBytes > c.Reader.MaxBytes {
+		errs = append(errs, fmt.Errorf("reader MinBytes %d is above MaxBytes %d", c.Reader.MinBytes, c.Reader.MaxBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -304,246 +284,196 @@ func ParseEndpoint(endpoint string) (brokers []string, user, pass string, err er
 	return brokers, user, pass, nil
 }
 
-// connectorParams are the settings a `connector NAME "kafka://..."`
-// declaration accepts.
-var connectorParams = []string{"group", "client_id", "tls", "ca_file", "cert_file", "key_file", "insecure",
-	"sasl", "username", "password", "commit_interval", "start_offset", "min_bytes", "max_bytes", "max_wait",
-	"batch_size", "linger", "acks", "compression", "session_timeout", "rebalance_timeout", "heartbeat_interval",
-	"revoke_timeout", "max_in_flight", "max_attempts", "publish_timeout"}
-
-// ConfigFromParams builds a Config from an endpoint URL and DSL settings.
-// Every mistake is reported at once.
+// ConfigFromParams builds a Config from an endpoint URL and DSL settings
+// with the shared settings reader (connectors/kit: one grammar for
+// durations, sizes, booleans and choices; the TLS settings of
+// kit.ReadTLS). Every mistake is reported at once: problems with a
+// setting as *kit.Error values naming it (so the DSL reports each at the
+// setting), problems with the endpoint as plain errors.
 func ConfigFromParams(endpoint string, p pipeline.Params) (Config, error) {
 	var cfg Config
-	var errs []error
-	brokers, user, pass, err := ParseEndpoint(endpoint)
-	if err != nil {
-		errs = append(errs, err)
-	}
+	brokers, user, pass, epErr := ParseEndpoint(endpoint)
 	cfg.Brokers = brokers
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
+	s := kit.Read(p)
+	cfg.Group = s.String("group", "")
+	cfg.ClientID = s.String("client_id", "")
+	cfg.TLS = readTLS(s, p)
+	cfg.SASL = readSASL(s, user, pass)
+	cfg.CommitInterval = s.Duration("commit_interval", 0)
+	cfg.Reader = readReader(s)
+	checkFetchSizes(s, cfg.Reader, defaultReaderOptions())
+	cfg.Writer = readWriter(s)
+	cfg.SessionTimeout = s.Duration("session_timeout", 0)
+	cfg.RebalanceTimeout = s.Duration("rebalance_timeout", 0)
+	cfg.HeartbeatInterval = s.Duration("heartbeat_interval", 0)
+	cfg.RevokeTimeout = s.Duration("revoke_timeout", 0)
+	cfg.MaxInFlight = s.Int("max_in_flight", 0, 0, math.MaxInt)
+	cfg.MaxAttempts = s.Int("max_attempts", 0, 0, math.MaxInt)
+	cfg.PublishTimeout = s.Duration("publish_timeout", 0)
+	err := s.Err()
+	if epErr != nil {
+		err = errors.Join(epErr, err)
 	}
-	sort.Strings(keys)
-	dur := func(k, v string) time.Duration {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("%s %q: want a duration like 500ms or 2s", k, v))
-		}
-		return d
-	}
-	num := func(k, v string) int {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("%s %q: want a non-negative integer", k, v))
-		}
-		return n
-	}
-	boolean := func(k, v string) bool {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: want true or false", k, v))
-		}
-		return b
-	}
-	var useTLS, insecure bool
-	var caFile, certFile, keyFile, mech string
-	for _, k := range keys {
-		v := p[k]
-		switch k {
-		case "group":
-			cfg.Group = v
-		case "client_id":
-			cfg.ClientID = v
-		case "tls":
-			useTLS = boolean(k, v)
-		case "ca_file":
-			caFile, useTLS = v, true
-		case "cert_file":
-			certFile, useTLS = v, true
-		case "key_file":
-			keyFile, useTLS = v, true
-		case "insecure":
-			insecure = boolean(k, v)
-		case "sasl":
-			mech = strings.ToLower(v)
-		case "username":
-			user = v
-		case "password":
-			pass = v
-		case "commit_interval":
-			cfg.CommitInterval = dur(k, v)
-		case "start_offset":
-			s, err := parseStart(v)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			cfg.Reader.StartOffset = s
-		case "min_bytes":
-			cfg.Reader.MinBytes = num(k, v)
-		case "max_bytes":
-			cfg.Reader.MaxBytes = num(k, v)
-		case "max_wait":
-			cfg.Reader.MaxWait = dur(k, v)
-		case "batch_size":
-			cfg.Writer.BatchSize = num(k, v)
-		case "linger":
-			cfg.Writer.Linger = dur(k, v)
-		case "acks":
-			a, err := parseAcks(v)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			cfg.Writer.Acks = a
-		case "compression":
-			if _, err := parseCompression(v); err != nil {
-				errs = append(errs, err)
-			}
-			cfg.Writer.Compression = v
-		case "session_timeout":
-			cfg.SessionTimeout = dur(k, v)
-		case "rebalance_timeout":
-			cfg.RebalanceTimeout = dur(k, v)
-		case "heartbeat_interval":
-			cfg.HeartbeatInterval = dur(k, v)
-		case "revoke_timeout":
-			cfg.RevokeTimeout = dur(k, v)
-		case "max_in_flight":
-			cfg.MaxInFlight = num(k, v)
-		case "max_attempts":
-			cfg.MaxAttempts = num(k, v)
-		case "publish_timeout":
-			cfg.PublishTimeout = dur(k, v)
-		default:
-			errs = append(errs, fmt.Errorf("unknown setting %q (known: %s)", k, strings.Join(connectorParams, ", ")))
-		}
-	}
-	if insecure && !useTLS {
-		useTLS = true
-	}
-	if useTLS {
-		tc, err := tlsConfig(caFile, certFile, keyFile, insecure)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		cfg.TLS = tc
-	}
-	if mech == "" && user != "" {
-		mech = "plain"
-	}
-	if mech != "" {
-		m, err := saslMechanism(mech, user, pass)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		cfg.SASL = m
-	}
-	return cfg, errors.Join(errs...)
+	return cfg, err
 }
 
-func tlsConfig(caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // insecure is the user's explicit choice
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
+// readTLS reads tls and the kit's TLS settings and builds the client TLS
+// configuration, or returns nil when TLS is off. TLS is on with tls true
+// or when any TLS setting is given; tls false together with a TLS setting
+// is a contradiction.
+func readTLS(s *kit.Settings, p pipeline.Params) *tls.Config {
+	given := s.Has("tls")
+	v := s.Bool("tls", true) // true when absent or malformed (then reported)
+	on, off := given && v, given && !v
+	t := kit.ReadTLS(s)
+	if off && t.IsSet() {
+		var names []string
+		for _, k := range []string{"ca_file", "cert_file", "key_file", "insecure_skip_verify", "insecure", "server_name", "tls_min_version"} {
+			if _, ok := p[k]; ok {
+				names = append(names, k)
+			}
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %q: no PEM certificates", caFile)
-		}
-		tc.RootCAs = pool
+		s.Errorf("tls", "contradicts %s (a TLS setting turns TLS on: remove tls false or the TLS settings)", strings.Join(names, ", "))
+		return nil
 	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("cert_file and key_file go together")
+	if !on && !t.IsSet() {
+		return nil
 	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := kit.TLSConfig(t)
+	for _, e := range pipeline.SplitErrors(err) {
+		s.Fail(e)
 	}
-	return tc, nil
+	return tc
 }
 
-func saslMechanism(mech, user, pass string) (sasl.Mechanism, error) {
-	if user == "" {
-		return nil, fmt.Errorf("sasl %s: username is required", mech)
-	}
-	switch mech {
-	case "plain":
-		return plain.Mechanism{Username: user, Password: pass}, nil
-	case "scram-sha-256":
-		m, err := scram.Mechanism(scram.SHA256, user, pass)
-		if err != nil {
-			return nil, fmt.Errorf("sasl: %w", err)
-		}
-		return m, nil
-	case "scram-sha-512":
-		m, err := scram.Mechanism(scram.SHA512, user, pass)
-		if err != nil {
-			return nil, fmt.Errorf("sasl: %w", err)
-		}
-		return m, nil
-	}
-	return nil, fmt.Errorf("sasl %q: want plain, scram-sha-256 or scram-sha-512", mech)
-}
-
-// linkParams are the per-link settings.
-var (
-	inParams  = []string{"start_offset", "min_bytes", "max_bytes", "max_wait"}
-	outParams = []string{"acks", "compression", "batch_size", "linger"}
+// SASL mechanism names, as the sasl setting spells them.
+const (
+	saslPlain     = "plain"
+	saslSCRAM256  = "scram-sha-256"
+	saslSCRAM512  = "scram-sha-512"
+	saslNeedsUser = "needs a username (set username, or write the endpoint as kafka://user:password@host:port)"
 )
 
-func parseIn(p pipeline.Params) (In, error) {
-	var o In
-	var errs []error
-	for k, v := range p {
-		var err error
-		switch k {
-		case "start_offset":
-			o.StartOffset, err = parseStart(v)
-		case "min_bytes":
-			o.MinBytes, err = strconv.Atoi(v)
-		case "max_bytes":
-			o.MaxBytes, err = strconv.Atoi(v)
-		case "max_wait":
-			o.MaxWait, err = time.ParseDuration(v)
-		default:
-			err = fmt.Errorf("unknown inbound setting %q (known: %s)", k, strings.Join(inParams, ", "))
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
+// readSASL reads sasl, username and password (user and pass come from
+// the endpoint URL; the settings override them) and builds the SASL
+// mechanism, or returns nil when there are no credentials. Credentials
+// without sasl mean SASL PLAIN.
+func readSASL(s *kit.Settings, user, pass string) sasl.Mechanism {
+	mech := kit.Choose(s, "sasl", "",
+		kit.Choice[string]{Name: saslPlain, Value: saslPlain},
+		kit.Choice[string]{Name: saslSCRAM256, Value: saslSCRAM256},
+		kit.Choice[string]{Name: saslSCRAM512, Value: saslSCRAM512})
+	if u := s.String("username", ""); s.Has("username") {
+		user = u
 	}
-	return o, errors.Join(errs...)
+	if pw := s.Secret("password"); s.Has("password") {
+		pass = pw.Value()
+	}
+	switch {
+	case mech == "" && user == "":
+		if pass != "" {
+			s.Errorf("password", "given without username")
+		}
+		return nil
+	case mech == "":
+		mech = saslPlain
+	case user == "":
+		s.Errorf("sasl", saslNeedsUser)
+		return nil
+	}
+	if mech == saslPlain {
+		return saslCreds{user: user, m: plain.Mechanism{Username: user, Password: pass}}
+	}
+	algo := scram.SHA256
+	if mech == saslSCRAM512 {
+		algo = scram.SHA512
+	}
+	// The library's error repeats the password: check the username alone
+	// first, then report a refused password without its value.
+	if _, err := scram.Mechanism(algo, user, ""); err != nil {
+		s.Errorf("username", "not usable with %s (SASLprep refuses it)", mech)
+		return nil
+	}
+	m, err := scram.Mechanism(algo, user, pass)
+	if err != nil {
+		s.Fail(&kit.Error{Key: "password", Err: fmt.Errorf("not usable with %s (SASLprep refuses it)", mech)})
+		return nil
+	}
+	return saslCreds{user: user, m: m}
 }
 
-func parseOut(p pipeline.Params) (Out, error) {
-	var o Out
-	var errs []error
-	for k, v := range p {
-		var err error
-		switch k {
-		case "acks":
-			o.Acks, err = parseAcks(v)
-		case "compression":
-			_, err = parseCompression(v)
-			o.Compression = v
-		case "batch_size":
-			o.BatchSize, err = strconv.Atoi(v)
-		case "linger":
-			o.Linger, err = time.ParseDuration(v)
-		default:
-			err = fmt.Errorf("unknown outbound setting %q (known: %s)", k, strings.Join(outParams, ", "))
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
+// saslCreds is a SASL mechanism built from settings. It prints as its
+// name and user, never its password, so that a Config can be logged.
+type saslCreds struct {
+	user string
+	m    sasl.Mechanism
+}
+
+// Name implements sasl.Mechanism.
+func (c saslCreds) Name() string { return c.m.Name() }
+
+// Start implements sasl.Mechanism.
+func (c saslCreds) Start(ctx context.Context) (sasl.StateMachine, []byte, error) {
+	return c.m.Start(ctx)
+}
+
+// String shows the mechanism and the user, with the password redacted.
+func (c saslCreds) String() string {
+	return c.m.Name() + " (username " + strconv.Quote(c.user) + ", password " + kit.Redacted + ")"
+}
+
+// Format prints String for every verb (%+v and %#v included).
+func (c saslCreds) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
+
+// defaultReaderOptions are the fetch defaults of a connector.
+func defaultReaderOptions() ReaderOptions {
+	return ReaderOptions{StartOffset: StartFirst, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond}
+}
+
+// defaultWriterOptions are the producer defaults of a connector.
+func defaultWriterOptions() WriterOptions {
+	return WriterOptions{Acks: AcksAll, Compression: "none", BatchSize: 1000, Linger: 5 * time.Millisecond}
+}
+
+// readReader reads the fetch settings of a connector or an inbound link.
+// Zero (absent) values inherit.
+func readReader(s *kit.Settings) ReaderOptions {
+	return ReaderOptions{
+		StartOffset: kit.Choose(s, "start_offset", StartDefault,
+			kit.Choice[StartOffset]{Name: "first", Aliases: []string{"earliest", "oldest"}, Value: StartFirst},
+			kit.Choice[StartOffset]{Name: "last", Aliases: []string{"latest", "newest"}, Value: StartLast}),
+		MinBytes: int(s.SizeIn("min_bytes", 0, 0, math.MaxInt32)),
+		MaxBytes: int(s.SizeIn("max_bytes", 0, 0, math.MaxInt32)),
+		MaxWait:  s.Duration("max_wait", 0),
 	}
-	return o, errors.Join(errs...)
+}
+
+// checkFetchSizes reports min_bytes above max_bytes once o inherits from
+// base (kafka-go refuses such a reader).
+func checkFetchSizes(s *kit.Settings, o, base ReaderOptions) {
+	m := o.merge(base)
+	if m.MinBytes <= m.MaxBytes {
+		return
+	}
+	if o.MinBytes != 0 {
+		s.Errorf("min_bytes", "is above max_bytes (%s)", kit.FormatSize(int64(m.MaxBytes)))
+		return
+	}
+	s.Errorf("max_bytes", "is below min_bytes (%s)", kit.FormatSize(int64(m.MinBytes)))
+}
+
+// readWriter reads the producer settings of a connector or an outbound
+// link. Zero (absent) values inherit.
+func readWriter(s *kit.Settings) WriterOptions {
+	return WriterOptions{
+		Acks: kit.Choose(s, "acks", AcksDefault,
+			kit.Choice[Acks]{Name: "all", Aliases: []string{"-1"}, Value: AcksAll},
+			kit.Choice[Acks]{Name: "one", Aliases: []string{"1", "leader"}, Value: AcksOne},
+			kit.Choice[Acks]{Name: "none", Aliases: []string{"0"}, Value: AcksNone}),
+		Compression: s.Enum("compression", "", "none", "gzip", "snappy", "lz4", "zstd"),
+		BatchSize:   s.Int("batch_size", 0, 0, math.MaxInt),
+		Linger:      s.Duration("linger", 0),
+	}
 }
 
 // validTopic reports whether s is a legal Kafka topic name.

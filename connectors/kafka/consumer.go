@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -19,8 +20,14 @@ import (
 // Goroutines: Serve's loop takes generations from the group; each
 // generation runs runGeneration (commit ticker, revocation) and one fetch
 // goroutine per assigned partition; a single dispatch goroutine hands
-// records to the pipeline in the order the fetchers queued them, so the
-// records of one partition reach the pipeline in offset order.
+// records to the pipeline, so the records of one partition reach the
+// pipeline in offset order.
+//
+// Hand-off: a fetcher appends each record to its partition's queue (under
+// the partition's lock, at most queueMax records) and, when the queue was
+// empty, sends the partition on announced. The dispatch goroutine takes
+// the whole queue at once and dispatches it, so the per-record cost of the
+// hand-off is an append, not a channel operation on each side.
 type source struct {
 	c   *conn
 	log *slog.Logger
@@ -31,14 +38,14 @@ type source struct {
 	cur     *genState
 	closing atomic.Bool
 
-	items chan item
+	// announced lists partitions whose queue has records, each at most
+	// once at a time (partition.queued).
+	announced chan *partition
 }
 
-type item struct {
-	p     *partition
-	epoch uint64
-	msg   kafkago.Message
-}
+// queueMax bounds the records a partition's fetcher queues ahead of
+// dispatch (kafka-go's reader buffers another 100 behind it).
+const queueMax = 256
 
 // partition is the state of one assigned partition within a generation.
 type partition struct {
@@ -46,17 +53,30 @@ type partition struct {
 	id     int
 	opts   ReaderOptions
 	reader *kafkago.Reader
+	log    *slog.Logger
+	// space is signalled when dispatch took the queue (a full queue's
+	// fetcher waits for it).
+	space chan struct{}
 
-	mu        sync.Mutex
-	epoch     uint64 // bumped on rewind and revocation; older acks are ignored
-	tr        tracker
-	nacked    bool
-	revoked   bool
-	progress  bool
-	committed int64 // last committed offset (-1: none)
+	mu sync.Mutex
+	// epoch is bumped on rewind and at the end of the generation; a
+	// record fetched in an older epoch is not queued.
+	epoch uint64
+	// pass is the current watermark; a new one starts at every rewind.
+	pass   *pass
+	q      []kafkago.Message // fetched, not yet taken by dispatch
+	queued bool              // on source.announced, not yet taken
+	nacked bool
+	// committed is the last committed offset (-1: none), under
+	// genState.commitMu.
+	committed int64
 	fetchCtx  context.Context
 	interrupt context.CancelFunc
 	bo        pipeline.Backoff
+
+	// spare is the backing array dispatch hands back for q (dispatch
+	// goroutine; swapped in under mu).
+	spare []kafkago.Message
 }
 
 type genState struct {
@@ -66,7 +86,7 @@ type genState struct {
 }
 
 func newSource(c *conn) *source {
-	return &source{c: c, log: c.log, state: errors.New("kafka: not a group member yet"), items: make(chan item, 256)}
+	return &source{c: c, log: c.log, state: errors.New("kafka: not a group member yet"), announced: make(chan *partition, 1024)}
 }
 
 func (s *source) ready() error {
@@ -180,12 +200,11 @@ func (s *source) newGeneration(gen *kafkago.Generation, topicOpts map[string]Rea
 			continue
 		}
 		for _, a := range assigned {
-			p := &partition{topic: topic, id: a.ID, opts: opts, committed: -1, tr: newTracker(-1),
+			p := &partition{topic: topic, id: a.ID, opts: opts, committed: -1, log: s.log, space: make(chan struct{}, 1),
 				bo: pipeline.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}}
-			start := a.Offset
+			start, next := a.Offset, int64(-1)
 			if start >= 0 {
-				p.committed = start
-				p.tr = newTracker(start)
+				p.committed, next = start, start
 			} else if opts.StartOffset == StartLast {
 				start = kafkago.LastOffset
 			} else {
@@ -203,6 +222,7 @@ func (s *source) newGeneration(gen *kafkago.Generation, topicOpts map[string]Rea
 				ReadBackoffMax: 2 * time.Second,
 				Logger:         s.kafkaLogger(),
 			})
+			p.pass = newPass(p, next)
 			_ = p.reader.SetOffset(start) // cannot fail on a fresh reader
 			gs.parts = append(gs.parts, p)
 		}
@@ -265,7 +285,7 @@ func (s *source) runGeneration(serveCtx, gctx context.Context, gs *genState) {
 	fw.Wait()
 	for _, p := range gs.parts {
 		p.mu.Lock()
-		p.revoked = true
+		p.pass.halted.Store(true) // revoked: dispatch drops what it still holds
 		p.mu.Unlock()
 	}
 	if !s.closing.Load() {
@@ -279,7 +299,8 @@ func (s *source) runGeneration(serveCtx, gctx context.Context, gs *genState) {
 	_ = s.commit(gs)
 	for _, p := range gs.parts {
 		p.mu.Lock()
-		p.epoch++ // late acks are ignored from here on
+		p.epoch++
+		p.pass.ended = true // late acks are ignored from here on
 		p.mu.Unlock()
 	}
 	s.mu.Lock()
@@ -326,12 +347,43 @@ func (s *source) fetch(fctx context.Context, p *partition) {
 			}
 			continue
 		}
-		select {
-		case s.items <- item{p: p, epoch: ep, msg: msg}:
-		case <-fctx.Done():
+		if !s.enqueue(fctx, p, ep, &msg) {
 			return
 		}
 	}
+}
+
+// enqueue appends a record fetched in epoch ep to p's queue, waiting while
+// the queue is full, and sends p on announced when the queue was empty. A
+// record of an older epoch, or fetched after a nack, is dropped (it is
+// fetched again after the rewind). It returns false when fctx ended.
+func (s *source) enqueue(fctx context.Context, p *partition, ep uint64, m *kafkago.Message) bool {
+	p.mu.Lock()
+	for len(p.q) >= queueMax && p.epoch == ep && !p.nacked {
+		p.mu.Unlock()
+		select {
+		case <-p.space:
+		case <-fctx.Done():
+			return false
+		}
+		p.mu.Lock()
+	}
+	if p.epoch != ep || p.nacked {
+		p.mu.Unlock()
+		return true
+	}
+	p.q = append(p.q, *m)
+	announce := !p.queued
+	p.queued = true
+	p.mu.Unlock()
+	if announce {
+		select {
+		case s.announced <- p:
+		case <-fctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // rewind handles a nacked record: it waits until the partition's other
@@ -341,13 +393,10 @@ func (s *source) fetch(fctx context.Context, p *partition) {
 // fetcher back to that offset, so the failed record and everything after
 // it are delivered again.
 func (s *source) rewind(fctx context.Context, p *partition) bool {
-	for {
-		p.mu.Lock()
-		pending := p.tr.pending
-		p.mu.Unlock()
-		if pending == 0 {
-			break
-		}
+	p.mu.Lock()
+	ps := p.pass
+	p.mu.Unlock()
+	for ps.pending.Load() != 0 {
 		t := time.NewTimer(5 * time.Millisecond)
 		select {
 		case <-t.C:
@@ -357,13 +406,14 @@ func (s *source) rewind(fctx context.Context, p *partition) bool {
 		}
 	}
 	p.mu.Lock()
-	off, _ := p.tr.commitOffset()
+	off, _ := ps.commitOffset()
 	p.epoch++
-	p.tr.reset(off)
+	p.pass = newPass(p, off)
+	clear(p.q) // records of the old pass
+	p.q = p.q[:0]
 	p.nacked = false
-	if p.progress {
+	if ps.progressed.Load() {
 		p.bo.Reset()
-		p.progress = false
 	}
 	old := p.interrupt
 	p.fetchCtx, p.interrupt = context.WithCancel(fctx)
@@ -387,60 +437,87 @@ func (s *source) rewind(fctx context.Context, p *partition) bool {
 	return true
 }
 
-// dispatch hands queued records to the pipeline, one at a time.
+// headerKV is a Kafka record header as a key and a value (for
+// kit.FromPairs).
+func headerKV(h kafkago.Header) (key, value string) { return h.Key, string(h.Value) }
+
+// dispatch hands queued records to the pipeline: for each partition
+// received on announced it takes the whole queue and dispatches its
+// records in order. One envelope serves every record (the dispatcher
+// copies what it keeps, see pipeline.Dispatcher).
 func (s *source) dispatch(ctx context.Context, d pipeline.Dispatcher) {
+	env := new(pipeline.Envelope)
 	for {
-		var it item
+		var p *partition
 		select {
-		case it = <-s.items:
+		case p = <-s.announced:
 		case <-ctx.Done():
 			return
 		}
-		p, m := it.p, &it.msg
 		p.mu.Lock()
-		if it.epoch != p.epoch || p.nacked || p.revoked {
-			p.mu.Unlock()
-			continue
-		}
-		p.tr.add(m.Offset)
+		msgs, ps := p.q, p.pass
+		p.q, p.spare = p.spare, nil
+		p.queued = false
 		p.mu.Unlock()
-		env := pipeline.Envelope{Payload: m.Value, Topic: m.Topic, Key: m.Key, Time: m.Time,
-			Partition: int32(m.Partition), Offset: m.Offset}
-		if len(m.Headers) > 0 {
-			env.Headers = make(pipeline.Headers, len(m.Headers))
-			for i, h := range m.Headers {
-				env.Headers[i] = pipeline.Header{Key: h.Key, Value: string(h.Value)}
+		select {
+		case p.space <- struct{}{}:
+		default:
+		}
+		for i := range msgs {
+			if !dispatchOne(ctx, d, ps, &msgs[i], env) {
+				break
 			}
 		}
-		env.Ack = pipeline.NewAck(p.ackFunc(it.epoch, m.Offset, s.log))
-		if err := d.Dispatch(ctx, &env); err != nil && ctx.Err() != nil {
+		clear(msgs) // drop the payload references until the array is reused
+		p.spare = msgs[:0]
+		if ctx.Err() != nil {
 			return
 		}
 	}
 }
 
-func (p *partition) ackFunc(epoch uint64, off int64, log *slog.Logger) func(error) {
-	return func(err error) {
-		p.mu.Lock()
-		if p.epoch != epoch {
-			p.mu.Unlock()
-			return
-		}
-		p.tr.settle(off, err == nil)
-		if err == nil {
-			p.progress = true
-			p.mu.Unlock()
-			return
-		}
-		first := !p.nacked
-		p.nacked = true
-		interrupt := p.interrupt
+// dispatchOne dispatches m with an ack tracked in ps. It returns false
+// when the rest of the batch is to be dropped: ps halted (a nack, the end
+// of the generation; the records are fetched again) or ctx ended.
+func dispatchOne(ctx context.Context, d pipeline.Dispatcher, ps *pass, m *kafkago.Message, env *pipeline.Envelope) bool {
+	// Counted before halted is checked: whoever halts the pass and then
+	// waits for pending to drain also waits for this record, unless it
+	// is dropped here.
+	ps.pending.Add(1)
+	if ps.halted.Load() {
+		ps.pending.Add(-1)
+		return false
+	}
+	*env = pipeline.Envelope{Payload: m.Value, Topic: m.Topic, Key: m.Key, Time: m.Time,
+		Partition: int32(m.Partition), Offset: m.Offset, Headers: kit.FromPairs(m.Headers, 0, headerKV),
+		Ack: ps.track(m.Offset)}
+	if err := d.Dispatch(ctx, env); err != nil && ctx.Err() != nil {
+		return false
+	}
+	return true
+}
+
+// nack handles a record of pass ps that settled with err (its watermark
+// entry is st): unless ps is no longer the partition's pass, the entry is
+// marked failed, the pass halted, and the fetcher interrupted so that it
+// rewinds the partition.
+func (p *partition) nack(ps *pass, off int64, st *atomic.Uint32, err error) {
+	p.mu.Lock()
+	st.Store(stateFailed)
+	ps.pending.Add(-1)
+	if p.pass != ps || ps.ended {
 		p.mu.Unlock()
-		if first {
-			log.Debug("kafka record nacked", "topic", p.topic, "partition", p.id, "offset", off, "error", err)
-			if interrupt != nil {
-				interrupt()
-			}
+		return
+	}
+	ps.halted.Store(true)
+	first := !p.nacked
+	p.nacked = true
+	interrupt := p.interrupt
+	p.mu.Unlock()
+	if first {
+		p.log.Debug("kafka record nacked", "topic", p.topic, "partition", p.id, "offset", off, "error", err)
+		if interrupt != nil {
+			interrupt()
 		}
 	}
 }
@@ -452,9 +529,11 @@ func (s *source) commit(gs *genState) error {
 	offs := map[string]map[int]int64{}
 	for _, p := range gs.parts {
 		p.mu.Lock()
-		off, ok := p.tr.commitOffset()
+		ps := p.pass
+		off, ok := ps.commitOffset()
+		ended := ps.ended
 		p.mu.Unlock()
-		if ok && off != p.committed {
+		if ok && !ended && off != p.committed {
 			if offs[p.topic] == nil {
 				offs[p.topic] = map[int]int64{}
 			}
@@ -479,10 +558,10 @@ func (s *source) commit(gs *genState) error {
 // waitSettled waits until no record of gs is in flight, or ctx ends.
 func (s *source) waitSettled(ctx context.Context, gs *genState) bool {
 	for {
-		n := 0
+		var n int64
 		for _, p := range gs.parts {
 			p.mu.Lock()
-			n += p.tr.pending
+			n += p.pass.pending.Load()
 			p.mu.Unlock()
 		}
 		if n == 0 {

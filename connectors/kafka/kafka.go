@@ -49,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -80,11 +81,13 @@ func New(cfg Config) (*Builder, error) {
 //
 //	connector kafka "kafka://127.0.0.1:9092" group "alerts" acks all
 //
-// It is registered under the scheme "kafka" in connectors/registry.
+// It is registered under the scheme "kafka" in connectors/registry. Its
+// errors are ConfigFromParams' (not wrapped, so that the DSL reports each
+// problem at its setting).
 func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
 	cfg, err := ConfigFromParams(endpoint, params)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
+		return nil, err
 	}
 	return New(cfg)
 }
@@ -95,33 +98,44 @@ func (*Builder) Scheme() string { return Scheme }
 // Config returns the builder's configuration with defaults applied.
 func (b *Builder) Config() Config { return b.cfg }
 
+// errNoGroup is the error of an inbound link on a connector without a
+// consumer group.
+var errNoGroup = errors.New("inbound kafka links need a consumer group: set group on the connector")
+
 // ParseLinkOptions implements pipeline.LinkOptionParser: inbound links take
-// start_offset, min_bytes, max_bytes, max_wait; outbound links take acks,
-// compression, batch_size, linger.
+// start_offset, min_bytes, max_bytes, max_wait (In); outbound links take
+// acks, compression, batch_size, linger (Out). Settings are read with the
+// shared reader (connectors/kit); every problem is reported at once, those
+// with a setting as *kit.Error values naming it.
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params) (any, error) {
+	var errs []error
+	s := kit.ReadLink(dir, p)
+	var opts any
 	if dir == pipeline.Inbound {
 		if err := validTopic(address); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 		if b.cfg.Group == "" {
-			return nil, errors.New("inbound kafka links need a consumer group: set group on the connector")
+			errs = append(errs, errNoGroup)
 		}
-		o, err := parseIn(p)
-		if err != nil {
-			return nil, err
+		o := In{readReader(s)}
+		checkFetchSizes(s, o.ReaderOptions, b.cfg.Reader)
+		opts = o
+	} else {
+		if pipeline.MustTemplate(address).Static() {
+			if err := validTopic(address); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		return o, nil
+		opts = Out{readWriter(s)}
 	}
-	if pipeline.MustTemplate(address).Static() {
-		if err := validTopic(address); err != nil {
-			return nil, err
-		}
+	if err := s.Err(); err != nil {
+		errs = append(errs, err)
 	}
-	o, err := parseOut(p)
-	if err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
-	return o, nil
+	return opts, nil
 }
 
 // Build implements pipeline.Builder. It does not touch the network:
@@ -134,9 +148,12 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*batcher{}, deadLetter: env.DeadLetter}
 	c.sem = make(chan struct{}, b.cfg.MaxInFlight)
 	c.closed = make(chan struct{})
+	if b.cfg.TLS != nil && b.cfg.TLS.InsecureSkipVerify {
+		log.Warn("kafka: TLS certificate verification disabled (insecure_skip_verify true)", "brokers", b.cfg.Brokers)
+	}
 	if len(env.Inbound) > 0 {
 		if b.cfg.Group == "" {
-			return nil, errors.New("inbound kafka links need a consumer group: set group on the connector")
+			return nil, errNoGroup
 		}
 		c.src = newSource(c)
 	} else {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -231,71 +230,4 @@ func waitCommittedToEnd(t *testing.T, cl *kafkatest.Cluster, group, topic string
 		}
 		return true
 	})
-}
-
-func TestFactoryParams(t *testing.T) {
-	tests := []struct {
-		name     string
-		endpoint string
-		params   pipeline.Params
-		wantErr  string
-	}{
-		{"minimal", "kafka://127.0.0.1:9092", nil, ""},
-		{"several brokers and settings", "kafka://h1:9092,h2:9093", pipeline.Params{"group": "g", "client_id": "c",
-			"commit_interval": "2s", "start_offset": "last", "acks": "one", "compression": "zstd", "batch_size": "100",
-			"linger": "10ms", "min_bytes": "1", "max_wait": "1s"}, ""},
-		{"sasl scram", "kafka://h:9092", pipeline.Params{"sasl": "scram-sha-512", "username": "u", "password": "p"}, ""},
-		{"bad scheme", "mqtt://h:1", nil, "want kafka://"},
-		{"bad acks", "kafka://h:1", pipeline.Params{"acks": "two"}, "acks"},
-		{"bad compression", "kafka://h:1", pipeline.Params{"compression": "brotli"}, "compression"},
-		{"unknown", "kafka://h:1", pipeline.Params{"colour": "red"}, `unknown setting "colour"`},
-		{"sasl without user", "kafka://h:1", pipeline.Params{"sasl": "plain"}, "username is required"},
-		{"bad duration", "kafka://h:1", pipeline.Params{"linger": "soon"}, "linger"},
-		{"missing ca", "kafka://h:1", pipeline.Params{"ca_file": "/nonexistent/ca.pem"}, "ca_file"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := kafka.Factory(tc.endpoint, tc.params)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error %v, want it to mention %q", err, tc.wantErr)
-			}
-		})
-	}
-}
-
-func TestLinkOptions(t *testing.T) {
-	b, err := kafka.Factory("kafka://127.0.0.1:1", pipeline.Params{"group": "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := b.(pipeline.LinkOptionParser)
-	if _, err := p.ParseLinkOptions(pipeline.Inbound, "orders", pipeline.Params{"start_offset": "last"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ParseLinkOptions(pipeline.Outbound, "alerts.{site}", pipeline.Params{"acks": "none"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range []struct {
-		dir  pipeline.Direction
-		addr string
-		p    pipeline.Params
-	}{
-		{pipeline.Inbound, "a/b", nil},
-		{pipeline.Inbound, "ok", pipeline.Params{"acks": "all"}},
-		{pipeline.Outbound, "ok", pipeline.Params{"start_offset": "first"}},
-	} {
-		if _, err := p.ParseLinkOptions(bad.dir, bad.addr, bad.p); err == nil {
-			t.Errorf("%v %q %v: want an error", bad.dir, bad.addr, bad.p)
-		}
-	}
-	noGroup, _ := kafka.Factory("kafka://127.0.0.1:1", nil)
-	if _, err := noGroup.(pipeline.LinkOptionParser).ParseLinkOptions(pipeline.Inbound, "orders", nil); err == nil {
-		t.Error("inbound link without a group: want an error")
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	kafkago "github.com/segmentio/kafka-go"
 )
@@ -287,10 +288,8 @@ func (c *conn) settle(m *kafkago.Message, err error, permanent bool) {
 			c.bg.Add(1)
 			go func() {
 				defer c.bg.Done()
-				env := pipeline.Envelope{Topic: m.Topic, Key: m.Key, Payload: m.Value, Time: m.Time}
-				for _, h := range m.Headers {
-					env.Headers = append(env.Headers, pipeline.Header{Key: h.Key, Value: string(h.Value)})
-				}
+				env := pipeline.Envelope{Topic: m.Topic, Key: m.Key, Payload: m.Value, Time: m.Time,
+					Headers: kit.FromPairs(m.Headers, 0, headerKV)}
 				ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
 				defer cancel()
 				if dlErr := c.deadLetter(ctx, &env, m.Topic, err); dlErr != nil {
@@ -429,20 +428,19 @@ func (c *conn) publish(ctx context.Context, dest string, opts any, env *pipeline
 	return nil
 }
 
-// kafkaHeaders converts headers with two allocations: the header slice
-// and one array holding every value.
+// kafkaHeaders converts envelope headers to Kafka record headers, in
+// order, with two allocations: the header slice and one array holding
+// every value.
 func kafkaHeaders(hs pipeline.Headers) []kafkago.Header {
 	n := 0
 	for _, h := range hs {
 		n += len(h.Value)
 	}
 	vals := make([]byte, 0, n)
-	out := make([]kafkago.Header, len(hs))
-	for i, h := range hs {
-		vals = append(vals, h.Value...)
-		out[i] = kafkago.Header{Key: h.Key, Value: vals[len(vals)-len(h.Value) : len(vals) : len(vals)]}
-	}
-	return out
+	return kit.AppendPairs(make([]kafkago.Header, 0, len(hs)), hs, nil, func(key, value string) kafkago.Header {
+		vals = append(vals, value...)
+		return kafkago.Header{Key: key, Value: vals[len(vals)-len(value) : len(vals) : len(vals)]}
+	})
 }
 
 // PublishAsync implements pipeline.AsyncPublisher: it appends the record
