@@ -224,7 +224,7 @@ type slot struct {
 	state  uint8
 	dup    bool // sent at least once: every later send has DUP set
 	seq    uint32
-	sentAt time.Time
+	sentAt time.Duration
 }
 
 // pollReads bounds the reads of one Poll so a flood of inbound data
@@ -254,10 +254,10 @@ type Client struct {
 	nextID    uint16
 	subID     uint16
 	subAcked  bool
-	now       time.Time
-	lastSent  time.Time
-	lastRecv  time.Time
-	pingSent  time.Time
+	now       time.Duration // the caller's clock, as of the last Connect/Poll
+	lastSent  time.Duration
+	lastRecv  time.Duration
+	pingSent  time.Duration
 	pingOut   bool
 	keepAlive time.Duration
 	pingWait  time.Duration
@@ -422,10 +422,10 @@ func (c *Client) write(b []byte) error {
 // subscribes and waits for SUBACK, then sends the QoS 1 messages that are
 // still unacknowledged from an earlier connection or were published while
 // disconnected (with DUP set if they were sent before). now is the
-// caller's clock for keep-alive and retransmission. After an error, close
+// caller's monotonic clock (see Poll). After an error, close
 // the transport and Connect again with a new one; unacknowledged messages
 // are kept.
-func (c *Client) Connect(rw io.ReadWriter, now time.Time) error {
+func (c *Client) Connect(rw io.ReadWriter, now time.Duration) error {
 	c.rw, c.state, c.err = rw, stateConnecting, nil
 	// Resolved once per connection: an interface assertion per Poll would
 	// (rarely) allocate in Go's type-assertion cache.
@@ -836,7 +836,13 @@ func (c *Client) Publish(topicName, payload []byte, qos QoS, retain bool) error 
 // not block longer than Config.PollWait on a transport with read deadlines,
 // or at all on one with Buffered(); on other transports Read must return
 // promptly when no data is there. An error ends the connection.
-func (c *Client) Poll(now time.Time) error {
+//
+// now is the caller's monotonic clock: any time.Duration that never goes
+// back, such as time.Since(start) or a board's tick counter; only
+// differences between calls matter. (A Duration rather than a time.Time
+// keeps time.Time, whose String method pulls in time-zone loading, out of
+// the device build: ~10 KB of flash.)
+func (c *Client) Poll(now time.Duration) error {
 	if c.state != stateUp {
 		if c.err != nil {
 			return c.err
@@ -878,13 +884,13 @@ func (c *Client) drain() error {
 	}
 }
 
-func (c *Client) timers(now time.Time) error {
+func (c *Client) timers(now time.Duration) error {
 	if c.keepAlive > 0 {
 		if c.pingOut {
-			if now.Sub(c.pingSent) >= c.pingWait {
+			if now-c.pingSent >= c.pingWait {
 				return c.fail(ErrPingTimeout)
 			}
-		} else if now.Sub(c.lastSent) >= c.keepAlive || now.Sub(c.lastRecv) >= c.keepAlive {
+		} else if now-c.lastSent >= c.keepAlive || now-c.lastRecv >= c.keepAlive {
 			c.tx = AppendPingreq(c.tx[:0])
 			if err := c.write(c.tx); err != nil {
 				return err
@@ -896,7 +902,7 @@ func (c *Client) timers(now time.Time) error {
 	if c.cfg.AckTimeout > 0 {
 		for i := range c.slots {
 			s := &c.slots[i]
-			if s.state != slotSent || now.Sub(s.sentAt) < c.cfg.AckTimeout {
+			if s.state != slotSent || now-s.sentAt < c.cfg.AckTimeout {
 				continue
 			}
 			if c.cfg.Version == V5 {

@@ -18,6 +18,8 @@ import (
 // stand-in (peer_test.go); on a board it is the network driver's TCP
 // connection, on a host a net.Conn.
 func Example() {
+	start := time.Now()
+	clock := func() time.Duration { return time.Since(start) } // the main loop's monotonic clock
 	f := flow.New(flow.Config{MaxFields: 8, ArenaBytes: 96, Scratch: 32})
 	readings := f.Record("sensor.temp", buffer.Config{Kind: buffer.Mailbox})
 	setpoints := f.Record("setpoint", buffer.Config{Kind: buffer.Latest})
@@ -38,7 +40,7 @@ func Example() {
 	f.Pipeline("alerts").From(readings).
 		Filter(`temp > 25.0`).
 		Map(`{"device": device, "temp": temp, "alert": true}`).
-		To("alerts/d-1", mqtt.NewSink(client, jsonflat.Codec{}, mqtt.QoS1, false, 96))
+		To("alerts/d-1", mqtt.NewSink(client, mqtt.SinkOptions{Codec: jsonflat.Codec{}, QoS: mqtt.QoS1, Clock: clock}))
 	f.Pipeline("apply").From(setpoints).
 		To("", flow.SinkFunc(func(_ context.Context, _ []byte, o *value.Object) error {
 			v, _ := o.Lookup("target")
@@ -52,7 +54,7 @@ func Example() {
 
 	broker := newPeer(mqtt.V311)
 	broker.onPublish = func(p *mqtt.Packet) { fmt.Printf("broker got %s %s\n", p.Topic, p.Payload) }
-	if err := client.Connect(broker, time.Now()); err != nil {
+	if err := client.Connect(broker, clock()); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -66,13 +68,13 @@ func Example() {
 		if i == 1 {
 			broker.publish("devices/d-1/setpoint", `{"target":21.5}`, mqtt.QoS1, 1)
 		}
-		if err := client.Poll(time.Now()); err != nil { // on error: reconnect with a new transport
+		if err := client.Poll(clock()); err != nil { // on error: reconnect with a new transport
 			fmt.Println(err)
 			return
 		}
 		f.Poll(ctx)
 	}
-	client.Poll(time.Now()) // the alert's PUBACK
+	client.Poll(clock()) // the alert's PUBACK
 	fmt.Println("unacknowledged:", client.Pending())
 	// Output:
 	// broker got alerts/d-1 {"device":"d-1","temp":26.5,"alert":true}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/device/binflat"
 	"github.com/aimdb-dev/aimdb-flow/device/flow"
 	"github.com/aimdb-dev/aimdb-flow/device/value"
 )
@@ -15,41 +16,63 @@ import (
 // than a dropped record); a message published while disconnected waits in
 // the client's in-flight slots for the next Connect.
 type Sink struct {
-	c      *Client
-	codec  flow.Codec
-	qos    QoS
-	retain bool
-	buf    []byte
-	// Clock is the time passed to Client.Poll while Send waits for a free
-	// in-flight slot (default time.Now).
-	Clock func() time.Time
+	c     *Client
+	opt   SinkOptions
+	buf   []byte
+	clock func() time.Duration
 }
 
-// NewSink returns a sink publishing through c with codec (jsonflat.Codec{}
-// for a server that decodes JSON, binflat.Codec{} for serial.BinFlat);
-// maxPayload bounds the encoded record (its buffer is allocated here).
-func NewSink(c *Client, codec flow.Codec, qos QoS, retain bool, maxPayload int) *Sink {
-	return &Sink{c: c, codec: codec, qos: qos, retain: retain, buf: make([]byte, 0, maxPayload), Clock: time.Now}
+// SinkOptions configure a Sink.
+type SinkOptions struct {
+	// Codec encodes each record: binflat.Codec{} (the default, what
+	// serial.BinFlat decodes on a host) or jsonflat.Codec{} for servers
+	// that expect JSON (it links strconv's float tables: ~25 KB of flash).
+	Codec  flow.Codec
+	QoS    QoS
+	Retain bool
+	// MaxPayload bounds the encoded record (default 128 bytes); its buffer
+	// is allocated by NewSink.
+	MaxPayload int
+	// Clock is the main loop's monotonic clock, passed to Client.Poll
+	// while Send waits for a free in-flight slot, so keep-alive and
+	// AckTimeout keep running. Without it the wait polls at the client's
+	// last time, and only acknowledgements and errors end it.
+	Clock func() time.Duration
+}
+
+// NewSink returns a sink publishing through c.
+func NewSink(c *Client, opt SinkOptions) *Sink {
+	if opt.Codec == nil {
+		opt.Codec = binflat.Codec{}
+	}
+	if opt.MaxPayload <= 0 {
+		opt.MaxPayload = 128
+	}
+	return &Sink{c: c, opt: opt, buf: make([]byte, 0, opt.MaxPayload), clock: opt.Clock}
 }
 
 // Send implements flow.Sink.
 func (s *Sink) Send(ctx context.Context, topic []byte, obj *value.Object) error {
-	out, err := s.codec.Append(s.buf[:0], obj)
+	out, err := s.opt.Codec.Append(s.buf[:0], obj)
 	if err != nil {
 		return err
 	}
 	if cap(out) != cap(s.buf) {
 		return flow.ErrMsgTooLong // the encoding outgrew the buffer
 	}
-	for s.qos == QoS1 && s.c.Free() == 0 {
+	for s.opt.QoS == QoS1 && s.c.Free() == 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := s.c.Poll(s.Clock()); err != nil {
+		now := s.c.now
+		if s.clock != nil {
+			now = s.clock()
+		}
+		if err := s.c.Poll(now); err != nil {
 			return err
 		}
 	}
-	return s.c.Publish(topic, out, s.qos, s.retain)
+	return s.c.Publish(topic, out, s.opt.QoS, s.opt.Retain)
 }
 
 // RecordSource writes inbound messages into a flow record (a Handler, for

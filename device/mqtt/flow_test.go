@@ -40,8 +40,7 @@ func newThermostat(t testing.TB, qos mqtt.QoS, maxInflight int, wire flow.Codec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	th.sink = mqtt.NewSink(c, wire, qos, false, 96)
-	th.sink.Clock = func() time.Time { return t0 }
+	th.sink = mqtt.NewSink(c, mqtt.SinkOptions{Codec: wire, QoS: qos, MaxPayload: 96, Clock: func() time.Duration { return t0 }})
 	th.f.Pipeline("alerts").From(th.readings).
 		Filter(`temp > 25.0`).
 		Map(`{"device": device, "temp": temp, "alert": true}`).
