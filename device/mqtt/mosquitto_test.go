@@ -409,7 +409,9 @@ func TestMosquittoRetransmitsWhenPubackIsLost(t *testing.T) {
 			topic := "alerts/retransmit/" + ver.name
 			sub := startSub(t, b, ver.v, topic, 1)
 			px := startProxy(t, b.Addr(), ver.v)
+			px.mu.Lock()
 			px.drop = 1
+			px.mu.Unlock()
 			cfg := mqtt.Config{Version: ver.v, ClientID: "dev-retx-" + ver.name, AckTimeout: 200 * time.Millisecond, SessionExpiry: 60}
 			c, conn := connectTo(t, px.addr(), cfg)
 			if err := c.Publish([]byte(topic), []byte("m1"), mqtt.QoS1, false); err != nil {
@@ -437,8 +439,11 @@ func TestMosquittoRetransmitsWhenPubackIsLost(t *testing.T) {
 			if len(pubs) != 2 || pubs[0].dup || !pubs[1].dup || pubs[0].id != pubs[1].id || pubs[1].payload != "m1" {
 				t.Fatalf("publishes on the wire: %+v (want the same id twice, DUP on the second)", pubs)
 			}
-			if px.dropped != 1 || c.Stats().Resent != 1 || c.Stats().Acked != 1 {
-				t.Fatalf("dropped %d, stats %+v", px.dropped, c.Stats())
+			px.mu.Lock()
+			dropped := px.dropped
+			px.mu.Unlock()
+			if dropped != 1 || c.Stats().Resent != 1 || c.Stats().Acked != 1 {
+				t.Fatalf("dropped %d, stats %+v", dropped, c.Stats())
 			}
 			if got := sub.next(t); got != topic+" m1" {
 				t.Fatalf("subscriber got %q", got)

@@ -37,8 +37,8 @@ type peer struct {
 }
 
 func newPeer(v mqtt.Version) *peer {
-	return &peer{v: v, in: make([]byte, 0, 1024), out: make([]byte, 0, 512),
-		lastPublishBytes: make([]byte, 0, 512), lastConnect: make([]byte, 0, 256), pubackIDs: make([]uint16, 0, 64),
+	return &peer{v: v, in: make([]byte, 0, 512), out: make([]byte, 0, 256),
+		lastPublishBytes: make([]byte, 0, 256), lastConnect: make([]byte, 0, 128), pubackIDs: make([]uint16, 0, 16),
 		emptyErr: errTimeout}
 }
 
