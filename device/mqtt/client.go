@@ -227,8 +227,9 @@ type slot struct {
 	sentAt time.Duration
 }
 
-// pollReads bounds the reads of one Poll so a flood of inbound data
-// cannot starve the caller's loop.
+// pollReads bounds the reads of one Poll (it reads again only while reads
+// fill the whole buffer) so a flood of inbound data cannot starve the
+// caller's loop.
 const pollReads = 8
 
 // Client is an MQTT client over an io.ReadWriter. It is driven by one
@@ -505,7 +506,7 @@ func (c *Client) await(deadline time.Time) error {
 		if err != nil || ok {
 			return err
 		}
-		n, err := c.fill(deadline, true)
+		n, _, err := c.fill(deadline, true)
 		if err != nil {
 			return err
 		}
@@ -532,25 +533,29 @@ type timeout interface {
 
 // fill reads once from the transport into rx and returns the number of
 // bytes read (0 when nothing arrived in time; bytes of a skipped oversize
-// packet count, though they are not kept). With block, a transport
-// with read deadlines waits until deadline; without, it waits PollWait,
-// and one with Buffered() is not read while it holds nothing.
-func (c *Client) fill(deadline time.Time, block bool) (int, error) {
-	if c.re == len(c.rx) { // full: compact or wait for the packet to be consumed
-		if c.rs == 0 {
-			return 0, nil
-		}
-		c.compact()
+// packet count, though they are not kept) and whether the read filled all
+// the space rx had (so more may be waiting). With block, a transport with
+// read deadlines waits until deadline; without, it waits PollWait, and one
+// with Buffered() is not read while it holds nothing.
+func (c *Client) fill(deadline time.Time, block bool) (int, bool, error) {
+	if c.rs == c.re {
+		c.rs, c.re = 0, 0
+	} else if c.rs > 0 && (c.re == len(c.rx) || c.rs >= len(c.rx)/2) {
+		c.compact() // a partial packet moves, once per half buffer consumed
+	}
+	space := len(c.rx) - c.re
+	if space == 0 {
+		return 0, false, nil // a whole buffer of one packet: next handles it
 	}
 	if c.bf != nil && !block && c.bf.Buffered() == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	if c.dl != nil {
 		if !block {
 			deadline = time.Now().Add(c.cfg.PollWait)
 		}
 		if err := c.dl.SetReadDeadline(deadline); err != nil {
-			return 0, c.fail(&IOError{"read", err})
+			return 0, false, c.fail(&IOError{"read", err})
 		}
 	}
 	got, err := c.rw.Read(c.rx[c.re:])
@@ -564,14 +569,14 @@ func (c *Client) fill(deadline time.Time, block bool) (int, error) {
 	c.re += n
 	if err != nil {
 		if t, ok := err.(timeout); ok && t.Timeout() {
-			return got, nil
+			return got, false, nil
 		}
 		if err == io.EOF {
-			return got, c.fail(&IOError{"read", ErrClosed})
+			return got, false, c.fail(&IOError{"read", ErrClosed})
 		}
-		return got, c.fail(&IOError{"read", err})
+		return got, false, c.fail(&IOError{"read", err})
 	}
-	return got, nil
+	return got, got == space, nil
 }
 
 func (c *Client) compact() {
@@ -854,11 +859,13 @@ func (c *Client) Poll(now time.Duration) error {
 		if err := c.drain(); err != nil {
 			return err
 		}
-		n, err := c.fill(time.Time{}, false)
+		_, more, err := c.fill(time.Time{}, false)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !more {
+			// The transport had no more than this: stop, rather than wait
+			// PollWait again for data that is not there.
 			break
 		}
 	}
