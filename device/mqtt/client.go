@@ -24,7 +24,15 @@ type Message struct {
 	QoS            QoS
 	Retain, Dup    bool
 	ID             uint16 // packet identifier (QoS 1)
-	Props          []byte // MQTT 5 properties (see Packet.Property)
+	Props          []byte // MQTT 5 properties (see Property)
+}
+
+// Property returns the message's first MQTT 5 property with identifier id
+// (a user property, 0x26, gives key and value with their length
+// prefixes); see Packet.Property.
+func (m *Message) Property(id byte) (num uint32, data []byte, ok bool) {
+	p := Packet{Props: m.Props}
+	return p.Property(id)
 }
 
 // Handler receives inbound messages. A nil error acknowledges a QoS 1

@@ -622,3 +622,24 @@ func TestPollWaitsOnce(t *testing.T) {
 		}
 	}
 }
+
+// MQTT 5 properties of an inbound message reach the handler (here a W3C
+// traceparent in a user property).
+func TestInboundProperties5(t *testing.T) {
+	var got string
+	h := mqtt.HandlerFunc(func(m *mqtt.Message) error {
+		if _, kv, ok := m.Property(mqtt.PropUserProperty); ok {
+			got = string(kv)
+		}
+		return nil
+	})
+	c, p := connect(t, mqtt.Config{Version: mqtt.V5, ClientID: "d", Subscriptions: []mqtt.Subscription{{Topic: "t", QoS: 1, Handler: h}}})
+	prop := b(0x26, 0, 11, "traceparent", 0, 3, "00-")
+	p.send(b(0x32, 5+1+len(prop)+2, 0, 1, "t", 0, 4, len(prop), prop, "hi")...)
+	if err := c.Poll(t0); err != nil {
+		t.Fatal(err)
+	}
+	if want := string(b(0, 11, "traceparent", 0, 3, "00-")); got != want {
+		t.Fatalf("user property %q, want %q", got, want)
+	}
+}

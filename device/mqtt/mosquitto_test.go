@@ -586,9 +586,9 @@ func TestTCPPeerFailures(t *testing.T) {
 }
 
 // Allocations per QoS 1 round trip over a real TCP connection, logged for
-// the docs: the client allocates nothing (TestZeroAllocsPerMessage); what
-// shows here is Go's net package (a read that hits its deadline returns a
-// newly allocated *net.OpError).
+// the docs: the client allocates nothing (TestZeroAllocsPerMessage); any
+// that show here are Go's net package's (a read that hits its deadline
+// returns a newly allocated *net.OpError).
 func TestMosquittoAllocsOverTCP(t *testing.T) {
 	b := mqtttest.Start(t, mqtttest.Options{})
 	c, _ := connectTo(t, b.Addr(), mqtt.Config{ClientID: "dev-allocs", CleanStart: true})
@@ -603,7 +603,7 @@ func TestMosquittoAllocsOverTCP(t *testing.T) {
 			}
 		}
 	})
-	t.Logf("%.1f allocations per QoS 1 publish + PUBACK over net.Conn (net's deadline errors)", allocs)
+	t.Logf("%.2f allocations per QoS 1 publish + PUBACK over net.Conn", allocs)
 }
 
 // BenchmarkMosquittoPublish publishes 100-byte messages to mosquitto over
