@@ -3,7 +3,8 @@
 #   host      tinygo test -gc=precise           (linux/amd64)
 #   wasip1    tinygo test -target=wasip1-node   (wasip1 run by node >= 20; target added by install-tinygo.sh)
 #   cortex-m  tinygo test -target=cortex-m-qemu (Cortex-M3, run under qemu-system-arm)
-# then builds the cortex-m example and prints its flash/RAM use.
+# then builds the cortex-m examples, prints their flash/RAM use and runs
+# them under qemu (the MQTT one against mosquitto).
 #
 #   TINYGO_TARGETS="host wasip1 cortex-m-qemu"   subset to run
 #   AIMDB_SKIP_TINYGO=1                           skip entirely
@@ -19,7 +20,7 @@ TARGETS=${TINYGO_TARGETS:-host wasip1 cortex-m-qemu}
 
 # The device subset: every package a device pipeline imports.
 PKGS=(./device/value ./device/expr ./device/jsonflat ./device/binflat ./device/frame
-      ./device/internal/alloctest ./pipeline/topic)
+      ./device/mqtt ./device/internal/alloctest ./pipeline/topic)
 # This buffer conformance subtest pushes 20000 values, each through a fresh
 # context.WithTimeout: minutes under TinyGo's single-threaded scheduler. It
 # runs under `go test -race` instead.
@@ -69,6 +70,14 @@ if [[ " $TARGETS " == *" cortex-m-qemu "* ]]; then
     -kernel "$out/sensor.elf" > "$out/uart.bin" </dev/null || { echo "qemu run failed" >&2; status=1; }
   if ! go run ./examples/device/decode -want-min 1 < "$out/uart.bin" | tail -n 3; then
     echo "== cortex-m example: host could not decode the device's UART output" >&2; status=1
+  fi
+  # The MQTT example: its size, then the firmware under qemu with its
+  # second UART connected to a mosquitto started by the test (skipped when
+  # mosquitto is not installed).
+  echo "== cortex-m MQTT example (examples/device/mqtt)"
+  tinygo build -target=cortex-m-qemu -size short -o "$out/mqtt.elf" ./examples/device/mqtt
+  if ! AIMDB_QEMU_E2E=1 go test -count=1 -run TestFirmwareUnderQemu ./examples/device/mqtt; then
+    echo "== cortex-m MQTT example: the firmware did not talk to mosquitto under qemu" >&2; status=1
   fi
 fi
 exit $status
