@@ -383,7 +383,23 @@ func (h *inflight) abandon(err error) int {
 
 func (r *Runner) closeConns(ctx context.Context) error {
 	var errs []error
+	// Connectors without inbound links close first: closing a sink waits
+	// for its outstanding (asynchronous) publishes, whose confirmations
+	// release the source messages' acks; the sources close after, so they
+	// can still send those acknowledgements to their brokers (an MQTT
+	// source flushes its pending PUBACKs on Close, a Kafka source commits).
+	ordered := make([]*connRun, 0, len(r.connList))
 	for _, c := range r.connList {
+		if len(c.subs) == 0 {
+			ordered = append(ordered, c)
+		}
+	}
+	for _, c := range r.connList {
+		if len(c.subs) > 0 {
+			ordered = append(ordered, c)
+		}
+	}
+	for _, c := range ordered {
 		if c.conn == nil {
 			continue
 		}
