@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +18,6 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
 )
@@ -114,7 +115,7 @@ var (
 	_ pipeline.Readiness = (*Conn)(nil)
 )
 
-func newConn(_ context.Context, cfg Config, tc *tls.Config, env pipeline.BuildEnv, log *slog.Logger) (*Conn, error) {
+func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Logger) (*Conn, error) {
 	cfg.withDefaults()
 	u, err := cfg.brokerURL()
 	if err != nil {
@@ -123,9 +124,9 @@ func newConn(_ context.Context, cfg Config, tc *tls.Config, env pipeline.BuildEn
 	c := &Conn{cfg: cfg, name: env.Name, log: log, url: u, inbound: env.Inbound, serving: make(chan struct{}), deadLetter: env.DeadLetter,
 		nackBO: pipeline.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}}
 	if u.Scheme == "mqtts" {
-		// Built by New (kit.TLSConfig). tls.Dialer sets ServerName from
-		// the broker's host when it is empty (no server_name setting).
-		c.tls = tc
+		if c.tls, err = tlsConfig(cfg, u.Hostname()); err != nil {
+			return nil, err
+		}
 	}
 	for _, s := range env.Inbound {
 		if subOptions(s.Options).QoS > 0 {
@@ -212,7 +213,7 @@ func (cl *client) start() error {
 		OnConnectionDown:  cl.onDown,
 		OnConnectError:    cl.onConnectError,
 		ConnectUsername:   cfg.Username,
-		ConnectPassword:   []byte(cfg.Password.Value()),
+		ConnectPassword:   []byte(cfg.Password),
 		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			if cp.Properties == nil {
 				cp.Properties = &paho.ConnectProperties{}
@@ -257,7 +258,7 @@ func (cl *client) start() error {
 		// from installing its default router.
 		acfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(paho.PublishReceived) (bool, error) { return false, nil }}
 	}
-	if !cfg.Password.IsSet() {
+	if len(cfg.Password) == 0 {
 		acfg.ConnectPassword = nil
 	}
 	cm, err := autopaho.NewConnection(c.ctx, acfg)
@@ -266,6 +267,29 @@ func (cl *client) start() error {
 	}
 	cl.cm = cm
 	return nil
+}
+
+func tlsConfig(cfg Config, host string) (*tls.Config, error) {
+	t := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in for tests
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt: ca_file %s: no PEM certificate found", cfg.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: cert_file/key_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
 }
 
 // dial opens the network connection. Reads are buffered (paho reads
@@ -647,8 +671,16 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 	// (the records copy the envelope into their buffers).
 	env := &c.inEnv
 	*env = pipeline.Envelope{Payload: c.payloads.copy(p.Payload), Topic: p.Topic, Partition: -1}
-	if pp := p.Properties; pp != nil {
-		env.Headers = inHeaders(pp)
+	if p.Properties != nil {
+		if len(p.Properties.User) > 0 {
+			env.Headers = make(pipeline.Headers, 0, len(p.Properties.User)+1)
+			for _, up := range p.Properties.User {
+				env.Headers = append(env.Headers, pipeline.Header{Key: up.Key, Value: up.Value})
+			}
+		}
+		if p.Properties.ContentType != "" {
+			env.Headers = append(env.Headers, pipeline.Header{Key: HeaderContentType, Value: p.Properties.ContentType})
+		}
 	}
 	switch {
 	case slot != nil && c.manualAck:
@@ -661,23 +693,6 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 	*env = pipeline.Envelope{}
 	return true, nil
 }
-
-// inHeaders maps an inbound message's user properties to envelope
-// headers, in order, followed by its content type as the content-type
-// header. It allocates once when there is anything to map, else not at all.
-func inHeaders(pp *paho.PublishProperties) pipeline.Headers {
-	extra := 0
-	if pp.ContentType != "" {
-		extra = 1
-	}
-	hs := kit.FromPairs(pp.User, extra, userPair)
-	if extra > 0 {
-		hs = append(hs, pipeline.Header{Key: kit.ContentTypeHeader, Value: pp.ContentType})
-	}
-	return hs
-}
-
-func userPair(u paho.UserProperty) (key, value string) { return u.Key, u.Value }
 
 // settle acknowledges an inbound message once every sink finished with it.
 //

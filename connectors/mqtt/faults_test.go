@@ -454,7 +454,7 @@ func TestUnconfirmedPublishTimesOut(t *testing.T) {
 // delivered once the broker is back.
 func TestFullWindowQueuesWhileDisconnected(t *testing.T) {
 	br := mqtttest.Start(t, mqtttest.Options{})
-	c := build(t, br.URL(), pipeline.Params{"max_inflight": "1", "session_expiry": "600s",
+	c := build(t, br.URL(), pipeline.Params{"max_inflight": "1", "session_expiry": "600",
 		"publish_timeout": "8s", "reconnect_max": "200ms"}, nil)
 	waitFor(t, 10*time.Second, "connected", func() bool { return c.Ready() == nil })
 	if err := syscall.Kill(br.PID(), syscall.SIGSTOP); err != nil {

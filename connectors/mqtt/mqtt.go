@@ -2,13 +2,10 @@ package mqtt
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
-	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -17,30 +14,20 @@ import (
 type Builder struct {
 	cfg    Config
 	scheme string
-	// tls is the client TLS configuration of an mqtts endpoint, built by
-	// New (kit.TLSConfig); nil for mqtt.
-	tls *tls.Config
 	// embedded is the listen address of the in-process broker to start
 	// (scheme "embedded"), "" otherwise.
 	embedded string
 }
 
 // New returns a builder for a connector to the broker at cfg.URL. The
-// configuration is checked now, the TLS files loaded (every problem is
-// reported at once, TLS ones as *kit.Error naming their setting); nothing
-// connects until Build.
+// configuration is checked now; nothing connects until Build.
 func New(cfg Config) (*Builder, error) {
 	c := cfg
-	u, uerr := c.brokerURL()
-	tc, terr := kit.TLSConfig(cfg.TLS)
-	if err := errors.Join(uerr, terr); err != nil {
+	u, err := c.brokerURL()
+	if err != nil {
 		return nil, err
 	}
-	b := &Builder{cfg: cfg, scheme: u.Scheme}
-	if u.Scheme == "mqtts" {
-		b.tls = tc
-	}
-	return b, nil
+	return &Builder{cfg: cfg, scheme: u.Scheme}, nil
 }
 
 // NewEmbedded returns a builder that starts an in-process MQTT 5 broker
@@ -60,28 +47,11 @@ func NewEmbedded(addr string, cfg Config) (*Builder, error) {
 
 // Factory is the pipeline.Factory for "mqtt://" and "mqtts://" endpoints.
 func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
-	cfg, perr := ParseConfig(endpoint, params)
-	b, nerr := New(cfg) // the endpoint and the TLS files, reported with the settings
-	if err := joinErrs(perr, nerr); err != nil {
+	cfg, err := ParseConfig(endpoint, params)
+	if err != nil {
 		return nil, err
 	}
-	return b, nil
-}
-
-// joinErrs joins the errors that are not nil; one is returned as it is,
-// so that a kit.Errors reaches the caller unwrapped.
-func joinErrs(errs ...error) error {
-	var n int
-	var one error
-	for _, e := range errs {
-		if e != nil {
-			n, one = n+1, e
-		}
-	}
-	if n <= 1 {
-		return one
-	}
-	return errors.Join(errs...)
+	return New(cfg)
 }
 
 // EmbeddedFactory is the pipeline.Factory for "embedded://" (optionally
@@ -94,12 +64,11 @@ func EmbeddedFactory(endpoint string, params pipeline.Params) (pipeline.Builder,
 	if endpoint == "embedded" {
 		addr = ""
 	}
-	cfg, perr := ParseConfig("mqtt://127.0.0.1", params)
-	b, nerr := NewEmbedded(strings.TrimSuffix(addr, "/"), cfg)
-	if err := joinErrs(perr, nerr); err != nil {
+	cfg, err := ParseConfig("mqtt://127.0.0.1", params)
+	if err != nil {
 		return nil, err
 	}
-	return b, nil
+	return NewEmbedded(strings.TrimSuffix(addr, "/"), cfg)
 }
 
 // Scheme implements pipeline.Builder: "mqtt", "mqtts" or "embedded".
@@ -131,13 +100,7 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 		}
 		cfg.URL = eb.URL()
 	}
-	switch {
-	case b.tls != nil && cfg.TLS.InsecureSkipVerify:
-		log.Warn("TLS certificate verification disabled (insecure_skip_verify true)", "broker", b.cfg.URL)
-	case b.tls == nil && cfg.TLS.IsSet():
-		log.Warn("TLS settings ignored: the endpoint is not mqtts://", "connector", env.Name)
-	}
-	c, err := newConn(ctx, cfg, b.tls, env, log)
+	c, err := newConn(ctx, cfg, env, log)
 	if err != nil {
 		if eb != nil {
 			_ = eb.Close()

@@ -177,7 +177,7 @@ func TestAtLeastOnceAcrossBrokerRestart(t *testing.T) {
 func atLeastOnce(t *testing.T, async string) {
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
 	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{"async_publish": async,
-		"client_id": "alo-pipeline", "session_expiry": "600s", "reconnect_max": "500ms", "publish_timeout": "30s"}))
+		"client_id": "alo-pipeline", "session_expiry": "600", "reconnect_max": "500ms", "publish_timeout": "30s"}))
 	var seenMu sync.Mutex
 	seenIn := map[string]int{}
 	g.Record("in").From("mqtt://in/#", codec.JSON{})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,6 @@ import (
 	"github.com/eclipse/paho.golang/paho/session"
 	"github.com/eclipse/paho.golang/paho/session/state"
 
-	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -841,55 +839,33 @@ func (c *Conn) newReq(dest string, opts any, env *pipeline.Envelope, deadline ti
 	o := pubOptions(opts)
 	r := &pubReq{deadline: deadline}
 	r.pkt = packets.Publish{QoS: o.QoS, Retain: o.Retain, Topic: dest, Payload: env.Payload}
-	r.pkt.Properties = pubProperties(o, env.Headers)
+	ct := o.ContentType
+	var props *packets.Properties
+	for _, h := range env.Headers {
+		if h.Key == HeaderContentType {
+			if ct == "" {
+				ct = h.Value
+			}
+			continue
+		}
+		if props == nil {
+			props = &packets.Properties{}
+		}
+		props.User = append(props.User, packets.User{Key: h.Key, Value: h.Value})
+	}
+	if ct != "" || o.MessageExpiry > 0 {
+		if props == nil {
+			props = &packets.Properties{}
+		}
+		props.ContentType = ct
+		if o.MessageExpiry > 0 {
+			exp := uint32(max(o.MessageExpiry/time.Second, 1))
+			props.MessageExpiry = &exp
+		}
+	}
+	r.pkt.Properties = props
 	return r
 }
-
-// pubProps holds a publish's properties with room for a few user
-// properties and the message expiry, so that they take one allocation.
-type pubProps struct {
-	p    packets.Properties
-	user [2]packets.User
-	exp  uint32
-}
-
-// pubProperties builds the properties of a publish: the envelope headers
-// as user properties, in order, except the content-type header (in any
-// case), which becomes the MQTT 5 content type unless the link sets one;
-// the link's message expiry. It returns nil when there are none, and
-// allocates once for up to two user properties (traceparent and
-// tracestate), twice for more.
-func pubProperties(o PubOptions, hs pipeline.Headers) *packets.Properties {
-	ct := o.ContentType
-	users := 0
-	for _, h := range hs {
-		if !kit.IsContentType(h.Key) {
-			users++
-		} else if ct == "" {
-			ct = h.Value
-		}
-	}
-	if users == 0 && ct == "" && o.MessageExpiry <= 0 {
-		return nil
-	}
-	pp := &pubProps{}
-	props := &pp.p
-	if users > 0 {
-		dst := pp.user[:0]
-		if users > len(pp.user) {
-			dst = make([]packets.User, 0, users)
-		}
-		props.User = kit.AppendPairs(dst, hs, kit.IsContentType, mkUser)
-	}
-	props.ContentType = ct
-	if o.MessageExpiry > 0 {
-		pp.exp = uint32(min(max(o.MessageExpiry/time.Second, 1), math.MaxUint32))
-		props.MessageExpiry = &pp.exp
-	}
-	return props
-}
-
-func mkUser(key, value string) packets.User { return packets.User{Key: key, Value: value} }
 
 // Publish implements pipeline.Connector: it returns once the broker
 // confirmed the message (PUBACK for QoS 1, PUBCOMP for QoS 2, written for
@@ -941,8 +917,6 @@ func (a AsyncConn) PublishAsync(ctx context.Context, dest string, opts any, env 
 	return c.pub.submit(ctx, r)
 }
 
-func packetUserPair(u packets.User) (key, value string) { return u.Key, u.Value }
-
 // asyncDone reports the outcome of an asynchronous publish to its ack.
 func (c *Conn) asyncDone(r *pubReq, err error) {
 	ack := r.ack
@@ -965,14 +939,9 @@ func (c *Conn) asyncDone(r *pubReq, err error) {
 	// publish (the destination may be this connector).
 	go func() {
 		dl := pipeline.Envelope{Topic: r.pkt.Topic, Payload: r.pkt.Payload, Time: time.Now()}
-		if pp := r.pkt.Properties; pp != nil {
-			extra := 0
-			if pp.ContentType != "" {
-				extra = 1
-			}
-			dl.Headers = kit.FromPairs(pp.User, extra, packetUserPair)
-			if extra > 0 {
-				dl.Headers = append(dl.Headers, pipeline.Header{Key: kit.ContentTypeHeader, Value: pp.ContentType})
+		if r.pkt.Properties != nil {
+			for _, u := range r.pkt.Properties.User {
+				dl.Headers = append(dl.Headers, pipeline.Header{Key: u.Key, Value: u.Value})
 			}
 		}
 		dctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
