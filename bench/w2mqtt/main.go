@@ -17,12 +17,11 @@
 //     (at-least-once), cold ones at once, PUBACKs sent in arrival order.
 //   - pipeline: the same relay as an aimdb-flow graph (mqtt connector, JSON
 //     codec, FilterValue stage, JSON re-encoded on output) run by
-//     pipeline.Runner with default settings except async_publish false:
-//     each output publish waits for its PUBACK before the next.
-//   - pipeline-async: the same graph with every setting at its default,
-//     which is async_publish true (written in order, up to 32 QoS 1
-//     publishes in flight, acks finished on confirmation); the setting is
-//     passed explicitly all the same.
+//     pipeline.Runner with default settings: each output publish waits for
+//     its PUBACK before the next.
+//   - pipeline-async: the same graph with the connector's async_publish
+//     setting (up to 32 QoS 1 publishes in flight, acks finished on
+//     confirmation).
 //   - trace-none, trace-off, trace-1pct, trace-on (-trace-n messages,
 //     unpaced): the pipeline relay with tracing set up by otelflow.Setup
 //     from the OTEL_* environment, as the CLI does: no OTEL_* variable
@@ -160,7 +159,7 @@ type variant struct {
 	sampler    string
 }
 
-// tracingVariants are the pipeline relay (synchronous publish)
+// tracingVariants are the pipeline relay (default synchronous publish)
 // with tracing set up through otelflow.Setup from the environment,
 // exporting over OTLP/HTTP to the parent's discarding receiver.
 func tracingVariants(endpoint string) []variant {
@@ -683,7 +682,10 @@ func pipelineRelay(ctx context.Context, brokerURL string, async bool) error {
 			fmt.Fprintln(os.Stderr, "relay: flushing spans:", err)
 		}
 	}()
-	params := pipeline.Params{"client_id": "w2-relay-pipeline", "clean_start": "true", "async_publish": strconv.FormatBool(async)}
+	params := pipeline.Params{"client_id": "w2-relay-pipeline", "clean_start": "true"}
+	if async {
+		params["async_publish"] = "true"
+	}
 	b, err := mqtt.Factory(brokerURL, params)
 	if err != nil {
 		return err

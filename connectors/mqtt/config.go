@@ -95,25 +95,22 @@ type Config struct {
 	// PublishTimeout bounds one publish from hand-off to broker
 	// confirmation, including time spent in the offline queue (default 10s).
 	PublishTimeout time.Duration
-	// SyncPublish makes every publish wait for its confirmation before the
-	// runner hands over the link's next record (one QoS>0 publish in
-	// flight per link); the DSL setting is "async_publish false". By
-	// default the connector is a pipeline.AsyncPublisher: records are
-	// written in the order they are handed over, up to MaxInflight QoS>0
-	// publishes await their confirmation at once, and each record's ack is
-	// finished when its own confirmation arrives (at-least-once either
-	// way; a broker rejection is dead-lettered in both modes).
-	SyncPublish bool
+	// AsyncPublish makes the connector a pipeline.AsyncPublisher: up to
+	// MaxInflight QoS>0 publishes are pipelined and each record's ack is
+	// finished when its confirmation arrives. A record the broker rejects
+	// is then nacked to its source instead of being dead-lettered, and
+	// order may vary slightly. Off by default: each Publish waits for its
+	// confirmation, and rejections are dead-lettered.
+	AsyncPublish bool
 	// MaxInflight is how many QoS>0 publishes may await their
-	// acknowledgement at once (default 32, capped by the broker's receive
-	// maximum). It does not affect order: records leave in the order they
-	// are handed over.
+	// acknowledgement at once with AsyncPublish (default 32; 1 keeps strict
+	// order); it also sizes the worker pool that drains the offline queue.
 	MaxInflight int
 	// ReceiveMaximum is how many unacknowledged QoS>0 messages the broker
 	// may send this client at once (default 512).
 	ReceiveMaximum uint16
-	// AckInterval is how long inbound acknowledgements that are ready (in
-	// arrival order) wait to be sent together in one write (default 2ms).
+	// AckInterval is how often pending inbound acknowledgements are sent,
+	// in order (default 2ms).
 	AckInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the reconnect backoff (defaults
 	// 100ms and 30s).
@@ -277,7 +274,7 @@ func ParseConfig(endpoint string, p pipeline.Params) (Config, error) {
 		case "publish_timeout":
 			c.PublishTimeout = dur(k, v)
 		case "async_publish":
-			c.SyncPublish = !boolean(k, v)
+			c.AsyncPublish = boolean(k, v)
 		case "max_inflight":
 			c.MaxInflight = num(k, v, 65535)
 		case "receive_maximum":

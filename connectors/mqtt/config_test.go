@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -136,38 +135,5 @@ func TestPlanDeduplicatesOverlappingSubscriptions(t *testing.T) {
 		if got := c.duplicate(tc.sid, tc.topic); got != tc.dup {
 			t.Errorf("duplicate(%d, %s) = %v, want %v", tc.sid, tc.topic, got, tc.dup)
 		}
-	}
-}
-
-// TestPublishModes: the connector publishes asynchronously unless
-// async_publish is false.
-func TestPublishModes(t *testing.T) {
-	for _, tc := range []struct {
-		params pipeline.Params
-		async  bool
-	}{
-		{nil, true},
-		{pipeline.Params{"async_publish": "true"}, true},
-		{pipeline.Params{"async_publish": "false"}, false},
-	} {
-		b, err := Factory("mqtt://127.0.0.1:1", tc.params)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := b.(*Builder).Config().SyncPublish; got == tc.async {
-			t.Errorf("%v: SyncPublish = %v", tc.params, got)
-		}
-		c, err := b.Build(context.Background(), pipeline.BuildEnv{Name: "mqtt"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, async := c.(pipeline.AsyncPublisher); async != tc.async {
-			t.Errorf("%v: built %T, want async %v", tc.params, c, tc.async)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := c.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		cancel()
 	}
 }

@@ -77,14 +77,6 @@ type Conn struct {
 	nackBO    pipeline.Backoff
 	nackTimer *time.Timer
 	nacked    atomic.Bool
-	// acks sends inbound acknowledgements in arrival order (nil without
-	// a subscribing client).
-	acks *inAcks
-	// payloads holds copies of inbound payloads and inEnv is the envelope
-	// handed to the dispatcher (both used by onPublish only, which paho
-	// runs on one goroutine at a time).
-	payloads payloadSlab
-	inEnv    pipeline.Envelope
 
 	pub *publisher
 
@@ -105,6 +97,7 @@ type client struct {
 	connErr    atomic.Pointer[string]
 	netMu      sync.Mutex
 	netConn    net.Conn
+	upSignal   signal
 	connects   atomic.Uint64
 	noSubIDs   atomic.Bool // the broker does not support subscription identifiers
 }
@@ -167,10 +160,6 @@ func newConn(_ context.Context, cfg Config, env pipeline.BuildEnv, log *slog.Log
 		c.in = &client{c: c, role: "subscriber", id: cfg.ClientID, expiry: c.expiry, subscribes: true}
 		c.out = &client{c: c, role: "publisher", id: cfg.ClientID + "-pub", expiry: pubExpiry, publishes: true}
 	}
-	if c.in != nil {
-		c.acks = newInAcks(c, cfg.AckInterval)
-		go c.acks.run(c.ctx)
-	}
 	for _, cl := range c.clients() {
 		if err := cl.start(); err != nil {
 			c.cancel()
@@ -193,6 +182,7 @@ func (cl *client) start() error {
 	bo := &pipeline.Backoff{Min: cfg.ReconnectMin, Max: cfg.ReconnectMax}
 	var boMu sync.Mutex
 	receiveMax := cfg.ReceiveMaximum
+	manualAck := cl.subscribes && c.manualAck
 	acfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     uint16(min(cfg.KeepAlive/time.Second, 65535)),
@@ -226,10 +216,10 @@ func (cl *client) start() error {
 			return cp, nil
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID: cl.id,
-			// Inbound acknowledgements are the connector's (inAcks, through
-			// the subscriber's session), not paho's manual acks.
-			PacketTimeout: cfg.PublishTimeout,
+			ClientID:                   cl.id,
+			EnableManualAcknowledgment: manualAck,
+			SendAcksInterval:           cfg.AckInterval,
+			PacketTimeout:              cfg.PublishTimeout,
 			OnClientError: func(err error) {
 				c.log.Debug("mqtt client error", "role", cl.role, "error", err)
 			},
@@ -237,19 +227,6 @@ func (cl *client) start() error {
 				c.log.Warn("mqtt broker closed the connection", "role", cl.role, "reason", d.ReasonCode, "broker", u.String())
 			},
 		},
-	}
-	var sess connSession
-	switch {
-	case cl.subscribes && cl.publishes:
-		sess = newConnSession(c.acks, c.pub)
-	case cl.subscribes:
-		sess = newConnSession(c.acks, nil)
-	default:
-		sess = newConnSession(nil, c.pub)
-	}
-	acfg.Session = sess
-	if cl.publishes {
-		c.pub.sess = sess.State
 	}
 	if cl.subscribes {
 		acfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){c.onPublish}
@@ -316,9 +293,9 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 	var out net.Conn
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
-		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), wl: writeLock{conn: tc, timeout: wt}}
+		out = &tcpConn{TCPConn: tc, r: bufio.NewReaderSize(tc, 16<<10), writeTimeout: wt}
 	} else {
-		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), wl: writeLock{conn: nc, timeout: wt}}
+		out = &bufConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), writeTimeout: wt}
 	}
 	cl.netMu.Lock()
 	cl.netConn = out
@@ -329,53 +306,47 @@ func (cl *client) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL)
 // tcpConn buffers reads (paho reads packet headers byte by byte) and
 // serialises writes (paho requires thread-safe writes and takes the lock
 // around each packet). Embedding *net.TCPConn keeps its vectored write:
-// net.Buffers.WriteTo sends a packet's parts in one writev.
+// net.Buffers.WriteTo sends a packet's parts in one writev. Taking the lock
+// also arms a write deadline (the larger of the publish timeout and the
+// keep-alive), so a broker that stops reading fails the connection (and
+// autopaho reconnects) instead of blocking a writer forever.
 type tcpConn struct {
 	*net.TCPConn
-	r  *bufio.Reader
-	wl writeLock
+	r            *bufio.Reader
+	mu           sync.Mutex
+	writeTimeout time.Duration
 }
 
 func (t *tcpConn) Read(p []byte) (int, error) { return t.r.Read(p) }
-func (t *tcpConn) Lock()                      { t.wl.lock() }
-func (t *tcpConn) Unlock()                    { t.wl.mu.Unlock() }
+
+func (t *tcpConn) Lock() {
+	t.mu.Lock()
+	if t.writeTimeout > 0 {
+		_ = t.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+	}
+}
+
+func (t *tcpConn) Unlock() { t.mu.Unlock() }
 
 // bufConn is tcpConn for other connections (TLS): buffered reads,
 // serialised and time-bounded writes.
 type bufConn struct {
 	net.Conn
-	r  *bufio.Reader
-	wl writeLock
+	r            *bufio.Reader
+	mu           sync.Mutex
+	writeTimeout time.Duration
 }
 
 func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-func (b *bufConn) Lock()                      { b.wl.lock() }
-func (b *bufConn) Unlock()                    { b.wl.mu.Unlock() }
 
-// writeLock is the packet lock of a connection. Taking it keeps a write
-// deadline armed (timeout: the larger of the publish timeout and the
-// keep-alive), so a broker that stops reading fails the connection (and
-// autopaho reconnects) instead of blocking a writer forever. The deadline
-// is pushed forward only once less than half of the timeout is left, not
-// on every packet: a write that makes no progress fails after at least
-// half the timeout and at most the whole of it.
-type writeLock struct {
-	mu      sync.Mutex
-	conn    interface{ SetWriteDeadline(time.Time) error }
-	timeout time.Duration
-	armed   time.Time // the deadline set (mu)
-}
-
-func (w *writeLock) lock() {
-	w.mu.Lock()
-	if w.timeout <= 0 {
-		return
+func (b *bufConn) Write(p []byte) (int, error) {
+	if b.writeTimeout > 0 {
+		_ = b.Conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
 	}
-	if now := time.Now(); w.armed.Sub(now) < w.timeout/2 {
-		w.armed = now.Add(w.timeout)
-		_ = w.conn.SetWriteDeadline(w.armed)
-	}
+	return b.Conn.Write(p)
 }
+func (b *bufConn) Lock()   { b.mu.Lock() }
+func (b *bufConn) Unlock() { b.mu.Unlock() }
 
 func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	c := cl.c
@@ -386,6 +357,10 @@ func (cl *client) onUp(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	cl.up.Store(true)
 	c.log.Info("mqtt connected", "role", cl.role, "broker", c.url.String(), "client_id", cl.id,
 		"session_present", ca.SessionPresent, "connects", n)
+	if cl.publishes {
+		c.pub.connectionUp(ca.SessionPresent)
+	}
+	cl.upSignal.notify()
 	if cl.subscribes {
 		c.srvMu.Lock()
 		serving := c.disp != nil
@@ -401,6 +376,9 @@ func (cl *client) onDown() bool {
 	cl.up.Store(false)
 	if cl.subscribes {
 		c.subsOK.Store(false)
+	}
+	if cl.publishes {
+		c.pub.connectionDown(cl.expiry == 0)
 	}
 	if c.ctx.Err() == nil {
 		c.log.Warn("mqtt connection lost; reconnecting", "role", cl.role, "broker", c.url.String())
@@ -643,13 +621,6 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 // backpressure) stops reading from the broker, whose flow control (receive
 // maximum) then holds further QoS>0 messages.
 func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
-	p := pr.Packet
-	var slot *inSlot
-	if p.QoS > 0 {
-		// Take the message's place in the acknowledgement order first: a
-		// message left without an outcome holds back the later ones.
-		slot = c.acks.add(p.PacketID, p.QoS, p.Topic)
-	}
 	select {
 	case <-c.serving:
 	case <-c.ctx.Done():
@@ -661,16 +632,14 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 		// broker redelivers it to the resumed session.
 		return false, nil
 	}
+	p := pr.Packet
 	if p.Properties != nil && p.Properties.SubscriptionIdentifier != nil && c.duplicate(*p.Properties.SubscriptionIdentifier, p.Topic) {
-		if slot != nil {
-			c.acks.mark(slot, true)
+		if p.QoS > 0 && c.manualAck {
+			_ = pr.Client.Ack(p)
 		}
 		return true, nil
 	}
-	// One envelope serves every message: Dispatch copies what it keeps
-	// (the records copy the envelope into their buffers).
-	env := &c.inEnv
-	*env = pipeline.Envelope{Payload: c.payloads.copy(p.Payload), Topic: p.Topic, Partition: -1}
+	env := pipeline.Envelope{Payload: p.Payload, Topic: p.Topic, Partition: -1}
 	if p.Properties != nil {
 		if len(p.Properties.User) > 0 {
 			env.Headers = make(pipeline.Headers, 0, len(p.Properties.User)+1)
@@ -682,36 +651,34 @@ func (c *Conn) onPublish(pr paho.PublishReceived) (bool, error) {
 			env.Headers = append(env.Headers, pipeline.Header{Key: HeaderContentType, Value: p.Properties.ContentType})
 		}
 	}
-	switch {
-	case slot != nil && c.manualAck:
-		env.Ack = pipeline.NewAck(slot.fn)
-	case slot != nil:
-		c.acks.mark(slot, true) // no link asked for QoS>0: acknowledge at once
+	if p.QoS > 0 && c.manualAck {
+		cli := pr.Client
+		env.Ack = pipeline.NewAck(func(err error) { c.settle(cli, p, err) })
 	}
 	c.received.Add(1)
-	_ = c.disp.Dispatch(ctx, env) // consumes the ack share; a ctx error is the shutdown
-	*env = pipeline.Envelope{}
+	_ = c.disp.Dispatch(ctx, &env) // consumes the ack share; a ctx error is the shutdown
 	return true, nil
 }
 
 // settle acknowledges an inbound message once every sink finished with it.
 //
-// Acknowledgements are sent strictly in the order the messages arrived (as
-// MQTT requires, see inAcks): an ack is held until every earlier message was
-// acked too. A rejected message is never acknowledged, which also holds back
-// the acks of the messages after it. The broker redelivers unacknowledged
+// paho sends acknowledgements strictly in the order the messages arrived
+// (as MQTT requires): an ack is held until every earlier message was acked
+// too. A rejected message is never acknowledged, which also holds back the
+// acks of the messages after it. The broker redelivers unacknowledged
 // messages only when the session is resumed on a new connection, so a
 // rejection (outside shutdown) makes the connector drop the connection
 // after a backoff delay; autopaho reconnects with the same session and the
 // broker resends the rejected message and every later one whose ack had
 // not been sent yet (duplicates are possible: at-least-once).
-func (c *Conn) settle(s *inSlot, err error) {
-	topic := s.topic
-	// live is false when the connection that received the message is gone:
-	// the broker redelivers it to the resumed session.
-	live := c.acks.mark(s, err == nil)
+func (c *Conn) settle(cli *paho.Client, p *paho.Publish, err error) {
 	if err == nil {
-		if live && c.nacked.Load() {
+		// ErrPacketNotFound means the connection that received the message
+		// is gone; the broker will redeliver it.
+		if cli.Ack(p) == nil {
+			c.acked.Add(1)
+		}
+		if c.nacked.Load() {
 			c.nackMu.Lock()
 			c.nackBO.Reset()
 			c.nackMu.Unlock()
@@ -720,8 +687,8 @@ func (c *Conn) settle(s *inSlot, err error) {
 		return
 	}
 	n := c.nacks.Add(1)
-	if !live || c.ctx.Err() != nil || (c.serveCtx != nil && c.serveCtx.Err() != nil) {
-		return // reconnected already, or shutting down: the session keeps the message
+	if c.ctx.Err() != nil || (c.serveCtx != nil && c.serveCtx.Err() != nil) {
+		return // shutting down: the session keeps the message for the next run
 	}
 	c.nacked.Store(true)
 	c.nackMu.Lock()
@@ -732,7 +699,7 @@ func (c *Conn) settle(s *inSlot, err error) {
 	delay := c.nackBO.Next()
 	if n <= 10 || n%1000 == 0 {
 		c.log.Warn("mqtt message rejected by the pipeline; reconnecting for redelivery",
-			"topic", topic, "error", err, "after", delay, "rejected", n)
+			"topic", p.Topic, "error", err, "after", delay, "rejected", n)
 	}
 	c.nackTimer = time.AfterFunc(delay, func() {
 		c.nackMu.Lock()
@@ -751,9 +718,14 @@ func (c *Conn) Close(ctx context.Context) error {
 	var err error
 	c.closeOnce.Do(func() {
 		perr := c.pub.close(ctx)
-		if c.acks != nil {
-			// Send the acknowledgements released by the drain now.
-			c.acks.flush()
+		if c.manualAck && c.in != nil && c.in.up.Load() {
+			// Let paho's ack ticker send the acks released by the drain.
+			t := time.NewTimer(3 * c.cfg.AckInterval)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 		c.nackMu.Lock()
 		if c.nackTimer != nil {
@@ -773,31 +745,6 @@ func (c *Conn) Close(ctx context.Context) error {
 		err = errors.Join(perr, derr, eerr)
 	})
 	return err
-}
-
-// payloadSlab copies inbound payloads into shared chunks. paho reads each
-// payload into a buffer of at least 512 bytes; the pipeline's buffers keep
-// envelopes (and so their payloads) until the slot is reused, so a
-// 100-byte message would otherwise hold 512 bytes for as long as 1024
-// later messages. A chunk is never written again once full and is freed
-// when no payload in it is referenced any more.
-type payloadSlab struct{ buf []byte }
-
-const (
-	slabChunk = 8 << 10
-	slabMax   = 1 << 10 // larger payloads are copied on their own
-)
-
-func (s *payloadSlab) copy(b []byte) []byte {
-	if len(b) > slabMax {
-		return append([]byte(nil), b...)
-	}
-	if cap(s.buf)-len(s.buf) < len(b) {
-		s.buf = make([]byte, 0, slabChunk)
-	}
-	n := len(s.buf)
-	s.buf = append(s.buf, b...)
-	return s.buf[n:len(s.buf):len(s.buf)] // capped: an append by a reader reallocates
 }
 
 // signal is a broadcast: wait returns a channel closed by the next notify.

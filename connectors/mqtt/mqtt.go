@@ -108,8 +108,8 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 		return nil, err
 	}
 	c.embedded = eb
-	if cfg.SyncPublish {
-		return c, nil
+	if cfg.AsyncPublish {
+		return AsyncConn{c}, nil
 	}
-	return AsyncConn{c}, nil
+	return c, nil
 }
