@@ -580,23 +580,12 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 	var werr error
 	for _, rt := range routes {
 		rt.stats.Messages.Add(1)
-		var v any
-		var err error
-		if rt.link.Decoder != PayloadOnly {
-			dspan := r.hooks.start(ctx, env, rt.decode)
-			v, err = decode(rt.link.Decoder, env.Payload)
-			endSpan(dspan, err)
-		}
-		if err != nil {
-			rt.stats.Errors.Add(1)
-			rt.stats.DeadLettered.Add(1)
-			env.Value = nil
-			if dlErr := r.deadLetter(ctx, r.graphDL, env, "", "decode", rt.rec.name, rt.link.Raw, err); dlErr != nil {
+		if ok, dlErr := d.decodeInto(ctx, rt, env); !ok {
+			if dlErr != nil {
 				werr = errors.Join(werr, dlErr)
 			}
 			continue
 		}
-		env.Value = v
 		if err := rt.rec.write(ctx, env); err != nil {
 			werr = errors.Join(werr, err)
 		}
@@ -608,6 +597,29 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// decodeInto decodes env's payload with rt's link decoder into env.Value
+// (a decode hop, with its span; a PayloadOnly link leaves the value nil).
+// A payload that does not decode is counted and dead-lettered with its
+// provenance: ok is false and dlErr is the dead letter's outcome.
+func (d *dispatcher) decodeInto(ctx context.Context, rt *route, env *Envelope) (ok bool, dlErr error) {
+	r := d.r
+	var v any
+	if rt.link.Decoder != PayloadOnly {
+		dspan := r.hooks.start(ctx, env, rt.decode)
+		var err error
+		v, err = decode(rt.link.Decoder, env.Payload)
+		endSpan(dspan, err)
+		if err != nil {
+			rt.stats.Errors.Add(1)
+			rt.stats.DeadLettered.Add(1)
+			env.Value = nil
+			return false, r.deadLetter(ctx, r.graphDL, env, "", "decode", rt.rec.name, rt.link.Raw, err)
+		}
+	}
+	env.Value = v
+	return true, nil
 }
 
 // DispatchBatch implements BatchDispatcher. The fast path covers the
@@ -663,20 +675,10 @@ func (d *dispatcher) DispatchBatch(ctx context.Context, envs []Envelope) error {
 			}
 			env.Time = now
 		}
-		if rt.link.Decoder != PayloadOnly {
-			dspan := r.hooks.start(ctx, env, rt.decode)
-			v, err := decode(rt.link.Decoder, env.Payload)
-			endSpan(dspan, err)
-			if err != nil {
-				rt.stats.Errors.Add(1)
-				rt.stats.DeadLettered.Add(1)
-				env.Value = nil
-				dlErr := r.deadLetter(ctx, r.graphDL, env, "", "decode", rt.rec.name, rt.link.Raw, err)
-				endSpan(span, dlErr)
-				env.Ack.Finish(dlErr)
-				continue
-			}
-			env.Value = v
+		if ok, dlErr := d.decodeInto(ctx, rt, env); !ok {
+			endSpan(span, dlErr)
+			env.Ack.Finish(dlErr)
+			continue
 		}
 		if j != i {
 			envs[j] = *env
