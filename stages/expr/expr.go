@@ -279,17 +279,24 @@ func (p *Program) fieldEnv(vars map[string]any, f pipeline.Fields, env *pipeline
 	for _, n := range p.names {
 		if v, ok := f.Field(n); ok {
 			vars[n] = v
-			continue
-		}
-		switch n {
-		case "topic":
-			vars[n] = env.Topic
-		case "key":
-			vars[n] = string(env.Key)
-		case "value":
-			vars[n] = pipeline.Plain(env.Value)
+		} else if v, ok := helperValue(n, env); ok {
+			vars[n] = v
 		}
 	}
+}
+
+// helperValue returns the value of the helper variable name (topic, key,
+// value) for env, and whether name is one.
+func helperValue(name string, env *pipeline.Envelope) (any, bool) {
+	switch name {
+	case "topic":
+		return env.Topic, true
+	case "key":
+		return string(env.Key), true
+	case "value":
+		return pipeline.Plain(env.Value), true
+	}
+	return nil, false
 }
 
 func helperEnv(env *pipeline.Envelope) map[string]any {
@@ -446,15 +453,7 @@ func (a activation) ResolveName(name string) (any, bool) {
 			return v, true
 		}
 	}
-	switch name {
-	case "topic":
-		return a.env.Topic, true
-	case "key":
-		return string(a.env.Key), true
-	case "value":
-		return pipeline.Plain(a.env.Value), true
-	}
-	return nil, false
+	return helperValue(name, a.env)
 }
 
 func (a activation) Parent() interpreter.Activation { return nil }
