@@ -94,19 +94,17 @@ func lookupField(env *Envelope, path []string) (string, error) {
 	if len(path) == 1 {
 		// A value that is not a map (nil, raw bytes, an array) has no
 		// fields: the envelope's own fields apply.
-		_, has := field(env.Value, path[0])
 		switch path[0] {
-		case "topic":
-			if !has {
-				return env.Topic, nil
-			}
-		case "key":
-			if !has {
-				return string(env.Key), nil
-			}
-		case "partition":
-			if !has {
-				return strconv.Itoa(int(env.Partition)), nil
+		case "topic", "key", "partition":
+			if _, has := field(env.Value, path[0]); !has {
+				switch path[0] {
+				case "topic":
+					return env.Topic, nil
+				case "key":
+					return string(env.Key), nil
+				default:
+					return strconv.Itoa(int(env.Partition)), nil
+				}
 			}
 		}
 	}
