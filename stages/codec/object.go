@@ -94,7 +94,16 @@ type decodedObject struct {
 // Len returns the number of distinct fields.
 func (o *Object) Len() int {
 	n := 0
-	o.Range(func(string, any) bool { n++; return true })
+	for i := range o.idx.fields {
+		if !o.shadowed(i) {
+			n++
+		}
+	}
+	for i, s := range o.set {
+		if !o.idx.has(s.key) && !o.setLater(i) {
+			n++
+		}
+	}
 	return n
 }
 
