@@ -67,13 +67,7 @@ func (q *queue[T]) PushBatch(ctx context.Context, vs []T) (int, error) {
 			q.mu.Lock()
 			continue
 		}
-		v := vs[i]
-		for _, rd := range q.readers {
-			rd.items[(rd.start+rd.n)%len(rd.items)] = v
-			rd.n++
-			rd.written++
-		}
-		q.pushed++
+		q.put(vs[i])
 		i++
 	}
 	if len(vs) > 0 {
@@ -82,6 +76,17 @@ func (q *queue[T]) PushBatch(ctx context.Context, vs []T) (int, error) {
 	wake()
 	q.mu.Unlock()
 	return len(vs), nil
+}
+
+// put appends v to every reader's slots; the caller holds mu and made
+// sure every reader has room.
+func (q *queue[T]) put(v T) {
+	for _, rd := range q.readers {
+		rd.items[(rd.start+rd.n)%len(rd.items)] = v
+		rd.n++
+		rd.written++
+	}
+	q.pushed++
 }
 
 func (q *queue[T]) Push(ctx context.Context, v T) error {
@@ -101,13 +106,10 @@ func (q *queue[T]) Push(ctx context.Context, v T) error {
 		q.mu.Lock()
 	}
 	q.last = v
+	q.put(v)
 	for _, rd := range q.readers {
-		rd.items[(rd.start+rd.n)%len(rd.items)] = v
-		rd.n++
-		rd.written++
 		rd.w.wake()
 	}
-	q.pushed++
 	q.events.Add(1)
 	q.mu.Unlock()
 	return nil
