@@ -226,7 +226,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// dead-lettered later.
 	for _, dec := range rt.decoders {
 		if _, err := dec.Decode(body); err != nil {
-			h.reply(w, http.StatusBadRequest, reply{Error: capReason(err.Error())})
+			h.reply(w, http.StatusBadRequest, reply{Error: pipeline.ErrorText(err)})
 			return
 		}
 	}
@@ -315,13 +315,4 @@ func isJSON(ct string) bool {
 // broken connections) to the connector's logger.
 func slogErrorLog(l *slog.Logger) *log.Logger {
 	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
-}
-
-// capReason keeps an error text short enough for a response body.
-func capReason(s string) string {
-	const max = 200
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
 }
