@@ -596,6 +596,12 @@ func (c *compiler) windowKind(b *args, kind string, kpos pipeline.Pos) pipeline.
 type failedBuilder struct{ scheme string }
 
 func (f failedBuilder) Scheme() string { return f.scheme }
+
+// Caps claims everything, so that links on a connector whose declaration
+// failed report no follow-on direction errors.
+func (failedBuilder) Caps() pipeline.Caps {
+	return pipeline.Caps{Inbound: true, Outbound: true, Topics: true}
+}
 func (f failedBuilder) Build(context.Context, pipeline.BuildEnv) (pipeline.Connector, error) {
 	return nil, errors.New("connector declaration has errors")
 }

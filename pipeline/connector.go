@@ -177,6 +177,17 @@ type LinkOptionParser interface {
 	ParseLinkOptions(dir Direction, address string, params Params) (any, error)
 }
 
+// LinkOptionValidator is optionally implemented by a Builder whose links
+// take typed options. Validation calls ValidateLinkOptions for each link
+// given typed options in Go (Options(v)), which skips ParseLinkOptions;
+// a connector applies there the checks ParseLinkOptions applies after
+// reading Params (and ParseLinkOptions should end with the same call), so
+// that both front ends reject the same mistakes, including options of the
+// wrong type for the link's direction.
+type LinkOptionValidator interface {
+	ValidateLinkOptions(dir Direction, address string, opts any) error
+}
+
 // BuildEnv is what a Builder receives.
 type BuildEnv struct {
 	// Name is the connector's name in the graph (the link scheme).

@@ -150,6 +150,8 @@ type InLink struct {
 	Params  Params
 	// ParamPos is where each of Params was written (may be nil).
 	ParamPos map[string]Pos
+	// parsed: Options came from ParseLinkOptions (an earlier Validate).
+	parsed bool
 	Pos      Pos
 }
 
@@ -165,6 +167,8 @@ type OutLink struct {
 	Params  Params
 	// ParamPos is where each of Params was written (may be nil).
 	ParamPos map[string]Pos
+	// parsed: Options came from ParseLinkOptions (an earlier Validate).
+	parsed bool
 	Pos      Pos
 }
 
@@ -433,6 +437,34 @@ func (g *Graph) Validate() error {
 	}
 	errs = append(errs, g.errs...)
 
+	// checkOptions types a link's settings (ParseLinkOptions, for Params)
+	// or checks typed Go options (ValidateLinkOptions): one validation path
+	// for both front ends.
+	checkOptions := func(c *connSpec, dir Direction, addr, raw string, at Pos, paramAt map[string]Pos, params Params, opts *any, parsed *bool, where string) {
+		p, parses := c.b.(LinkOptionParser)
+		switch {
+		case *parsed:
+			// typed by an earlier Validate of the same graph
+		case *opts != nil:
+			if len(params) > 0 {
+				add(at, "%s: %q: both typed options and settings given; use one", where, raw)
+			}
+			if v, ok := c.b.(LinkOptionValidator); ok {
+				for _, e := range SplitErrors(v.ValidateLinkOptions(dir, addr, *opts)) {
+					add(at, "%s: %q: %v", where, raw, e)
+				}
+			}
+		case parses:
+			v, err := p.ParseLinkOptions(dir, addr, params)
+			for _, e := range SplitErrors(err) {
+				add(paramPos(at, paramAt, e), "%s: %q: %v", where, raw, e)
+			}
+			*opts, *parsed = v, err == nil
+		case len(params) > 0:
+			add(at, "%s: connector %q takes no link options", where, c.name)
+		}
+	}
+
 	conns := map[string]*connSpec{}
 	for _, c := range g.conns {
 		switch {
@@ -453,18 +485,22 @@ func (g *Graph) Validate() error {
 			add(l.Pos, "%s: unknown connector %q in %q (declare it with connector %s \"...\")", where, l.Link.Connector, l.Raw, l.Link.Connector)
 			return
 		}
+		caps := CapsOf(c.b)
+		if msg := caps.directionError(Outbound, c.name, c.b.Scheme()); msg != "" {
+			add(l.Pos, "%s: %q: %s", where, l.Raw, msg)
+			return
+		}
 		if l.Encoder == nil {
 			add(l.Pos, "%s: missing codec for %q (add encode json, msgpack or raw)", where, l.Raw)
 		}
-		if p, ok := c.b.(LinkOptionParser); ok && l.Options == nil {
-			v, err := p.ParseLinkOptions(Outbound, l.Link.Address, l.Params)
-			for _, e := range SplitErrors(err) {
-				add(paramPos(l.Pos, l.ParamPos, e), "%s: %q: %v", where, l.Raw, e)
+		if wc := staticWildcard(l); wc != "" {
+			if caps.Topics {
+				add(l.Pos, "%s: %q: cannot publish to a topic filter (wildcard %s in the destination)", where, l.Raw, wc)
+			} else {
+				add(l.Pos, "%s: %q: %s addresses are not topic filters (wildcard level %q)", where, l.Raw, c.b.Scheme(), wc)
 			}
-			l.Options = v
-		} else if !ok && len(l.Params) > 0 {
-			add(l.Pos, "%s: connector %q takes no link options", where, l.Link.Connector)
 		}
+		checkOptions(c, Outbound, l.Link.Address, l.Raw, l.Pos, l.ParamPos, l.Params, &l.Options, &l.parsed, where)
 	}
 
 	records := map[string]*RecordSpec{}
@@ -488,23 +524,22 @@ func (g *Graph) Validate() error {
 				add(l.Pos, "record %s: unknown connector %q in %q", r.Name, l.Link.Connector, l.Raw)
 				continue
 			}
+			caps := CapsOf(c.b)
+			if msg := caps.directionError(Inbound, c.name, c.b.Scheme()); msg != "" {
+				add(l.Pos, "record %s: %q: %s", r.Name, l.Raw, msg)
+				continue
+			}
 			if l.Decoder == nil {
 				add(l.Pos, "record %s: missing codec for %q (add decode json, msgpack or raw)", r.Name, l.Raw)
 			}
-			if p, ok := c.b.(LinkOptionParser); ok && l.Options == nil {
-				v, err := p.ParseLinkOptions(Inbound, l.Link.Address, l.Params)
-				for _, e := range SplitErrors(err) {
-					add(paramPos(l.Pos, l.ParamPos, e), "record %s: %q: %v", r.Name, l.Raw, e)
-				}
-				l.Options = v
-			} else if !ok && len(l.Params) > 0 {
-				add(l.Pos, "record %s: connector %q takes no link options", r.Name, l.Link.Connector)
-			}
-			if isTopicScheme(c.b.Scheme()) {
+			checkOptions(c, Inbound, l.Link.Address, l.Raw, l.Pos, l.ParamPos, l.Params, &l.Options, &l.parsed, "record "+r.Name)
+			if caps.Topics {
 				f, _ := topic.Filter(l.Link.Address)
 				if err := topic.Validate(f); err != nil {
 					add(l.Pos, "record %s: %q: %v", r.Name, l.Raw, err)
 				}
+			} else if wc := wildcardLevel(l.Link.Address); wc != "" {
+				add(l.Pos, "record %s: %q: %s addresses are not topic filters (wildcard level %q; only connectors that route by topic, such as mqtt, mem and serial, take wildcards)", r.Name, l.Raw, c.b.Scheme(), wc)
 			}
 		}
 		if len(r.Inbound) > 0 {
@@ -619,10 +654,13 @@ func firstAt(p Pos) string {
 	return " (first at " + p.String() + ")"
 }
 
-// isTopicScheme tells whether link addresses of the scheme are MQTT-style
-// topic filters that the router matches with wildcards.
-func isTopicScheme(s string) bool {
-	return s == "mqtt" || s == "mqtts" || s == "mem" || s == "embedded" || s == "serial"
+// staticWildcard is the wildcard level in an outbound link's static
+// destination, or "" (a templated destination is checked per record).
+func staticWildcard(l *OutLink) string {
+	if l.Dest == nil || !l.Dest.Static() {
+		return ""
+	}
+	return wildcardLevel(l.Dest.String())
 }
 
 func suggest(name string, records map[string]*RecordSpec) string {

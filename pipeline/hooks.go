@@ -38,6 +38,10 @@ type HopInfo struct {
 	Connector   string // connector name
 	Scheme      string // "mqtt", "kafka"
 	Destination string // static part of the destination, if any
+	// Caps is what the connector declared (see Caps): a tracer reads
+	// which transport attributes a record carries (partition and offset)
+	// from it rather than from the scheme name.
+	Caps Caps
 }
 
 // Tracer is the tracing hook. StartHop is called at every hop of every

@@ -120,8 +120,8 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 	r := &Runner{g: g, opts: opts, log: opts.Logger, hooks: newHookSet(opts.Tracer),
 		records: map[string]*record{}, conns: map[string]*connRun{}}
 	for _, c := range g.conns {
-		cr := &connRun{name: c.name, spec: c, router: topic.NewRouter[*route](), topics: isTopicScheme(c.b.Scheme())}
-		cr.disp = &dispatcher{r: r, c: cr, info: &HopInfo{Hop: HopReceive, Connector: c.name, Scheme: c.b.Scheme()}}
+		cr := &connRun{name: c.name, spec: c, router: topic.NewRouter[*route](), topics: CapsOf(c.b).Topics}
+		cr.disp = &dispatcher{r: r, c: cr, info: &HopInfo{Hop: HopReceive, Connector: c.name, Scheme: c.b.Scheme(), Caps: CapsOf(c.b)}}
 		r.conns[c.name] = cr
 		r.connList = append(r.connList, cr)
 	}
@@ -135,7 +135,7 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 		for _, l := range spec.Inbound {
 			cr := r.conns[l.Link.Connector]
 			rt := &route{rec: rec, link: l, stats: &LinkStats{},
-				decode: &HopInfo{Hop: HopDecode, Record: rec.name, Link: l.Raw, Connector: cr.name, Scheme: cr.spec.b.Scheme()}}
+				decode: &HopInfo{Hop: HopDecode, Record: rec.name, Link: l.Raw, Connector: cr.name, Scheme: cr.spec.b.Scheme(), Caps: CapsOf(cr.spec.b)}}
 			if cr.topics {
 				if err := cr.router.Add(l.Link.Address, rt); err != nil {
 					return nil, fmt.Errorf("record %s: %w", spec.Name, err)
@@ -776,17 +776,17 @@ func (r *Runner) recordSpec(name string) *RecordSpec {
 }
 
 func (r *Runner) newOut(l *OutLink, pipeline, rec string) *outRun {
-	scheme := ""
+	scheme, caps := "", Caps{}
 	if c := r.conns[l.Link.Connector]; c != nil {
-		scheme = c.spec.b.Scheme()
+		scheme, caps = c.spec.b.Scheme(), CapsOf(c.spec.b)
 	}
 	dest := ""
 	if l.Dest != nil && l.Dest.Static() {
 		dest = l.Dest.String()
 	}
 	return &outRun{r: r, link: l, pipeline: pipeline, record: rec,
-		encInfo: &HopInfo{Hop: HopEncode, Pipeline: pipeline, Record: rec, Link: l.Raw, Connector: l.Link.Connector, Scheme: scheme},
-		pubInfo: &HopInfo{Hop: HopPublish, Pipeline: pipeline, Record: rec, Link: l.Raw, Connector: l.Link.Connector, Scheme: scheme, Destination: dest}}
+		encInfo: &HopInfo{Hop: HopEncode, Pipeline: pipeline, Record: rec, Link: l.Raw, Connector: l.Link.Connector, Scheme: scheme, Caps: caps},
+		pubInfo: &HopInfo{Hop: HopPublish, Pipeline: pipeline, Record: rec, Link: l.Raw, Connector: l.Link.Connector, Scheme: scheme, Destination: dest, Caps: caps}}
 }
 
 func (o *outRun) snapshot() LinkSnapshot {

@@ -294,6 +294,9 @@ type benchBuilder struct {
 
 func (b *benchBuilder) Scheme() string { return b.orig.Scheme() }
 
+// Caps forwards the real connector's declaration.
+func (b *benchBuilder) Caps() pipeline.Caps { return pipeline.CapsOf(b.orig) }
+
 // ParseLinkOptions validates link settings with the real connector.
 func (b *benchBuilder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
 	if lp, ok := b.orig.(pipeline.LinkOptionParser); ok {

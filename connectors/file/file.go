@@ -74,6 +74,10 @@ func NewStdio(in io.Reader, out, errw io.Writer) *Builder {
 // Scheme implements pipeline.Builder.
 func (b *Builder) Scheme() string { return b.scheme }
 
+// Caps implements pipeline.CapsDeclarer: files and standard streams are
+// read and written; which names are which is checked per link.
+func (b *Builder) Caps() pipeline.Caps { return pipeline.Caps{Inbound: true, Outbound: true} }
+
 // Factory is the pipeline.Factory of the "file" scheme; a file connector
 // takes no settings (follow is a link setting).
 func Factory(_ string, p pipeline.Params) (pipeline.Builder, error) {

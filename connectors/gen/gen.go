@@ -49,6 +49,9 @@ func New() *Builder { return &Builder{} }
 // Scheme implements pipeline.Builder.
 func (*Builder) Scheme() string { return "gen" }
 
+// Caps implements pipeline.CapsDeclarer: gen is a source only.
+func (*Builder) Caps() pipeline.Caps { return pipeline.Caps{Inbound: true} }
+
 // Factory is the pipeline.Factory of the "gen" scheme. A gen connector
 // takes no settings: rate, count, seed and template belong to its links.
 func Factory(_ string, p pipeline.Params) (pipeline.Builder, error) {

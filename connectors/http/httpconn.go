@@ -99,6 +99,12 @@ func New(endpoint string, cfg Config) (*Builder, error) {
 // Scheme implements pipeline.Builder ("http" or "https").
 func (b *Builder) Scheme() string { return b.scheme }
 
+// Caps implements pipeline.CapsDeclarer: ingest paths inbound, requests
+// outbound, headers both ways.
+func (b *Builder) Caps() pipeline.Caps {
+	return pipeline.Caps{Inbound: true, Outbound: true, Headers: true}
+}
+
 // Config returns the effective configuration (defaults applied).
 func (b *Builder) Config() Config { return b.cfg }
 

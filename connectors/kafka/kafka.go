@@ -95,6 +95,12 @@ func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) 
 // Scheme implements pipeline.Builder.
 func (*Builder) Scheme() string { return Scheme }
 
+// Caps implements pipeline.CapsDeclarer: keyed, with headers, partitions
+// and offsets inbound.
+func (*Builder) Caps() pipeline.Caps {
+	return pipeline.Caps{Inbound: true, Outbound: true, Key: true, Headers: true, Partitions: true}
+}
+
 // Config returns the builder's configuration with defaults applied.
 func (b *Builder) Config() Config { return b.cfg }
 

@@ -110,6 +110,12 @@ func (c *Connector) Bus() *Bus { return c.bus }
 // Scheme implements pipeline.Builder.
 func (*Connector) Scheme() string { return "mem" }
 
+// Caps implements pipeline.CapsDeclarer: topics with wildcards; envelopes
+// pass in process, so keys and headers travel.
+func (*Connector) Caps() pipeline.Caps {
+	return pipeline.Caps{Inbound: true, Outbound: true, Topics: true, Key: true, Headers: true}
+}
+
 // Build implements pipeline.Builder.
 func (c *Connector) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
 	cn := &conn{bus: c.bus}

@@ -74,6 +74,12 @@ func EmbeddedFactory(endpoint string, params pipeline.Params) (pipeline.Builder,
 // Scheme implements pipeline.Builder: "mqtt", "mqtts" or "embedded".
 func (b *Builder) Scheme() string { return b.scheme }
 
+// Caps implements pipeline.CapsDeclarer: MQTT topics with wildcards
+// inbound, MQTT 5 user properties as headers.
+func (b *Builder) Caps() pipeline.Caps {
+	return pipeline.Caps{Inbound: true, Outbound: true, Topics: true, Headers: true}
+}
+
 // Config returns the builder's configuration.
 func (b *Builder) Config() Config { return b.cfg }
 

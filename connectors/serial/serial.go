@@ -81,6 +81,12 @@ func New(cfg Config) *Builder {
 // Scheme implements pipeline.Builder.
 func (b *Builder) Scheme() string { return "serial" }
 
+// Caps implements pipeline.CapsDeclarer: framed records addressed by
+// topic, with wildcards inbound.
+func (b *Builder) Caps() pipeline.Caps {
+	return pipeline.Caps{Inbound: true, Outbound: true, Topics: true}
+}
+
 // ParseLinkOptions implements pipeline.LinkOptionParser: links take no
 // options; inbound addresses must be valid topic filters.
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {

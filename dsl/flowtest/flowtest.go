@@ -673,6 +673,15 @@ func (b *testBuilder) Scheme() string {
 	return b.orig.Scheme()
 }
 
+// Caps forwards the real connector's declaration (directions, topic
+// routing).
+func (b *testBuilder) Caps() pipeline.Caps {
+	if b.orig == nil {
+		return pipeline.AllDirections
+	}
+	return pipeline.CapsOf(b.orig)
+}
+
 // ParseLinkOptions validates link settings with the real connector, so a
 // test also catches a wrong setting.
 func (b *testBuilder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {

@@ -627,7 +627,7 @@ func (t *Tracer) setMessageAttrs(span trace.Span, env *pipeline.Envelope, info *
 	attrs := make([]attribute.KeyValue, 0, len(static)+4)
 	attrs = append(attrs, static...)
 	attrs = append(attrs, semconv.MessagingDestinationName(env.Topic), semconv.MessagingMessageBodySize(len(env.Payload)))
-	if info.Scheme == "kafka" {
+	if info.Caps.Partitions {
 		attrs = append(attrs, semconv.MessagingDestinationPartitionID(strconv.Itoa(int(env.Partition))),
 			semconv.MessagingKafkaOffset(int(env.Offset)))
 	}
