@@ -20,7 +20,7 @@ type capsBuilder struct {
 
 type capsOpts struct{ N int }
 
-func (b capsBuilder) Scheme() string     { return b.scheme }
+func (b capsBuilder) Scheme() string      { return b.scheme }
 func (b capsBuilder) Caps() pipeline.Caps { return b.caps }
 func (capsBuilder) Build(context.Context, pipeline.BuildEnv) (pipeline.Connector, error) {
 	return nil, errors.New("unused")

@@ -152,7 +152,7 @@ type InLink struct {
 	ParamPos map[string]Pos
 	// parsed: Options came from ParseLinkOptions (an earlier Validate).
 	parsed bool
-	Pos      Pos
+	Pos    Pos
 }
 
 // OutLink is an outbound link: a publisher sink that encodes each record and
@@ -169,7 +169,7 @@ type OutLink struct {
 	ParamPos map[string]Pos
 	// parsed: Options came from ParseLinkOptions (an earlier Validate).
 	parsed bool
-	Pos      Pos
+	Pos    Pos
 }
 
 // RecordSpec declares a record.
