@@ -9,7 +9,8 @@ import "strings"
 //
 // A Builder declares its capabilities by implementing CapsDeclarer; one
 // that does not is taken to have both directions and nothing else
-// (AllDirections).
+// (AllDirections). A Builder that wraps another (a test probe, a
+// decorator) should forward it: Caps() { return CapsOf(inner) }.
 type Caps struct {
 	// Inbound: the connector serves inbound links (it is a Source).
 	Inbound bool

@@ -225,6 +225,9 @@ type capture struct {
 	conn pipeline.Connector
 }
 
+// Caps forwards the wrapped builder's declaration.
+func (c *capture) Caps() pipeline.Caps { return pipeline.CapsOf(c.Builder) }
+
 func (c *capture) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
 	return c.Builder.(pipeline.LinkOptionParser).ParseLinkOptions(dir, addr, p)
 }

@@ -302,7 +302,7 @@ func TestMetricsEndpoints(t *testing.T) {
 		{"aimdb_flow_unrouted_total", nil, 0},
 		{"aimdb_flow_hop_duration_seconds_count", []string{"hop", "stage", "pipeline", "hot", "stage", "1:filter", "record", "", "link", ""}, 3},
 		{"aimdb_flow_hop_duration_seconds_count", []string{"hop", "receive", "pipeline", "", "stage", "", "record", "", "link", ""}, 4},
-		{"aimdb_flow_hop_duration_seconds_bucket", []string{"hop", "publish", "pipeline", "hot", "stage", "", "record", "", "link", "mem://alerts/{device}", "le", "+Inf"}, 1},
+		{"aimdb_flow_hop_duration_seconds_bucket", []string{"hop", "publish", "pipeline", "hot", "stage", "", "record", "in", "link", "mem://alerts/{device}", "le", "+Inf"}, 1},
 	}
 	for _, w := range want {
 		if got := s.get(t, w.name, w.labels...); got != w.value {

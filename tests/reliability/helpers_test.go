@@ -204,6 +204,9 @@ type probe struct {
 	errs  map[string]int // rejection reasons
 }
 
+// Caps forwards the wrapped builder's declaration (topic routing).
+func (p *probe) Caps() pipeline.Caps { return pipeline.CapsOf(p.Builder) }
+
 // reasons returns the rejection reasons seen, with their counts.
 func (p *probe) reasons() map[string]int {
 	p.errMu.Lock()
