@@ -246,13 +246,13 @@ func (c *compiler) connector(a *args) {
 	if !ok {
 		// The declaration's own error is the root cause: a stand-in keeps
 		// every link on this connector from being reported as unknown too.
-		c.g.Connector(name, failedBuilder{scheme: name}, a.s.Kw.Pos)
+		c.g.Connector(name, failedBuilder{scheme: name}, pipeline.At(a.s.Kw.Pos))
 		return
 	}
 	params, ppos := a.settings(nil)
 	if c.opts.Placeholders && strings.Contains(url, "${") {
 		scheme, _, _ := strings.Cut(url, "://")
-		c.g.Connector(name, failedBuilder{scheme: scheme}, a.s.Kw.Pos)
+		c.g.Connector(name, failedBuilder{scheme: scheme}, pipeline.At(a.s.Kw.Pos))
 		return
 	}
 	b, err := c.opts.Registry.Build(url, params)
@@ -269,7 +269,7 @@ func (c *compiler) connector(a *args) {
 		// A stand-in keeps links on this connector from being reported
 		// as unknown as well.
 		scheme, _, _ := strings.Cut(url, "://")
-		c.g.Connector(name, failedBuilder{scheme: scheme}, a.s.Kw.Pos)
+		c.g.Connector(name, failedBuilder{scheme: scheme}, pipeline.At(a.s.Kw.Pos))
 		return
 	}
 	if c.opts.WrapConnector != nil {
@@ -278,7 +278,7 @@ func (c *compiler) connector(a *args) {
 	if _, dup := c.conns[name]; !dup {
 		c.conns[name] = a.s.Kw.Pos
 	}
-	c.g.Connector(name, b, a.s.Kw.Pos)
+	c.g.Connector(name, b, pipeline.At(a.s.Kw.Pos))
 }
 
 func (c *compiler) record(a *args) {
@@ -385,12 +385,12 @@ func (c *compiler) pipeline(a *args) {
 		switch st.Kw.Text {
 		case "from":
 			if r, rpos, ok := b.ident("an input record, e.g. from sensor.temp"); ok && once(st) {
-				ps.From(r, rpos)
+				ps.From(r, pipeline.At(rpos))
 			}
 			b.end()
 		case "into":
 			if r, rpos, ok := b.ident("an output record, e.g. into alerts.hot"); ok && once(st) {
-				ps.Into(r, rpos)
+				ps.Into(r, pipeline.At(rpos))
 			}
 			b.end()
 		case "filter", "map":
@@ -400,9 +400,9 @@ func (c *compiler) pipeline(a *args) {
 			}
 			if p, ok := b.expr(want); ok {
 				if want == expr.Bool {
-					ps.ViaAt(expr.Filter(p), pos)
+					ps.Add(expr.Filter(p), pipeline.At(pos))
 				} else {
-					ps.ViaAt(expr.Map(p), pos)
+					ps.Add(expr.Map(p), pipeline.At(pos))
 				}
 			}
 			b.end()
@@ -418,7 +418,7 @@ func (c *compiler) pipeline(a *args) {
 					ps.Stages[len(ps.Stages)-1] = expr.Set(pending...)
 				} else {
 					pending = []expr.Assignment{as}
-					ps.ViaAt(expr.Set(as), pos)
+					ps.Add(expr.Set(as), pipeline.At(pos))
 					pendingAt = len(ps.Stages)
 				}
 			}
@@ -430,7 +430,7 @@ func (c *compiler) pipeline(a *args) {
 				}
 			}
 			b.end()
-			ps.ViaAt(stages.Log(c.opts.Logger, name, msg), pos)
+			ps.Add(stages.Log(c.opts.Logger, name, msg), pipeline.At(pos))
 		case "dedupe":
 			p, ok := b.expr(expr.Any)
 			n := 1024
@@ -439,7 +439,7 @@ func (c *compiler) pipeline(a *args) {
 			}
 			b.end()
 			if ok {
-				ps.ViaAt(stages.Dedupe(expr.Key(p), n), pos)
+				ps.Add(stages.Dedupe(expr.Key(p), n), pipeline.At(pos))
 			}
 		case "batch":
 			n, ok := b.positive("a batch size, e.g. batch 100 every 1s")
@@ -451,15 +451,15 @@ func (c *compiler) pipeline(a *args) {
 			}
 			b.end()
 			if ok {
-				ps.ViaAt(stages.Batch(n, every), pos)
+				ps.Add(stages.Batch(n, every), pipeline.At(pos))
 			}
 		case "window":
 			key, st := c.window(b)
 			if key != nil {
-				ps.ViaAt(key, pos)
+				ps.Add(key, pipeline.At(pos))
 			}
 			if st != nil {
-				ps.ViaAt(st, pos)
+				ps.Add(st, pipeline.At(pos))
 			}
 		case "split":
 			var list func(env *pipeline.Envelope) (any, error)
@@ -469,7 +469,7 @@ func (c *compiler) pipeline(a *args) {
 				}
 			}
 			b.end()
-			ps.ViaAt(stages.Split(list), pos)
+			ps.Add(stages.Split(list), pipeline.At(pos))
 		case "throttle":
 			n, ok1 := b.positive("a count, e.g. throttle 100 per 1s")
 			ok2 := b.keyword("per")
@@ -480,7 +480,7 @@ func (c *compiler) pipeline(a *args) {
 			}
 			b.end()
 			if ok1 && ok2 && ok3 {
-				ps.ViaAt(stages.Throttle(n, per), pos)
+				ps.Add(stages.Throttle(n, per), pipeline.At(pos))
 			}
 		case "parallel":
 			if n, ok := b.positive("a worker count, e.g. parallel 4"); ok && once(st) {
@@ -492,9 +492,9 @@ func (c *compiler) pipeline(a *args) {
 			b.end()
 			if ok {
 				if st.Kw.Text == "decode" {
-					ps.ViaAt(stages.Decode(cd), pos)
+					ps.Add(stages.Decode(cd), pipeline.At(pos))
 				} else {
-					ps.ViaAt(stages.Encode(cd), pos)
+					ps.Add(stages.Encode(cd), pipeline.At(pos))
 				}
 			}
 		case "to":

@@ -130,25 +130,26 @@ const tmpl = `{"device":"d-{{int 1 9}}","temp":{{float 0 40}}}`
 
 // goAPIGraph builds by hand the graph equivFlow describes.
 func goAPIGraph(out string) *pipeline.Graph {
-	at := func(line, col int) pipeline.Pos { return pipeline.Pos{File: "equiv.flow", Line: line, Col: col} }
+	pos := func(line, col int) pipeline.Pos { return pipeline.Pos{File: "equiv.flow", Line: line, Col: col} }
+	at := func(line, col int) pipeline.Position { return pipeline.At(pos(line, col)) }
 	g := pipeline.New()
 	g.Connector("gen", gen.New(), at(1, 1))
 	g.Connector("file", file.New(), at(2, 1))
-	g.Record("readings").At(at(4, 1)).
-		From("gen://readings", codec.LazyJSON{}, pipeline.At(at(5, 8)), pipeline.WithParams(pipeline.Params{"count": "200", "seed": "9", "template": tmpl})).
+	g.Record("readings").At(pos(4, 1)).
+		From("gen://readings", codec.LazyJSON{}, at(5, 8), pipeline.WithParams(pipeline.Params{"count": "200", "seed": "9", "template": tmpl})).
 		WithBuffer(buffer.Config{Kind: buffer.Ring, Size: 512})
-	g.Record("hot").At(at(9, 1)).WithBuffer(buffer.Config{Kind: buffer.Queue, Size: 64}).
-		To("file://"+out+"/hot-copy.jsonl", codec.LazyJSON{}, pipeline.At(at(11, 6)))
-	g.Pipeline("pick").At(at(14, 1)).From("readings", at(15, 8)).
-		ViaAt(expr.Filter(expr.MustCompile(expr.ExprLang, "temp > 25.0", expr.Bool)), at(16, 3)).
-		ViaAt(expr.Set(expr.Assignment{Field: "alert", Expr: expr.MustCompile(expr.ExprLang, "true", expr.Any)}), at(17, 3)).
+	g.Record("hot").At(pos(9, 1)).WithBuffer(buffer.Config{Kind: buffer.Queue, Size: 64}).
+		To("file://"+out+"/hot-copy.jsonl", codec.LazyJSON{}, at(11, 6))
+	g.Pipeline("pick").At(pos(14, 1)).From("readings", at(15, 8)).
+		Add(expr.Filter(expr.MustCompile(expr.ExprLang, "temp > 25.0", expr.Bool)), at(16, 3)).
+		Add(expr.Set(expr.Assignment{Field: "alert", Expr: expr.MustCompile(expr.ExprLang, "true", expr.Any)}), at(17, 3)).
 		Into("hot", at(18, 8))
-	g.Pipeline("publish").At(at(21, 1)).From("hot", at(22, 8)).
-		ViaAt(expr.Map(expr.MustCompile(expr.CEL, `{"device": device, "temp": temp}`, expr.Any)), at(23, 3)).
+	g.Pipeline("publish").At(pos(21, 1)).From("hot", at(22, 8)).
+		Add(expr.Map(expr.MustCompile(expr.CEL, `{"device": device, "temp": temp}`, expr.Any)), at(23, 3)).
 		Parallel(2).
-		To("file://"+out+"/hot.jsonl", codec.LazyJSON{}, pipeline.At(at(25, 6)), pipeline.Key(expr.Key(expr.MustCompile(expr.ExprLang, "device", expr.Any)))).
-		DeadLetterTo("file://"+out+"/dead.jsonl", codec.JSON{}, pipeline.At(at(26, 14)))
-	g.DeadLetterTo("file://"+out+"/all-dead.jsonl", codec.JSON{}, pipeline.At(at(29, 12)))
+		To("file://"+out+"/hot.jsonl", codec.LazyJSON{}, at(25, 6), pipeline.Key(expr.Key(expr.MustCompile(expr.ExprLang, "device", expr.Any)))).
+		DeadLetterTo("file://"+out+"/dead.jsonl", codec.JSON{}, at(26, 14))
+	g.DeadLetterTo("file://"+out+"/all-dead.jsonl", codec.JSON{}, at(29, 12))
 	return g
 }
 

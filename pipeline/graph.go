@@ -120,17 +120,26 @@ func ParamsAt(p map[string]Pos) interface {
 	return paramPosOpt{p}
 }
 
-type posOpt struct{ p Pos }
+// Position is the option At returns: where something was written in a
+// source file, for error messages. It is accepted by links (From, To,
+// DeadLetterTo), by a pipeline's input and output (PipelineSpec.From,
+// Into), by stages (PipelineSpec.Add) and by connectors (Graph.Connector).
+// It is the only way positions enter the Go API: code that builds a graph
+// by hand never needs one.
+type Position struct{ p Pos }
 
-func (o posOpt) applyIn(l *InLink)   { l.Pos = o.p }
-func (o posOpt) applyOut(l *OutLink) { l.Pos = o.p }
+func (o Position) applyIn(l *InLink)   { l.Pos = o.p }
+func (o Position) applyOut(l *OutLink) { l.Pos = o.p }
 
-// At records the source position of a link for error messages.
-func At(p Pos) interface {
-	InOption
-	OutOption
-} {
-	return posOpt{p}
+// At records a source position (see Position).
+func At(p Pos) Position { return Position{p} }
+
+// posOf is the position in at, if any.
+func posOf(at []Position) Pos {
+	if len(at) > 0 {
+		return at[len(at)-1].p
+	}
+	return Pos{}
 }
 
 type keyOpt struct{ f KeyFunc }
@@ -254,11 +263,9 @@ type PipelineSpec struct {
 }
 
 // From names the input record.
-func (p *PipelineSpec) From(record string, at ...Pos) *PipelineSpec {
+func (p *PipelineSpec) From(record string, at ...Position) *PipelineSpec {
 	p.Input = record
-	if len(at) > 0 {
-		p.inputPos = at[0]
-	}
+	p.inputPos = posOf(at)
 	return p
 }
 
@@ -268,22 +275,20 @@ func (p *PipelineSpec) Via(stages ...Stage) *PipelineSpec {
 	return p
 }
 
-// ViaAt appends one stage with its source position.
-func (p *PipelineSpec) ViaAt(s Stage, at Pos) *PipelineSpec {
+// Add appends one stage, with where it was written when given (At).
+func (p *PipelineSpec) Add(s Stage, at ...Position) *PipelineSpec {
 	for len(p.StagePos) < len(p.Stages) {
 		p.StagePos = append(p.StagePos, Pos{})
 	}
 	p.Stages = append(p.Stages, s)
-	p.StagePos = append(p.StagePos, at)
+	p.StagePos = append(p.StagePos, posOf(at))
 	return p
 }
 
 // Into makes the pipeline the writer of record.
-func (p *PipelineSpec) Into(record string, at ...Pos) *PipelineSpec {
+func (p *PipelineSpec) Into(record string, at ...Position) *PipelineSpec {
 	p.IntoRecord = record
-	if len(at) > 0 {
-		p.intoPos = at[0]
-	}
+	p.intoPos = posOf(at)
 	return p
 }
 
@@ -337,14 +342,11 @@ func New() *Graph { return &Graph{} }
 
 // Connector adds a connector under name (links "name://..." use it). An
 // empty name means the builder's scheme.
-func (g *Graph) Connector(name string, b Builder, at ...Pos) *Graph {
+func (g *Graph) Connector(name string, b Builder, at ...Position) *Graph {
 	if name == "" && b != nil {
 		name = b.Scheme()
 	}
-	c := &connSpec{name: name, b: b}
-	if len(at) > 0 {
-		c.pos = at[0]
-	}
+	c := &connSpec{name: name, b: b, pos: posOf(at)}
 	g.conns = append(g.conns, c)
 	return g
 }
