@@ -251,3 +251,16 @@ pipeline p {
 	}
 	_ = stages.Group
 }
+
+// Every pipeline statement is listed in messages, and every listed one
+// has an entry.
+func TestPipelineKeywordsMatchTheTable(t *testing.T) {
+	if len(pipelineKeywords) != len(pipelineStatements) {
+		t.Errorf("%d keywords, %d statements", len(pipelineKeywords), len(pipelineStatements))
+	}
+	for _, kw := range pipelineKeywords {
+		if _, ok := pipelineStatements[kw]; !ok {
+			t.Errorf("keyword %q has no statement", kw)
+		}
+	}
+}
