@@ -14,6 +14,7 @@
 // connector rejects are reported at the setting (pipeline.SettingError).
 //
 // The pipeline statements come from one table (statements.go); Format
-// prints a file canonically. Package dsl/flowtest runs the `test` blocks
-// of a file against swapped-in connectors.
+// prints a file canonically. Package dsl/flowtest runs pipeline tests
+// (input messages per source link, expected outputs per sink link) on a
+// file's graph with every connector swapped for an in-process one.
 package dsl
