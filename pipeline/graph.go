@@ -68,10 +68,9 @@ func (e *ValidationError) Unwrap() []error {
 // record is confirmed.
 type KeyFunc func(env *Envelope) ([]byte, error)
 
-// LinkOption configures a link. Options are typed by role: InOption only
-// applies to inbound links, OutOption only to outbound ones; options that
-// fit both implement both.
-type LinkOption interface{ InOption }
+// Link options are typed by role: an InOption only applies to inbound
+// links, an OutOption only to outbound ones; options that fit both
+// implement both.
 
 // InOption configures an inbound link.
 type InOption interface{ applyIn(*InLink) }

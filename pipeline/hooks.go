@@ -8,15 +8,14 @@ type Hop uint8
 // The hops of a record's journey.
 const (
 	HopReceive Hop = iota + 1 // a source received a message
-	HopRoute                  // the router dispatched it to a record
 	HopDecode                 // a decoder turned the payload into a value
 	HopStage                  // a pipeline stage processed it
-	HopBuffer                 // it waited in a record's buffer
+	HopBuffer                 // it waited in a record's buffer (a tracer's own span: the runner does not call StartHop for it)
 	HopEncode                 // an encoder turned the value into a payload
 	HopPublish                // a publisher sent it to a destination
 )
 
-var hopNames = [...]string{"", "receive", "route", "decode", "stage", "buffer", "encode", "publish"}
+var hopNames = [...]string{"", "receive", "decode", "stage", "buffer", "encode", "publish"}
 
 // String returns the lower-case hop name.
 func (h Hop) String() string {
@@ -58,12 +57,6 @@ type Tracer interface {
 // Span ends a hop. err is the hop's outcome.
 type Span interface {
 	End(err error)
-}
-
-// BatchTracer is optionally implemented by a Tracer that links a batch's
-// span to the spans of its input records.
-type BatchTracer interface {
-	StartBatch(ctx context.Context, out *Envelope, inputs []*Envelope, info *HopInfo) Span
 }
 
 // HeadSampler is optionally implemented by a Tracer that decides once per

@@ -44,7 +44,7 @@ type outRun struct {
 	link     *OutLink
 	conn     Connector
 	async    AsyncPublisher
-	stats    LinkStats
+	stats    linkStats
 	pipeline string
 	record   string
 	encInfo  *HopInfo

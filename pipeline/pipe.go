@@ -24,7 +24,7 @@ type pipeRun struct {
 	outs       []*outRun
 	dl         *outRun
 	stageNames []string
-	stageStats []*StageStats
+	stageStats []*stageStats
 	segments   []segment
 	inN        atomic.Uint64
 	// For Workers > 1: the first segment's processors and what follows them.
@@ -73,7 +73,7 @@ func (r *Runner) newPipe(spec *PipelineSpec) (*pipeRun, error) {
 	}
 	for i, s := range spec.Stages {
 		p.stageNames = append(p.stageNames, strconv.Itoa(i+1)+":"+s.Kind())
-		p.stageStats = append(p.stageStats, &StageStats{})
+		p.stageStats = append(p.stageStats, &stageStats{})
 	}
 	// Cut the stage list at async stages; build chains back to front.
 	type cut struct {
@@ -229,7 +229,7 @@ func (p *pipeRun) flushOuts(ctx context.Context) {
 
 // feed returns an Emit that hands a copy of env (with its own ack share) to
 // an async stage's input channel, counting it as the stage's input.
-func feed(ch chan Envelope, st *StageStats) Emit {
+func feed(ch chan Envelope, st *stageStats) Emit {
 	return func(ctx context.Context, env *Envelope) error {
 		st.In.Add(1)
 		e := *env

@@ -101,7 +101,7 @@ type connRun struct {
 type route struct {
 	rec    *record
 	link   *InLink
-	stats  *LinkStats
+	stats  *linkStats
 	decode *HopInfo
 }
 
@@ -137,7 +137,7 @@ func NewRunner(g *Graph, opts RunOptions) (*Runner, error) {
 		}
 		for _, l := range spec.Inbound {
 			cr := r.conns[l.Link.Connector]
-			rt := &route{rec: rec, link: l, stats: &LinkStats{},
+			rt := &route{rec: rec, link: l, stats: &linkStats{},
 				decode: &HopInfo{Hop: HopDecode, Record: rec.name, Link: l.Raw, Connector: cr.name, Scheme: cr.spec.b.Scheme(), Caps: CapsOf(cr.spec.b)}}
 			if cr.topics {
 				if err := cr.router.Add(l.Link.Address, rt); err != nil {

@@ -96,7 +96,7 @@ func GroupAck(inputs []*Ack) *Ack {
 // closures are built once per pipeline, so the per-record path allocates
 // nothing. cur receives the 1-based pipeline index (first+i+1) of the last
 // stage entered, so a stage that hangs the shutdown can be named.
-func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, stats []*StageStats, cur *atomic.Int32, first int, last Emit) Emit {
+func fuse(pipeline string, procs []Processor, names []string, hooks *hookSet, stats []*stageStats, cur *atomic.Int32, first int, last Emit) Emit {
 	next := last
 	for i := len(procs) - 1; i >= 0; i-- {
 		p, downstream, name, st := procs[i], next, names[i], stats[i]

@@ -6,15 +6,15 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
 )
 
-// StageStats counts what a stage saw. Out is counted by the next stage's In
+// stageStats counts what a stage saw. Out is counted by the next stage's In
 // (or the terminal), so a stage's drops are In minus the next In.
-type StageStats struct {
+type stageStats struct {
 	In     atomic.Uint64
 	Errors atomic.Uint64
 }
 
-// LinkStats counts what a link moved.
-type LinkStats struct {
+// linkStats counts what a link moved.
+type linkStats struct {
 	Messages     atomic.Uint64 // inbound: received; outbound: published
 	Errors       atomic.Uint64 // inbound: decode errors; outbound: publish/encode failures
 	DeadLettered atomic.Uint64

@@ -71,8 +71,7 @@ func MeasureEvery(n int) LatencyOption {
 }
 
 var (
-	_ pipeline.Tracer      = (*Latency)(nil)
-	_ pipeline.BatchTracer = (*Latency)(nil)
+	_ pipeline.Tracer = (*Latency)(nil)
 )
 
 // NewLatency returns a latency recorder forwarding to next (may be nil).
@@ -117,15 +116,6 @@ func (l *Latency) StartHop(ctx context.Context, env *pipeline.Envelope, info *pi
 		return inner
 	}
 	return &latSpan{h: h, start: time.Now(), weight: l.every, inner: inner}
-}
-
-// StartBatch implements pipeline.BatchTracer.
-func (l *Latency) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
-	s := &latSpan{h: l.hist(info), start: time.Now(), weight: 1}
-	if bt, ok := l.next.(pipeline.BatchTracer); ok {
-		s.inner = bt.StartBatch(ctx, out, inputs, info)
-	}
-	return s
 }
 
 // snapshot returns the histograms, unordered.

@@ -211,7 +211,7 @@ func constDecision(desc string) int8 {
 // default options (its root sampler's description comes before it).
 const defaultParentBasedTail = ",remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"
 
-// Tracer implements pipeline.Tracer and pipeline.BatchTracer on an
+// Tracer implements pipeline.Tracer on an
 // OpenTelemetry TracerProvider. It is safe for concurrent use.
 type Tracer struct {
 	tracer         trace.Tracer
@@ -240,7 +240,6 @@ type Tracer struct {
 
 var (
 	_ pipeline.Tracer      = (*Tracer)(nil)
-	_ pipeline.BatchTracer = (*Tracer)(nil)
 	_ pipeline.HeadSampler = (*Tracer)(nil)
 )
 
@@ -415,8 +414,6 @@ func buildMeta(info *pipeline.HopInfo, mode StageMode) *hopMeta {
 		m.name = "receive"
 		add(semconv.MessagingSystemKey, info.Scheme)
 		attrs = append(attrs, semconv.MessagingOperationTypeReceive, semconv.MessagingOperationName("receive"))
-	case pipeline.HopRoute:
-		m.name = "route " + info.Record
 	case pipeline.HopDecode:
 		m.name = "decode " + info.Record
 		add(semconv.MessagingSystemKey, info.Scheme)
@@ -744,30 +741,6 @@ func (t *Tracer) startGroup(ctx context.Context, inputs []any, info *pipeline.Ho
 	span.End()
 	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: t.meta(info)}
 	h.ended.Store(true)
-	return h
-}
-
-// StartBatch implements pipeline.BatchTracer: the batch's span continues
-// the first input's trace and links to every input's span, as the
-// messaging conventions recommend for batch processing. Later hops of out
-// are its children.
-func (t *Tracer) StartBatch(ctx context.Context, out *pipeline.Envelope, inputs []*pipeline.Envelope, info *pipeline.HopInfo) pipeline.Span {
-	traces := make([]trace.SpanContext, len(inputs))
-	traced := false
-	for i, in := range inputs {
-		if !pipeline.IsNotTraced(in) {
-			_, traces[i] = t.parent(ctx, in)
-			traced = traced || traces[i].IsValid()
-		}
-	}
-	if t.head != nil && !traced {
-		pipeline.MarkNotTraced(out)
-		return nil
-	}
-	m := t.meta(info)
-	span := t.groupSpan(ctx, traces, m.name, info)
-	h := &hop{span: span, sc: span.SpanContext(), info: info, meta: m, env: out, keep: true}
-	out.Trace = h
 	return h
 }
 

@@ -444,45 +444,6 @@ func TestParallelPipelineTraces(t *testing.T) {
 	}
 }
 
-func TestStartBatchLinksInputs(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tr := otelflow.New(provider("A", rec, nil))
-	in := make([]*pipeline.Envelope, 3)
-	var want []trace.SpanContext
-	for i := range in {
-		in[i] = &pipeline.Envelope{}
-		sp := tr.StartHop(context.Background(), in[i], &pipeline.HopInfo{Hop: pipeline.HopReceive, Scheme: "mem"})
-		want = append(want, otelflow.SpanContext(in[i]))
-		sp.End(nil)
-		in[i].Trace = want[i] // a span context is accepted as Trace too
-	}
-	out := &pipeline.Envelope{}
-	sp := tr.StartBatch(context.Background(), out, in, &pipeline.HopInfo{Hop: pipeline.HopStage, Pipeline: "p", Stage: "2:batch"})
-	sp.End(nil)
-	batch := otelflow.SpanContext(out)
-	if !batch.IsValid() || batch.TraceID() != want[0].TraceID() {
-		t.Fatalf("after End, out's trace = %v, want the batch span in trace %s", batch, want[0].TraceID())
-	}
-	// The next hop of out is the batch span's child.
-	tr.StartHop(context.Background(), out, &pipeline.HopInfo{Hop: pipeline.HopEncode, Link: "mem://x"}).End(nil)
-	spans := rec.Ended()
-	b, enc := spans[len(spans)-2], spans[len(spans)-1]
-	if b.Name() != "p 2:batch" || len(b.Links()) != 3 || attr(b, "messaging.batch.message_count") != "3" {
-		t.Fatalf("batch span %s links=%d count=%s", b.Name(), len(b.Links()), attr(b, "messaging.batch.message_count"))
-	}
-	for i, l := range b.Links() {
-		if l.SpanContext.SpanID() != want[i].SpanID() {
-			t.Errorf("link %d = %s, want %s", i, l.SpanContext.SpanID(), want[i].SpanID())
-		}
-	}
-	if b.Parent().SpanID() != want[0].SpanID() {
-		t.Errorf("batch parent = %s, want first input %s", b.Parent().SpanID(), want[0].SpanID())
-	}
-	if enc.Parent().SpanID() != b.SpanContext().SpanID() {
-		t.Errorf("encode parent = %s, want the batch span", enc.Parent().SpanID())
-	}
-}
-
 func TestHeaderCarrier(t *testing.T) {
 	orig := pipeline.Headers{{Key: "Traceparent", Value: "old"}, {Key: "a", Value: "1"}, {Key: "traceparent", Value: "old2"}}
 	h := orig
