@@ -106,21 +106,43 @@ func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeli
 	} else if b.scheme == "file" {
 		o.Truncate = s.Bool("truncate", false)
 	}
-	var errs []error
-	if b.scheme == "stdio" {
-		switch {
-		case dir == pipeline.Inbound && addr != "stdin" && addr != "":
-			errs = append(errs, fmt.Errorf("stdio inbound link must be stdio://stdin, got %q", addr))
-		case dir == pipeline.Outbound && addr != "stdout" && addr != "stderr":
-			errs = append(errs, fmt.Errorf("stdio outbound link must be stdio://stdout or stdio://stderr, got %q", addr))
-		}
-	} else if addr == "" {
-		errs = append(errs, errors.New("file link needs a path: file:///path/to/file"))
-	}
-	if err := errors.Join(append(errs, s.Err())...); err != nil {
+	if err := errors.Join(b.checkAddress(dir, addr), s.Err()); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// checkAddress checks a link's address for its direction.
+func (b *Builder) checkAddress(dir pipeline.Direction, addr string) error {
+	if b.scheme == "stdio" {
+		switch {
+		case dir == pipeline.Inbound && addr != "stdin" && addr != "":
+			return fmt.Errorf("stdio inbound link must be stdio://stdin, got %q", addr)
+		case dir == pipeline.Outbound && addr != "stdout" && addr != "stderr":
+			return fmt.Errorf("stdio outbound link must be stdio://stdout or stdio://stderr, got %q", addr)
+		}
+	} else if addr == "" {
+		return errors.New("file link needs a path: file:///path/to/file")
+	}
+	return nil
+}
+
+// ValidateLinkOptions implements pipeline.LinkOptionValidator: typed Go
+// options (file.Options) get the checks DSL settings get: the address,
+// Follow only inbound, Truncate only on outbound files.
+func (b *Builder) ValidateLinkOptions(dir pipeline.Direction, addr string, opts any) error {
+	o, ok := opts.(Options)
+	if !ok {
+		return fmt.Errorf("%s link options are file.Options, not %T", b.scheme, opts)
+	}
+	errs := []error{b.checkAddress(dir, addr)}
+	if o.Follow && dir != pipeline.Inbound {
+		errs = append(errs, errors.New("Options.Follow applies to inbound links only"))
+	}
+	if o.Truncate && (dir != pipeline.Outbound || b.scheme != "file") {
+		errs = append(errs, errors.New("Options.Truncate applies to outbound files only"))
+	}
+	return errors.Join(errs...)
 }
 
 // CheckLink implements pipeline.LinkChecker: a finite file source reads a

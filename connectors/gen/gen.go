@@ -89,6 +89,23 @@ func (*Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline
 	return o, nil
 }
 
+// ValidateLinkOptions implements pipeline.LinkOptionValidator: typed Go
+// options (gen.Options) get the checks DSL settings get.
+func (*Builder) ValidateLinkOptions(dir pipeline.Direction, _ string, opts any) error {
+	o, ok := opts.(Options)
+	if !ok {
+		return fmt.Errorf("gen link options are gen.Options, not %T", opts)
+	}
+	var errs []error
+	if !(o.Rate >= 0) {
+		errs = append(errs, fmt.Errorf("Options.Rate %v: want a number of at least 0", o.Rate))
+	}
+	if o.Count < 0 {
+		errs = append(errs, fmt.Errorf("Options.Count %d: want at least 0", o.Count))
+	}
+	return errors.Join(errs...)
+}
+
 // Build implements pipeline.Builder.
 func (*Builder) Build(context.Context, pipeline.BuildEnv) (pipeline.Connector, error) {
 	return conn{}, nil

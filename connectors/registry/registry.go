@@ -11,7 +11,7 @@ import (
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/file"
 	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
-	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
+	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"

@@ -175,7 +175,7 @@ func (c *Config) setDefaults() {
 }
 
 // validate checks what the Go API can get wrong; each problem names the
-// setting it corresponds to (ParseParams checks the same while reading, so
+// setting it corresponds to (ParseConfig checks the same while reading, so
 // a .flow file gets each problem once, at its setting).
 func (c *Config) validate() error {
 	var errs kit.Errors
@@ -221,12 +221,12 @@ func (c *Config) validate() error {
 	return errs
 }
 
-// ParseParams turns DSL settings (`connector hooks "https://..." timeout
+// ParseConfig turns DSL settings (`connector hooks "https://..." timeout
 // 5s retries 5 header_X_Api_Key "${KEY}"`) into a Config with the shared
 // settings reader (connectors/kit: one grammar for durations, sizes and
 // booleans; the TLS settings of kit.ReadTLS). Every mistake is reported,
 // each as a *kit.Error naming its setting.
-func ParseParams(p pipeline.Params) (Config, error) {
+func ParseConfig(p pipeline.Params) (Config, error) {
 	var c Config
 	s := kit.Read(p)
 	if m := s.String("method", ""); m != "" {
@@ -302,18 +302,18 @@ func ParseParams(p pipeline.Params) (Config, error) {
 
 // Link options.
 
-// SinkOptions are the typed options of an outbound link
+// Out are the typed options of an outbound link
 // (`to "hooks://v1/alerts/{device}" method PUT header_X_Kind "alert"`);
 // they override the connector's settings for that link.
-type SinkOptions struct {
+type Out struct {
 	Method      string
 	ContentType string
 	Header      http.Header
 }
 
-// IngestOptions are the typed options of an inbound link
+// In are the typed options of an inbound link
 // (`from "ingest:///ingest/sensor" decode json methods "POST,PUT"`).
-type IngestOptions struct {
+type In struct {
 	// Path is the request path served (the link address, with a leading
 	// slash added when missing).
 	Path string
@@ -321,8 +321,8 @@ type IngestOptions struct {
 	Methods []string
 }
 
-func parseSinkOptions(p pipeline.Params) (*SinkOptions, error) {
-	o := &SinkOptions{}
+func parseOut(p pipeline.Params) (*Out, error) {
+	o := &Out{}
 	s := kit.ReadLink(pipeline.Outbound, p)
 	if m := s.String("method", ""); m != "" {
 		if o.Method = strings.ToUpper(m); !kit.ValidHTTPToken(o.Method) {
@@ -346,7 +346,7 @@ func parseSinkOptions(p pipeline.Params) (*SinkOptions, error) {
 	return o, s.Err()
 }
 
-func parseIngestOptions(addr string, p pipeline.Params) (*IngestOptions, error) {
+func parseIn(addr string, p pipeline.Params) (*In, error) {
 	path := addr
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
@@ -358,7 +358,7 @@ func parseIngestOptions(addr string, p pipeline.Params) (*IngestOptions, error) 
 	if strings.ContainsAny(path, "?#{}*+ ") {
 		errs = append(errs, fmt.Errorf("path %q: must be a plain path (no query, placeholders or wildcards)", path))
 	}
-	o := &IngestOptions{Path: path, Methods: []string{http.MethodPost}}
+	o := &In{Path: path, Methods: []string{http.MethodPost}}
 	s := kit.ReadLink(pipeline.Inbound, p)
 	s.Alias("methods", "method")
 	if ms := s.List("methods", nil); ms != nil {

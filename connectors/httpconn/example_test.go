@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
+	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"

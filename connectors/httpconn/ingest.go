@@ -35,15 +35,15 @@ func (c *conn) listen(subs []pipeline.Subscription) error {
 	c.wantIn = true
 	c.routes = map[string]*ingestRoute{}
 	for _, s := range subs {
-		var o *IngestOptions
+		var o *In
 		switch v := s.Options.(type) {
-		case *IngestOptions:
+		case *In:
 			o = v
-		case IngestOptions:
+		case In:
 			o = &v
 		}
 		if o == nil || o.Path == "" {
-			def, err := parseIngestOptions(s.Filter, nil)
+			def, err := parseIn(s.Filter, nil)
 			if err != nil {
 				return fmt.Errorf("record %s: %w", s.Record, err)
 			}

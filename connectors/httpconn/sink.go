@@ -76,7 +76,7 @@ func (c *conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 	return err
 }
 
-func (c *conn) publish(ctx context.Context, dest string, so *SinkOptions, env *pipeline.Envelope) error {
+func (c *conn) publish(ctx context.Context, dest string, so *Out, env *pipeline.Envelope) error {
 	target, err := c.target(dest)
 	if err != nil {
 		return err
@@ -146,7 +146,7 @@ func retryable(err error) bool {
 
 // attempt makes one request. retryAfter is the server's Retry-After in a
 // 429/503 answer, or -1.
-func (c *conn) attempt(ctx context.Context, method string, target *url.URL, so *SinkOptions, env *pipeline.Envelope) (retryAfter time.Duration, err error) {
+func (c *conn) attempt(ctx context.Context, method string, target *url.URL, so *Out, env *pipeline.Envelope) (retryAfter time.Duration, err error) {
 	retryAfter = -1
 	c.waiting.Add(1)
 	select {
@@ -200,7 +200,7 @@ func (c *conn) attempt(ctx context.Context, method string, target *url.URL, so *
 		Status: resp.Status, Body: excerpt(body)}
 }
 
-func (c *conn) setHeaders(req *http.Request, so *SinkOptions, env *pipeline.Envelope) {
+func (c *conn) setHeaders(req *http.Request, so *Out, env *pipeline.Envelope) {
 	h := req.Header
 	ct := "application/json"
 	if !c.cfg.NoEnvelopeHeaders {
@@ -233,16 +233,16 @@ func (c *conn) setHeaders(req *http.Request, so *SinkOptions, env *pipeline.Enve
 	}
 }
 
-func sinkOptions(opts any) *SinkOptions {
+func sinkOptions(opts any) *Out {
 	switch o := opts.(type) {
-	case *SinkOptions:
+	case *Out:
 		if o != nil {
 			return o
 		}
-	case SinkOptions:
+	case Out:
 		return &o
 	}
-	return &SinkOptions{}
+	return &Out{}
 }
 
 // target joins the endpoint URL and a rendered destination. Characters

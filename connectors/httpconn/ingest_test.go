@@ -313,8 +313,8 @@ func TestForwardHeaders(t *testing.T) {
 	}
 }
 
-func TestParseParams(t *testing.T) {
-	cfg, err := ParseParams(pipeline.Params{
+func TestParseConfig(t *testing.T) {
+	cfg, err := ParseConfig(pipeline.Params{
 		"method": "put", "timeout": "2s", "retries": "5", "backoff": "10ms", "backoff_max": "1s",
 		"max_concurrency": "4", "header_X_Api_Key": "k", "content_type": "text/plain", "key_header": "X-Key",
 		"token": "t", "max_body": "512KiB", "wait": "ack", "accept_timeout": "250ms", "forward_headers": "traceparent, x-*",
@@ -330,13 +330,13 @@ func TestParseParams(t *testing.T) {
 		strings.Join(cfg.ForwardHeaders, ",") != "traceparent,x-*" {
 		t.Fatalf("cfg = %+v", cfg)
 	}
-	if c, err := ParseParams(pipeline.Params{"retries": "0"}); err != nil || !c.NoRetry {
+	if c, err := ParseConfig(pipeline.Params{"retries": "0"}); err != nil || !c.NoRetry {
 		t.Fatalf("retries 0: %+v %v", c, err)
 	}
 	// The TLS settings are the kit's: insecure (the documented spelling) and
 	// insecure_skip_verify are one setting; server_name and tls_min_version
 	// are new.
-	c, err := ParseParams(pipeline.Params{"ca_file": "/ca.pem", "insecure": "true", "server_name": "hooks.internal", "tls_min_version": "1.3"})
+	c, err := ParseConfig(pipeline.Params{"ca_file": "/ca.pem", "insecure": "true", "server_name": "hooks.internal", "tls_min_version": "1.3"})
 	if err != nil || c.TLS.CAFile != "/ca.pem" || !c.TLS.InsecureSkipVerify || c.TLS.ServerName != "hooks.internal" || c.TLS.MinVersion != tls.VersionTLS13 {
 		t.Fatalf("TLS settings: %+v %v", c.TLS, err)
 	}
@@ -346,7 +346,7 @@ func TestParseParams(t *testing.T) {
 	}
 
 	// Every mistake at once, each naming its setting (kit grammar).
-	_, err = ParseParams(pipeline.Params{"timeout": "soon", "max_body": "1XB", "wait": "never", "colour": "red", "max_concurrency": "0",
+	_, err = ParseConfig(pipeline.Params{"timeout": "soon", "max_body": "1XB", "wait": "never", "colour": "red", "max_concurrency": "0",
 		"retries": "30", "timout": "1s", "header_X_Bad": "a\r\nInjected: 1", "bearer": "s3cret\n"})
 	want := []string{
 		`timeout "soon": want a duration like 500ms, 2s or 1m30s`,
@@ -414,7 +414,7 @@ func TestIsLoopback(t *testing.T) {
 func TestIngestTypedOptions(t *testing.T) {
 	ingest := mustBuilder(t, "http://127.0.0.1:0", Config{})
 	g := pipeline.New().Connector("ingest", ingest).Connector("", mem.New(nil))
-	g.Record("c").From("ingest://c", codec.JSON{}, pipeline.Options(IngestOptions{Methods: []string{"PUT"}})).To("mem://x", codec.JSON{})
+	g.Record("c").From("ingest://c", codec.JSON{}, pipeline.Options(In{Methods: []string{"PUT"}})).To("mem://x", codec.JSON{})
 	start(t, g)
 	if code, body := do(t, "PUT", ingestURL(ingest, "/c"), `{}`, nil); code != 202 {
 		t.Fatalf("PUT = %d %s", code, body)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/conntest"
-	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
+	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 

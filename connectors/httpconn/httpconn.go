@@ -22,7 +22,7 @@
 //     bad requests.
 //
 // The package name avoids clashing with net/http; the import path is
-// github.com/aimdb-dev/aimdb-flow/connectors/http.
+// github.com/aimdb-dev/aimdb-flow/connectors/httpconn.
 package httpconn
 
 import (
@@ -56,9 +56,9 @@ type Builder struct {
 
 // Factory is the pipeline.Factory for the "http" and "https" schemes:
 // endpoint is the base URL of outbound links and the listen address of
-// inbound ones; params are parsed by ParseParams.
+// inbound ones; params are parsed by ParseConfig.
 func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
-	cfg, err := ParseParams(params)
+	cfg, err := ParseConfig(params)
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +123,12 @@ func (b *Builder) Addr() net.Addr {
 // take method, content_type and header_<Name>; inbound links take methods.
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeline.Params) (any, error) {
 	if dir == pipeline.Inbound {
-		return parseIngestOptions(addr, p)
+		return parseIn(addr, p)
 	}
 	if strings.Contains(addr, "#") {
 		return nil, errors.New("destination must not contain '#'")
 	}
-	return parseSinkOptions(p)
+	return parseOut(p)
 }
 
 // Build implements pipeline.Builder. With inbound links it binds the

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/http"
+	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/dsl"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
