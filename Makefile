@@ -42,8 +42,11 @@ test-go:
 demo:
 	$(GO) run ./cmd/aimdb-flow run pipelines/demo.flow
 
+# BENCH_AGAINST=REV adds this build's before/after ratio to REV's build
+# (W1 CLI, W3 .flow), measured in the same rounds.
+BENCH_AGAINST ?=
 bench:
-	$(GO) run ./bench/cmd/bench
+	$(GO) run ./bench/cmd/bench $(if $(BENCH_AGAINST),-against $(BENCH_AGAINST))
 
 bench-quick:
 	$(GO) run ./bench/cmd/bench -quick

@@ -40,16 +40,17 @@ import (
 
 func main() {
 	var (
-		quick  = flag.Bool("quick", false, "short run: fewer records and 3 rounds (under two minutes)")
-		rounds = flag.Int("rounds", 5, "A/B rounds per workload")
-		only   = flag.String("only", "", "comma-separated workload names to run (default all; see -list)")
-		list   = flag.Bool("list", false, "list the workloads and exit")
-		redraw = flag.String("chart", "", "redraw the .md and .svg of an earlier run from its `JSON` report, then exit")
-		docs   = flag.String("docs", "", "rewrite the benchmark summaries in README.md and bench/README.md from a `JSON` report (\"latest\": the newest in -out), then exit")
-		outDir = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
-		procs  = flag.Int("procs", 0, "GOMAXPROCS set in every measured process (0: this process's, by default the number of usable cores)")
-		prof   = flag.String("cpuprofile", "", "write a CPU profile of every harness child into `DIR` (go tool pprof -top DIR/FILE)")
-		n      = flag.Int("n", 0, "records per run (default per workload)")
+		quick   = flag.Bool("quick", false, "short run: fewer records and 3 rounds (under two minutes)")
+		rounds  = flag.Int("rounds", 5, "A/B rounds per workload")
+		only    = flag.String("only", "", "comma-separated workload names to run (default all; see -list)")
+		list    = flag.Bool("list", false, "list the workloads and exit")
+		redraw  = flag.String("chart", "", "redraw the .md and .svg of an earlier run from its `JSON` report, then exit")
+		docs    = flag.String("docs", "", "rewrite the benchmark summaries in README.md and bench/README.md from a `JSON` report (\"latest\": the newest in -out), then exit")
+		outDir  = flag.String("out", "bench/results", "directory for the JSON, markdown and SVG reports")
+		procs   = flag.Int("procs", 0, "GOMAXPROCS set in every measured process (0: this process's, by default the number of usable cores)")
+		prof    = flag.String("cpuprofile", "", "write a CPU profile of every harness child into `DIR` (go tool pprof -top DIR/FILE)")
+		n       = flag.Int("n", 0, "records per run (default per workload)")
+		against = flag.String("against", "", "also run W1 (CLI) and W3 (.flow) as built from git `REV`, alternating in the same rounds, and report this build's ratio to it")
 		// Child-process flags (internal).
 		child   = flag.String("child", "", "internal: run one variant and print its result")
 		input   = flag.String("input", "", "internal: input file for -child")
@@ -138,6 +139,11 @@ func main() {
 			fatal(err)
 		}
 	}
+	if *against != "" {
+		if cfg.before, err = buildBefore(ctx, cfg, *against); err != nil {
+			fatal(err)
+		}
+	}
 	rep := report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(*procs), Quick: *quick, Rounds: *rounds}
 	started := time.Now()
 	for _, w := range workloads() {
@@ -223,13 +229,14 @@ func (e *skipError) Error() string { return "skipped: " + e.reason }
 type config struct {
 	quick   bool
 	rounds  int
-	records int    // -n override
-	procs   int    // GOMAXPROCS for children (0: default)
-	root    string // module root
-	dir     string // scratch directory, removed at exit
-	self    string // this executable
-	profile string // directory for children's CPU profiles ("": none)
-	spawned int    // children started (numbers the profiles)
+	records int     // -n override
+	procs   int     // GOMAXPROCS for children (0: default)
+	root    string  // module root
+	dir     string  // scratch directory, removed at exit
+	self    string  // this executable
+	profile string  // directory for children's CPU profiles ("": none)
+	before  *before // -against's build (nil: no before/after rows)
+	spawned int     // children started (numbers the profiles)
 }
 
 // pick returns the record count for a workload: -n, else quick or full.
@@ -455,7 +462,12 @@ type childRun struct {
 
 // spawn runs one variant in a child process of this binary.
 func spawn(ctx context.Context, cfg *config, procs int, variant string, args ...string) (childRun, error) {
-	cmd := exec.CommandContext(ctx, cfg.self, append([]string{"-child", variant}, args...)...)
+	return spawnBin(ctx, cfg, cfg.self, procs, variant, args...)
+}
+
+// spawnBin is spawn with another build of the harness (see -against).
+func spawnBin(ctx context.Context, cfg *config, bin string, procs int, variant string, args ...string) (childRun, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-child", variant}, args...)...)
 	cmd.Env = cfg.env(procs)
 	if cfg.profile != "" {
 		cfg.spawned++

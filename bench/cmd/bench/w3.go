@@ -50,14 +50,17 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 		return nil, err
 	}
 	extra := series{}
-	mk := func(v string) abRun {
-		return abRun{v, func(ctx context.Context, round int) (childRun, error) {
-			job := w3kafka.Job{Brokers: c.ListenAddrs(), Group: fmt.Sprintf("w3-%s-%d", v, round),
-				Output: fmt.Sprintf("w3-out-%s-%d", v, round), Records: n, Expect: pass, Compare: w3Compare[v]}
+	var mkWith func(bin, name, v string) abRun
+	mk := func(v string) abRun { return mkWith(cfg.self, v, v) }
+	mkWith = func(bin, name, v string) abRun {
+		return abRun{name, func(ctx context.Context, round int) (childRun, error) {
+			tag := strings.NewReplacer(" ", "-", "@", "").Replace(name)
+			job := w3kafka.Job{Brokers: c.ListenAddrs(), Group: fmt.Sprintf("w3-%s-%d", tag, round),
+				Output: fmt.Sprintf("w3-out-%s-%d", tag, round), Records: n, Expect: pass, Compare: w3Compare[v]}
 			if err := w3kafka.CreateTopic(ctx, job.Brokers, job.Output, w3kafka.Partitions); err != nil {
 				return childRun{}, err
 			}
-			cr, err := spawn(ctx, cfg, 0, v, "-brokers", brokers, "-group", job.Group,
+			cr, err := spawnBin(ctx, cfg, bin, 0, v, "-brokers", brokers, "-group", job.Group,
 				"-output", job.Output, "-n", strconv.Itoa(n), "-expect", strconv.Itoa(pass))
 			if err != nil {
 				return cr, err
@@ -72,9 +75,9 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 			// Verify found every passing record once, and nothing else
 			// beyond at-least-once repeats, which are reported.
 			cr.Records = ck.Out - ck.Duplicates
-			extra.add(v+"/dups", float64(ck.Duplicates))
-			extra.add(v+"/wall", cr.Extra["wall_s"])
-			extra.add(v+"/lag", cr.Extra["commit_lag_ms"])
+			extra.add(name+"/dups", float64(ck.Duplicates))
+			extra.add(name+"/wall", cr.Extra["wall_s"])
+			extra.add(name+"/lag", cr.Extra["commit_lag_ms"])
 			// Throughput is measured until the output is complete (the
 			// child's own clock), not until process exit, which adds the
 			// last commit interval, the group leave and process start.
@@ -83,6 +86,9 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 		}}
 	}
 	variants := []abRun{mk(w3KafkaGo), mk(w3Flow), mk(w3Pipeline), mk(w3Franz)}
+	if b := cfg.before; b != nil {
+		variants = append(variants, mkWith(b.self, b.name(w3Flow), w3Flow))
+	}
 	tput, cpu, rss, ratios, err := alternate(ctx, cfg, n, variants)
 	if err != nil {
 		return nil, err
@@ -98,14 +104,6 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 			"commit lag ms":            median(extra[v+"/lag"]), "duplicates (all rounds)": dups}
 	}
 	// perRound divides a's samples by b's, round by round.
-	perRound := func(s series, a, b string) []float64 {
-		out := make([]float64, len(s[a]))
-		for i := range out {
-			out[i] = s[a][i] / s[b][i]
-		}
-		return out
-	}
-
 	base := summarize(wl, w3Names[w3KafkaGo], "", "rec/s", tput[w3KafkaGo], nil, "", nil)
 	base.Extra = details(w3KafkaGo)
 	base.Note = "primary baseline"
@@ -132,5 +130,9 @@ func runW3(ctx context.Context, cfg *config) ([]result, error) {
 	vsFranz := summarize(wl, w3Names[w3Flow], w3Names[w3Franz], "rec/s", tput[w3Flow], perRound(tput, w3Flow, w3Franz), "", nil)
 	vsFranz.Extra = map[string]float64{"cpu/rec vs franz-go loop": median(perRound(cpu, w3Flow, w3Franz))}
 	vsFranz.Note = "reference, no target"
-	return []result{base, flow, raw, franz, vsFranz}, nil
+	res := []result{base, flow, raw, franz, vsFranz}
+	if b := cfg.before; b != nil {
+		res = append(res, regressionRow(wl, w3Flow, b, tput))
+	}
+	return res, nil
 }

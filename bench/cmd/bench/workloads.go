@@ -332,7 +332,11 @@ func runW1CLI(ctx context.Context, cfg *config) ([]result, error) {
 	}
 	out := filepath.Join(cfg.dir, "w1-cli.out.jsonl")
 	defer os.Remove(out)
+	var cliRunWith func(cli, flow string, env ...string) func(ctx context.Context, _ int) (childRun, error)
 	cliRun := func(flow string, env ...string) func(ctx context.Context, _ int) (childRun, error) {
+		return cliRunWith(cli, flow, env...)
+	}
+	cliRunWith = func(cli, flow string, env ...string) func(ctx context.Context, _ int) (childRun, error) {
 		return func(ctx context.Context, _ int) (childRun, error) {
 			// The file sink appends: start from an empty output.
 			if err := os.Remove(out); err != nil && !os.IsNotExist(err) {
@@ -364,6 +368,9 @@ func runW1CLI(ctx context.Context, cfg *config) ([]result, error) {
 		abRun{serial, cliRun(flows["w1.flow"])},
 		abRun{parallel, cliRun(flows["w1-parallel.flow"], "W1_WORKERS=2")},
 	)
+	if b := cfg.before; b != nil {
+		variants = append(variants, abRun{b.name(serial), cliRunWith(b.cli, flows["w1.flow"])})
+	}
 	tput, cpu, rss, ratios, err := alternate(ctx, cfg, n, variants)
 	if err != nil {
 		return nil, err
@@ -371,6 +378,10 @@ func runW1CLI(ctx context.Context, cfg *config) ([]result, error) {
 	roles := map[string]w1Role{w1LoopName: w1Baseline, w1MapLoopName: w1Reference, serial: w1Default, parallel: w1Parallel2}
 	procs := childProcs(cfg, 0)
 	var res []result
+	if b := cfg.before; b != nil {
+		variants = variants[:len(variants)-1]
+		res = append(res, regressionRow("W1 via .flow + CLI", serial, b, tput))
+	}
 	for _, v := range variants {
 		r := w1Row("W1 via .flow + CLI", v.name, w1LoopName, roles[v.name], procs, tput, cpu, rss, ratios)
 		if roles[v.name] == w1Default || roles[v.name] == w1Parallel2 {
