@@ -233,7 +233,6 @@ func check(t *testing.T, console string, msgs <-chan string) {
 		t.Errorf("device summary %+v: the steady state allocated", s)
 	}
 	alerts := collect(t, msgs, s.published)
-	t.Logf("device alerts: %q", alerts)
 	sameAsServer(t, alerts)
 	t.Logf("%d readings, %d alerts, identical to the server's; allocations after the first reading: %d", s.readings, len(alerts), s.allocs)
 }

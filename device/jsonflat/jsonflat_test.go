@@ -3,6 +3,8 @@ package jsonflat_test
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"testing"
 
 	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
@@ -71,13 +73,10 @@ func TestEncodeRejectsNaN(t *testing.T) {
 func nan() float64 { z := 0.0; return z / z }
 
 func TestNoAllocations(t *testing.T) {
-	in := []byte(`{"device":"d-\u00e91","temp":21.5,"n":-3,"ok":true}`)
-	if alloctest.TinyGo {
-		// Go 1.26's strconv.AppendFloat keeps a digit buffer on the stack
-		// under gc but TinyGo heap-allocates it: one allocation per float
-		// encoded as JSON. (binflat encodes floats without strconv.)
-		in = []byte(`{"device":"d-\u00e91","temp":-3,"n":-3,"ok":true}`)
-	}
+	// Floats with a short decimal form (sensor readings) are formatted
+	// without strconv, so without the digit buffer TinyGo allocates for
+	// every strconv.AppendFloat.
+	in := []byte(`{"device":"d-\u00e91","temp":21.5,"t2":-40.01,"t3":43.125,"z":0,"n":-3,"ok":true}`)
 	o := value.NewObject(8, 128)
 	buf := make([]byte, 0, 256)
 	allocs := alloctest.PerRun(500, func() {
@@ -91,6 +90,39 @@ func TestNoAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocs per decode+encode", allocs)
+	}
+}
+
+// TestFloatsFormatLikeStrconv compares the short-form fast path with
+// strconv on floats with few decimals, their neighbours (one ulp off,
+// which need the long form) and edge cases.
+func TestFloatsFormatLikeStrconv(t *testing.T) {
+	fs := []float64{0, 1, -1, 0.1, 0.2, 0.3, 40.1, 40.01, 43.125, 44.75, 1e-6, 1.5e-6, 123456789.123, 1e15, 1e15 + 1,
+		9007199254740991, 9007199254740992, 9007199254740993, 1e20, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 100, 1e-5, 5e-324}
+	for i := 0; i < 2000; i++ {
+		x := float64(i*7919%100003) / []float64{1, 10, 100, 1000, 1e4, 1e6}[i%6]
+		fs = append(fs, x, -x, math.Nextafter(x, 2e9), math.Nextafter(x, -2e9))
+	}
+	o := value.NewObject(1, 8)
+	for _, f := range fs {
+		o.Reset()
+		o.Set("x", value.FloatOf(f))
+		got, err := jsonflat.Append(nil, o)
+		if err != nil {
+			t.Fatalf("%v: %v", f, err)
+		}
+		abs := math.Abs(f)
+		format := byte('f')
+		if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			format = 'e'
+		}
+		want := `{"x":` + strconv.FormatFloat(f, format, -1, 64) + `}`
+		if format == 'e' {
+			continue // not the fast path's; covered by the encoding/json comparison
+		}
+		if string(got) != want {
+			t.Fatalf("%v (%b): got %s, want %s", f, math.Float64bits(f), got, want)
+		}
 	}
 }
 
