@@ -227,7 +227,7 @@ func (c *checker) connector(d *dsl.Stmt) {
 			return
 		}
 		m := &MQTT{Name: name, Addr: hostPort(rest), KeepAlive: 60 * time.Second, Pos: d.Kw.Pos}
-		bad := false
+		cn.ok = true // its links are in the subset; a bad setting is reported once, here
 		for _, s := range settings(d.Args[2:]) {
 			v := c.value(s.val)
 			switch s.name {
@@ -241,7 +241,6 @@ func (c *checker) connector(d *dsl.Stmt) {
 				ka, err := parseSeconds(v)
 				if err != nil || ka > math.MaxUint16*time.Second {
 					c.errorf(s.pos, "connector %s: keepalive %q: want a duration of at most 65535s", name, v)
-					bad = true
 					continue
 				}
 				m.KeepAlive = ka
@@ -249,21 +248,17 @@ func (c *checker) connector(d *dsl.Stmt) {
 				b, err := strconv.ParseBool(v)
 				if err != nil {
 					c.errorf(s.pos, "connector %s: clean_start %q: want true or false", name, v)
-					bad = true
 					continue
 				}
 				m.CleanStart = b
 			default:
 				c.errorf(s.pos, "connector %s: setting %s is not in the device build (device/mqtt takes %s)", name, s.name, strings.Join(mqttSettings, ", "))
-				bad = true
 			}
 		}
 		if m.ClientID == "" {
 			c.errorf(d.Kw.Pos, "connector %s: a device build needs a client_id (device/mqtt does not take one assigned by the broker)", name)
-			bad = true
 		}
 		c.dev.MQTT = m
-		cn.ok = !bad
 	case "sensor":
 		cn.ok = true
 		for _, s := range settings(d.Args[2:]) {
@@ -598,7 +593,7 @@ func (c *checker) expr(kw string, st *dsl.Stmt) (Stage, bool) {
 				pos = offsetPos(t.Pos, raw, e.Offset)
 			}
 		}
-		c.errorf(pos, "%s: not in the device expression subset (device/expr): %s", kw, msg)
+		c.errorf(pos, "%s: device/expr: %s", kw, msg)
 		return Stage{}, false
 	}
 	if kw == "map" && !p.IsMap() {

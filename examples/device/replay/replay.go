@@ -1,7 +1,7 @@
 // Package replay is a sensor driver for `aimdb-flow build --driver`: it
 // replays a fixed list of temperature readings for the sensor "temp"
 // (from "sensor://temp" in pipelines/device.flow), then reports
-// flow.ErrSensorDone, so a device build of device.flow takes exactly
+// flow.SensorDone, so a device build of device.flow takes exactly
 // these readings and exits. The differential test feeds the same list to
 // the server runtime and compares the outputs record by record.
 //
@@ -39,16 +39,13 @@ type Sensors struct{ next int }
 func Open() (flow.Sensors, error) { return &Sensors{}, nil }
 
 // Read implements flow.Sensors.
-func (s *Sensors) Read(name string, o *value.Object) error {
-	if name != "temp" {
-		return flow.ErrSensorDone // this driver knows one sensor
-	}
-	if s.next >= len(Readings) {
-		return flow.ErrSensorDone
+func (s *Sensors) Read(name string, o *value.Object) flow.Status {
+	if name != "temp" || s.next >= len(Readings) {
+		return flow.SensorDone // this driver knows one sensor
 	}
 	r := Readings[s.next]
 	s.next++
 	o.Set("temp", value.FloatOf(r.Temp))
 	o.Set("seq", value.IntOf(r.Seq))
-	return nil
+	return flow.Reading
 }
