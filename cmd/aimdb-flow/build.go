@@ -81,7 +81,7 @@ func cmdBuild(ctx context.Context, env *cliEnv, args []string) int {
 		}
 		parsed = append(parsed, dsl.Parse(path, src, errs))
 	}
-	dev, err := devgen.Check(devgen.Options{Getenv: env.getenv}, parsed...)
+	dev, err := devgen.Check(devgen.Options{Getenv: env.getenv, Errors: errs}, parsed...)
 	if err != nil {
 		printLoadError(env, err)
 		fmt.Fprintf(env.stderr, "aimdb-flow build: %s is outside the device subset (see docs/device.md)\n", strings.Join(files, ", "))

@@ -39,11 +39,11 @@ type MQTT struct {
 	Name string
 	// Addr is the endpoint's host:port, for the record: the transport is
 	// the board's (a UART, a modem socket, stdin/stdout on a host).
-	Addr                          string
+	Addr                         string
 	ClientID, Username, Password string
-	KeepAlive                     time.Duration
-	CleanStart                    bool
-	Pos                           pipeline.Pos
+	KeepAlive                    time.Duration
+	CleanStart                   bool
+	Pos                          pipeline.Pos
 }
 
 // Record is a record with a fixed-capacity buffer.
@@ -109,6 +109,9 @@ type Output struct {
 type Options struct {
 	// Getenv looks up ${NAME} (nil: nothing is set, defaults apply).
 	Getenv func(string) (string, bool)
+	// Errors, when set, is the list problems are added to: pass the one
+	// dsl.Parse filled, so that its Pretty shows each source line.
+	Errors *dsl.ErrorList
 }
 
 type conn struct {
@@ -131,7 +134,11 @@ func Check(opts Options, files ...*dsl.File) (*Device, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = func(string) (string, bool) { return "", false }
 	}
-	c := &checker{opts: opts, errs: &dsl.ErrorList{}, dev: &Device{}, conns: map[string]*conn{}}
+	errs := opts.Errors
+	if errs == nil {
+		errs = &dsl.ErrorList{}
+	}
+	c := &checker{opts: opts, errs: errs, dev: &Device{}, conns: map[string]*conn{}}
 	for _, f := range files {
 		c.dev.Files = append(c.dev.Files, f.Name)
 		for _, d := range f.Decls {
