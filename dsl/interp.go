@@ -71,3 +71,12 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
+
+// Expand replaces ${NAME} and ${NAME:-default} in s the way the DSL does
+// for strings and expressions ("$${" stands for a literal "${"), looking
+// names up with lookup. Tools that read a parsed File themselves (the
+// device build, dsl/devgen) use it to see the values Load sees.
+func Expand(s string, lookup func(string) (string, bool)) (string, error) {
+	out, _, err := expandEnv(s, lookup)
+	return out, err
+}

@@ -18,8 +18,8 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/bench/w1"
 	"github.com/aimdb-dev/aimdb-flow/connectors/file"
 	"github.com/aimdb-dev/aimdb-flow/connectors/registry"
-	devexpr "github.com/aimdb-dev/aimdb-flow/device/expr"
 	"github.com/aimdb-dev/aimdb-flow/dsl"
+	"github.com/aimdb-dev/aimdb-flow/dsl/devgen"
 	"github.com/aimdb-dev/aimdb-flow/dsl/flowtest"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
@@ -167,9 +167,9 @@ func TestW1MatchesTheHandWrittenLoop(t *testing.T) {
 }
 
 // TestDeviceFlowIsInTheDeviceSubset checks that device.flow uses only what
-// the device build (device/flow, device/expr) supports: filter and map
-// expressions inside device/expr's subset of expr-lang, no CEL, no
-// windows, batches or other server-only stages.
+// the device build supports (dsl/devgen's check, what aimdb-flow build
+// runs): device connectors, fixed-capacity buffers, filter and map
+// expressions inside device/expr's subset of expr-lang, fixed topics.
 func TestDeviceFlowIsInTheDeviceSubset(t *testing.T) {
 	src, err := os.ReadFile("device.flow")
 	if err != nil {
@@ -180,32 +180,11 @@ func TestDeviceFlowIsInTheDeviceSubset(t *testing.T) {
 	if errs.Len() > 0 {
 		t.Fatal(errs.Err())
 	}
-	allowed := map[string]bool{"from": true, "filter": true, "map": true, "into": true, "to": true}
-	exprs := 0
-	for _, d := range f.Decls {
-		if d.Kw.Text != "pipeline" || d.Block == nil {
-			continue
-		}
-		for _, st := range d.Block.Stmts {
-			if !allowed[st.Kw.Text] {
-				t.Errorf("%s: %s is not in the device subset", st.Kw.Pos, st.Kw.Text)
-				continue
-			}
-			if st.Kw.Text != "filter" && st.Kw.Text != "map" {
-				continue
-			}
-			a := st.Args[0]
-			if a.Kind != dsl.Expr {
-				t.Errorf("%s: %s %s: CEL is not in the device subset", st.Kw.Pos, st.Kw.Text, a.Text)
-				continue
-			}
-			exprs++
-			if err := devexpr.Check(strings.Trim(a.Text, "`")); err != nil {
-				t.Errorf("%s: %s %s: %v", a.Pos, st.Kw.Text, a.Text, err)
-			}
-		}
+	d, err := devgen.Check(devgen.Options{Errors: errs}, f)
+	if err != nil {
+		t.Fatalf("device.flow is outside the device subset:\n%v", err)
 	}
-	if exprs == 0 {
-		t.Fatal("no expressions checked")
+	if len(d.Sensors) != 1 || d.MQTT == nil || len(d.Pipelines) != 1 || len(d.Pipelines[0].Stages) != 2 {
+		t.Fatalf("device.flow's device graph:\n%s", d)
 	}
 }

@@ -4,7 +4,10 @@
 #   wasip1    tinygo test -target=wasip1-node   (wasip1 run by node >= 20; target added by install-tinygo.sh)
 #   cortex-m  tinygo test -target=cortex-m-qemu (Cortex-M3, run under qemu-system-arm)
 # then builds the cortex-m examples, prints their flash/RAM use and runs
-# them under qemu (the MQTT one against mosquitto).
+# them under qemu (the MQTT one against mosquitto), and builds
+# pipelines/device.flow with `aimdb-flow build` for cortex-m-qemu (run
+# under qemu, MQTT to mosquitto) and host (MQTT over stdin/stdout to
+# mosquitto), comparing each run's alerts with the server runtime's.
 #
 #   TINYGO_TARGETS="host wasip1 cortex-m-qemu"   subset to run
 #   AIMDB_SKIP_TINYGO=1                           skip entirely
@@ -79,5 +82,22 @@ if [[ " $TARGETS " == *" cortex-m-qemu "* ]]; then
   if ! AIMDB_QEMU_E2E=1 go test -count=1 -run TestFirmwareUnderQemu ./examples/device/mqtt; then
     echo "== cortex-m MQTT example: the firmware did not talk to mosquitto under qemu" >&2; status=1
   fi
+fi
+
+# One .flow file on the device (pipelines/devicebuild_test.go): one build
+# and run per target, each a differential test against the server runtime.
+tests=()
+[[ " $TARGETS " == *" cortex-m-qemu "* ]] && tests+=(TestDeviceFlowUnderQemu)
+[[ " $TARGETS " == *" host "* ]] && tests+=(TestDeviceFlowDifferential)
+if ((${#tests[@]})); then
+  echo "== aimdb-flow build pipelines/device.flow (${tests[*]})"
+  pattern=$(IFS='|'; echo "${tests[*]}")
+  log=$(mktemp)
+  if AIMDB_QEMU_E2E=1 go test -count=1 -v -run "^($pattern)\$" ./pipelines > "$log" 2>&1; then
+    grep -E 'flash|[0-9]+ \| |readings, .* alerts|^(--- |ok)' "$log" || true
+  else
+    cat "$log"; echo "== aimdb-flow build pipelines/device.flow: FAILED" >&2; status=1
+  fi
+  rm -f "$log"
 fi
 exit $status

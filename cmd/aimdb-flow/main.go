@@ -6,6 +6,7 @@
 //	aimdb-flow fmt -w pipelines/demo.flow
 //	aimdb-flow graph --format mermaid pipelines/demo.flow
 //	aimdb-flow test pipelines/
+//	aimdb-flow build --target cortex-m-qemu --driver ./examples/device/replay pipelines/device.flow
 //
 // Exit codes: 0 success; 1 problems found (invalid file, failed test,
 // unformatted file with -l, run error); 2 usage error.
@@ -65,6 +66,7 @@ func init() {
 		{name: "fmt", args: "[-w | -l] FILE...", short: "print files in canonical form", long: fmtHelp, run: cmdFmt},
 		{name: "graph", args: "[--format dot|mermaid] FILE...", short: "draw the pipeline graph", long: graphHelp, run: cmdGraph},
 		{name: "test", args: "[-v] [DIR|FILE...]", short: "run pipeline tests (*.test.json)", long: testHelp, run: cmdTest},
+		{name: "build", args: "--target cortex-m-qemu|wasip1|host [-o OUT] [--emit DIR] [--driver PKG] FILE...", short: "check a file against the device subset and build it for a device with TinyGo", long: buildHelp, run: cmdBuild},
 		{name: "bench", args: "[--records N] [--rate R] [--json] FILE...", short: "drive pipeline files with generated records; report throughput and latency per stage", long: benchHelp, run: cmdBench},
 		{name: "version", short: "print the version", run: cmdVersion},
 	}

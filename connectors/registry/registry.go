@@ -29,6 +29,9 @@ func Default() Registry {
 		"file":  file.Factory,
 		"stdio": file.StdioFactory,
 		"gen":   gen.Factory,
+		// sensor://NAME: a device driver in a device build (aimdb-flow
+		// build), simulated by the gen connector on the server.
+		gen.SensorScheme: gen.SensorFactory,
 	}
 	// Connector packages with network I/O register here.
 	r["http"], r["https"] = httpconn.Factory, httpconn.Factory

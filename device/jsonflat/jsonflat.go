@@ -407,6 +407,11 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
 	}
+	if format == 'f' {
+		if out, ok := appendShortFloat(dst, f); ok {
+			return out, nil
+		}
+	}
 	start := len(dst)
 	dst = strconv.AppendFloat(dst, f, format, -1, 64)
 	if format == 'e' {
@@ -418,6 +423,63 @@ func appendFloat(dst []byte, f float64) ([]byte, error) {
 		}
 	}
 	return dst, nil
+}
+
+// pow10 are the powers of ten a float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// appendShortFloat formats f (finite, 'f' format) as strconv.AppendFloat(dst,
+// f, 'f', -1, 64) does when f has a short decimal form, m·10^-k with
+// |m| < 2^53 and k <= 15 (sensor readings: 21.5, 40.01, 43.125), and
+// reports false otherwise. It finds the smallest such k: m/10^k of two
+// exactly represented floats is correctly rounded, so it equals f exactly
+// when the decimal parses back to f, and the smallest k is the shortest
+// form. It needs neither strconv's float tables nor its digit buffer,
+// which TinyGo allocates on the heap for every AppendFloat.
+func appendShortFloat(dst []byte, f float64) ([]byte, bool) {
+	if f == 0 {
+		if math.Signbit(f) {
+			return append(dst, "-0"...), true
+		}
+		return append(dst, '0'), true
+	}
+	neg := f < 0
+	if neg {
+		f = -f
+	}
+	if f >= 1<<53 {
+		return dst, false
+	}
+	for k := 0; k <= 15; k++ {
+		m := math.Round(f * pow10[k])
+		if m >= 1<<53 {
+			return dst, false
+		}
+		if m/pow10[k] != f {
+			continue
+		}
+		if neg {
+			dst = append(dst, '-')
+		}
+		var buf [24]byte
+		i, u := len(buf), uint64(m)
+		for n := 0; ; {
+			if n == k && k > 0 {
+				i--
+				buf[i] = '.'
+			}
+			i--
+			buf[i] = byte('0' + u%10)
+			u /= 10
+			n++
+			if u == 0 && n > k {
+				break
+			}
+		}
+		return append(dst, buf[i:]...), true
+	}
+	return dst, false
 }
 
 var replacementChar = [3]byte{0xEF, 0xBF, 0xBD} // U+FFFD

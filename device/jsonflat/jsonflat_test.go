@@ -3,6 +3,8 @@ package jsonflat_test
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"testing"
 
 	"github.com/aimdb-dev/aimdb-flow/device/internal/alloctest"
@@ -71,13 +73,10 @@ func TestEncodeRejectsNaN(t *testing.T) {
 func nan() float64 { z := 0.0; return z / z }
 
 func TestNoAllocations(t *testing.T) {
-	in := []byte(`{"device":"d-\u00e91","temp":21.5,"n":-3,"ok":true}`)
-	if alloctest.TinyGo {
-		// Go 1.26's strconv.AppendFloat keeps a digit buffer on the stack
-		// under gc but TinyGo heap-allocates it: one allocation per float
-		// encoded as JSON. (binflat encodes floats without strconv.)
-		in = []byte(`{"device":"d-\u00e91","temp":-3,"n":-3,"ok":true}`)
-	}
+	// Floats with a short decimal form (sensor readings) are formatted
+	// without strconv, so without the digit buffer TinyGo allocates for
+	// every strconv.AppendFloat.
+	in := []byte(`{"device":"d-\u00e91","temp":21.5,"t2":-40.01,"t3":43.125,"z":0,"n":-3,"ok":true}`)
 	o := value.NewObject(8, 128)
 	buf := make([]byte, 0, 256)
 	allocs := alloctest.PerRun(500, func() {
@@ -91,6 +90,46 @@ func TestNoAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocs per decode+encode", allocs)
+	}
+}
+
+// TestFloatsFormatLikeStrconv compares the short-form fast path with
+// strconv on floats with few decimals, their neighbours (one ulp off,
+// which need the long form) and edge cases.
+func TestFloatsFormatLikeStrconv(t *testing.T) {
+	o := value.NewObject(1, 8)
+	buf := make([]byte, 0, 64)
+	want := make([]byte, 0, 64)
+	check := func(f float64) {
+		abs := math.Abs(f)
+		if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			return // 'e' format: not the fast path's; covered by the encoding/json comparison
+		}
+		o.Reset()
+		o.Set("x", value.FloatOf(f))
+		got, err := jsonflat.Append(buf[:0], o)
+		if err != nil {
+			t.Fatalf("%v: %v", f, err)
+		}
+		want = append(strconv.AppendFloat(append(want[:0], `{"x":`...), f, 'f', -1, 64), '}')
+		if string(got) != string(want) {
+			t.Fatalf("%v (%b): got %s, want %s", f, math.Float64bits(f), got, want)
+		}
+	}
+	for _, f := range []float64{0, 1, -1, 0.1, 0.2, 0.3, 40.1, 40.01, 43.125, 44.75, 1e-6, 1.5e-6, 123456789.123, 1e15, 1e15 + 1,
+		9007199254740991, 9007199254740992, 9007199254740993, 1e20, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 100, 1e-5, 5e-324} {
+		check(f)
+	}
+	n := 2000
+	if alloctest.TinyGo {
+		n = 200 // strconv's fallback allocates under TinyGo: keep a small board's heap
+	}
+	for i := 0; i < n; i++ {
+		x := float64(i*7919%100003) / []float64{1, 10, 100, 1000, 1e4, 1e6}[i%6]
+		check(x)
+		check(-x)
+		check(math.Nextafter(x, 2e9)) // one ulp off: the long form
+		check(math.Nextafter(x, -2e9))
 	}
 }
 
