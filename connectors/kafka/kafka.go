@@ -64,7 +64,8 @@ type Builder struct {
 
 var (
 	_ pipeline.Builder          = (*Builder)(nil)
-	_ pipeline.LinkOptionParser = (*Builder)(nil)
+	_ pipeline.LinkOptionParser    = (*Builder)(nil)
+	_ pipeline.LinkOptionValidator = (*Builder)(nil)
 )
 
 // New returns a builder for cfg. It reports every configuration mistake at
@@ -111,30 +112,19 @@ var errNoGroup = errors.New("inbound kafka links need a consumer group: set grou
 // ParseLinkOptions implements pipeline.LinkOptionParser: inbound links take
 // start_offset, min_bytes, max_bytes, max_wait (In); outbound links take
 // acks, compression, batch_size, linger (Out). Settings are read with the
-// shared reader (connectors/kit); every problem is reported at once, those
-// with a setting as *kit.Error values naming it.
+// shared reader (connectors/kit), and the options read are then checked by
+// ValidateLinkOptions, the checks typed Go options get, so both front ends
+// reject the same mistakes with the same words. Every problem is reported
+// at once, those with a setting as *kit.Error values naming it.
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params) (any, error) {
-	var errs []error
 	s := kit.ReadLink(dir, p)
 	var opts any
 	if dir == pipeline.Inbound {
-		if err := validTopic(address); err != nil {
-			errs = append(errs, err)
-		}
-		if b.cfg.Group == "" {
-			errs = append(errs, errNoGroup)
-		}
-		o := In{readReader(s)}
-		checkFetchSizes(s, o.ReaderOptions, b.cfg.Reader)
-		opts = o
+		opts = In{readReader(s)}
 	} else {
-		if pipeline.MustTemplate(address).Static() {
-			if err := validTopic(address); err != nil {
-				errs = append(errs, err)
-			}
-		}
 		opts = Out{readWriter(s)}
 	}
+	errs := pipeline.SplitErrors(b.ValidateLinkOptions(dir, address, opts))
 	if err := s.Err(); err != nil {
 		errs = append(errs, err)
 	}
