@@ -63,7 +63,7 @@ type Builder struct {
 }
 
 var (
-	_ pipeline.Builder          = (*Builder)(nil)
+	_ pipeline.Builder             = (*Builder)(nil)
 	_ pipeline.LinkOptionParser    = (*Builder)(nil)
 	_ pipeline.LinkOptionValidator = (*Builder)(nil)
 )
