@@ -35,9 +35,11 @@
 // source as a nack (redelivery) instead of being lost. In front of each
 // writer the connector collects the records the runner hands it and gives
 // them to the writer in one WriteMessages call when the runner's outbound
-// loop has nothing more ready (pipeline.Flusher) or the batch is full; a
-// record the broker rejects for good is dead-lettered alone, the rest of
-// its batch is unaffected.
+// loop has nothing more ready (pipeline.Flusher) or the batch is full. A
+// record the broker rejects for good is reported alone, as
+// pipeline.Permanent on its ack share (the runner dead-letters it with its
+// provenance); the rest of its batch is unaffected. A transient failure is
+// reported as the plain error: the source redelivers.
 package kafka
 
 import (
@@ -141,7 +143,7 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*batcher{}, deadLetter: env.DeadLetter}
+	c := &conn{cfg: b.cfg, log: log, writers: map[WriterOptions]*batcher{}}
 	c.sem = make(chan struct{}, b.cfg.MaxInFlight)
 	c.closed = make(chan struct{})
 	if b.cfg.TLS != nil && b.cfg.TLS.InsecureSkipVerify {
@@ -238,10 +240,6 @@ type conn struct {
 	bg      sync.WaitGroup
 
 	src *source
-
-	// deadLetter dead-letters records the broker finally rejected after an
-	// asynchronous hand-off (from pipeline.BuildEnv).
-	deadLetter func(ctx context.Context, env *pipeline.Envelope, dest string, cause error) error
 }
 
 var (

@@ -274,33 +274,19 @@ func (c *conn) completion(msgs []kafkago.Message, err error) {
 // settle reports the outcome of one record to whoever waits for it and
 // frees its in-flight slot. A permanent rejection (policy violation,
 // record too large, unknown topic, ...) of an asynchronously published
-// record is dead-lettered when the graph has a destination, and the record
-// then acknowledged; otherwise the record is nacked for redelivery.
+// record finishes its ack share with pipeline.Permanent(err): the runner
+// then dead-letters the record with its provenance (or rejects it when the
+// graph has no destination). Any other failure finishes the share with the
+// plain error, so the source redelivers the record.
 func (c *conn) settle(m *kafkago.Message, err error, permanent bool) {
 	switch d := m.WriterData.(type) {
 	case published:
 		d <- err
 	case *pipeline.Ack:
-		if err != nil && permanent && c.deadLetter != nil {
-			// Published off the writer's goroutine, which must not wait
-			// on itself.
-			m := *m
-			c.bg.Add(1)
-			go func() {
-				defer c.bg.Done()
-				env := pipeline.Envelope{Topic: m.Topic, Key: m.Key, Payload: m.Value, Time: m.Time,
-					Headers: kit.FromPairs(m.Headers, 0, headerKV)}
-				ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
-				defer cancel()
-				if dlErr := c.deadLetter(ctx, &env, m.Topic, err); dlErr != nil {
-					d.Finish(err)
-					return
-				}
-				d.Done()
-			}()
-		} else {
-			d.Finish(err)
+		if permanent {
+			err = pipeline.Permanent(err)
 		}
+		d.Finish(err)
 	}
 	<-c.sem
 }
