@@ -24,7 +24,7 @@
 //     record arrives exactly once (run the tests with -race).
 //   - AsyncPublishAcksOnce: pipeline.AsyncPublisher finishes every record's
 //     ack share exactly once, with success, and copies the envelope before
-//     returning.
+//     returning (and the bytes it points to, unless Features.KeepsBytes).
 //   - CloseFlushes: records handed to Publish or PublishAsync before Close
 //     reach the peer, and every async ack is finished when Close returns.
 //   - CloseLeaksNoGoroutine: after Serve returned and Close, no goroutine
@@ -115,6 +115,14 @@ type Features struct {
 
 	// Order is the order promised for messages of one topic.
 	Order Order
+	// KeepsBytes: PublishAsync keeps references to env.Payload and env.Key
+	// until the record is confirmed instead of copying them, as
+	// pipeline.AsyncPublisher allows (the bytes in an envelope are never
+	// written). AsyncPublishAcksOnce and CloseFlushes then give each
+	// message bytes of its own and overwrite only the reused envelope and
+	// its headers; otherwise they overwrite the payload and key buffers
+	// too, to prove the connector copied them.
+	KeepsBytes bool
 	// Stored: the inbound side reads what was published before Serve
 	// started (a file). The suite then publishes through one connector
 	// instance, closes it, and serves the link from a second instance.

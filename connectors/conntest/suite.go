@@ -598,6 +598,9 @@ func (h *harness) publishAsync(ap pipeline.AsyncPublisher, msgs []Message, seqs 
 		defer close(done)
 		for i, m := range msgs {
 			tr := newTracked(seqs[i])
+			if h.f.KeepsBytes {
+				payload, key = nil, nil // fresh bytes: the connector may keep them
+			}
 			payload = append(payload[:0], m.Payload...)
 			key = append(key[:0], m.Key...)
 			if m.Key == nil {
@@ -611,12 +614,16 @@ func (h *harness) publishAsync(ap pipeline.AsyncPublisher, msgs []Message, seqs 
 				continue
 			}
 			trs = append(trs, tr)
-			// The envelope is reused by the caller: scribble over it.
-			for j := range payload {
-				payload[j] = 'X'
-			}
-			for j := range key {
-				key[j] = 'X'
+			// The envelope is reused by the caller: scribble over it (and
+			// over the bytes, unless the connector may keep them).
+			env = pipeline.Envelope{Payload: []byte("XXXX"), Key: []byte("XXXX")}
+			if !h.f.KeepsBytes {
+				for j := range payload {
+					payload[j] = 'X'
+				}
+				for j := range key {
+					key[j] = 'X'
+				}
 			}
 			for j := range headers {
 				headers[j] = pipeline.Header{Key: "x-scribbled", Value: "X"}
