@@ -16,6 +16,10 @@
 //   - Header mapping between pipeline.Headers and protocol header lists
 //     (FromPairs, AppendPairs for MQTT user properties and Kafka headers;
 //     FromHTTP, ToHTTP and HeaderFilter for HTTP).
+//   - Supervisor: the connect/reconnect loop (one long-lived session at a
+//     time, backoff reset after a healthy session, readiness with the last
+//     failure's reason, bounded shutdown), so a connector supplies only
+//     Connect and its Session (the protocol adapter).
 //
 // docs/settings.md describes the grammar for users.
 package kit
