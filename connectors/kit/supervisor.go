@@ -45,7 +45,9 @@ type SupervisorConfig[S Session] struct {
 	Healthy time.Duration
 	// FailFast makes Session return at once, with the reason, while
 	// there is no session and no connection attempt is under way (in a
-	// backoff after a failure), instead of waiting for the next session:
+	// backoff after a failure), instead of waiting for the next session
+	// (before the first Run or Start it waits all the same: that is not an
+	// outage):
 	// a publish during an outage then fails fast (the runner retries or
 	// dead-letters it) rather than waiting for its context.
 	FailFast bool
@@ -111,6 +113,7 @@ type Supervisor[S interface {
 	cancel     context.CancelFunc // stops the running Run
 	done       chan struct{}      // closed when the running Run returns
 	closed     bool
+	begun      bool // a Run began (FailFast applies from then on)
 	ended      bool // a Run returned (for Session without FailFast)
 }
 
@@ -194,7 +197,7 @@ func (s *Supervisor[S]) begin(parent context.Context) (context.Context, error) {
 		return nil, fmt.Errorf("%s: connection supervisor already running", s.cfg.Name)
 	}
 	ctx, cancel := context.WithCancel(parent)
-	s.running, s.cancel, s.done, s.ended = true, cancel, make(chan struct{}), false
+	s.running, s.cancel, s.done, s.ended, s.begun = true, cancel, make(chan struct{}), false, true
 	s.connecting = true
 	s.broadcast()
 	return ctx, nil
@@ -355,7 +358,7 @@ func (s *Supervisor[S]) Session(ctx context.Context) (S, error) {
 			sess := s.sess
 			s.mu.Unlock()
 			return sess, nil
-		case s.ended, s.cfg.FailFast && !s.connecting:
+		case s.ended, s.cfg.FailFast && s.begun && !s.connecting:
 			err := s.reason
 			if err == nil {
 				err = fmt.Errorf("%s: not connected", s.cfg.Name)

@@ -21,7 +21,9 @@
 // address is the topic written into the frame.
 //
 // The stream is reopened with exponential backoff after it fails or ends
-// (except for regular files). Frames that fail their CRC are counted and
+// (except for regular files), by a kit.Supervisor: readiness reports the
+// last open failure or how the stream ended, a publish while the stream is
+// down fails at once, and a failed write reopens the stream. Frames that fail their CRC are counted and
 // skipped; the stream resynchronises at the next delimiter.
 package serial
 
@@ -100,7 +102,7 @@ func (b *Builder) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeli
 }
 
 // Build implements pipeline.Builder. It does not open the stream: Serve
-// (or the first Publish) does, with retries.
+// (or, without inbound links, the first Publish) does, with retries.
 func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
 	if b.cfg.Open == nil {
 		return nil, errors.New("serial: no Open function configured")
@@ -109,40 +111,58 @@ func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Conn
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Conn{cfg: b.cfg, log: log.With("connector", env.Name)}, nil
+	c := &Conn{cfg: b.cfg, log: log.With("connector", env.Name), inbound: len(env.Inbound) > 0}
+	c.sup = kit.NewSupervisor(kit.SupervisorConfig[*stream]{
+		Name:     "serial",
+		Connect:  c.connect,
+		Backoff:  b.cfg.Backoff,
+		FailFast: true,
+		Log:      c.log,
+	})
+	return c, nil
 }
 
-// Conn is a built serial connector.
+// Conn is a built serial connector. Its stream is owned by a
+// kit.Supervisor: opened, served (read and dispatched while Serve runs)
+// and reopened with backoff after it fails or ends.
 type Conn struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	sup     *kit.Supervisor[*stream]
+	inbound bool // built with inbound links: Serve drives the supervisor
 
-	mu     sync.Mutex
-	stream io.ReadCloser
-	fw     *frame.Writer // non-nil when stream is writable
-	closed bool
+	mu      sync.Mutex
+	filters []string            // of the running Serve
+	d       pipeline.Dispatcher // of the running Serve; nil: write-only sessions
 
 	frames  atomic.Uint64
 	corrupt atomic.Uint64
 	serving atomic.Bool
 }
 
+// stream is one open byte stream: the session the supervisor serves.
+type stream struct {
+	c       *Conn
+	rc      io.ReadCloser
+	filters []string
+	d       pipeline.Dispatcher // nil: nothing reads (outbound links only)
+
+	wmu sync.Mutex
+	fw  *frame.Writer // nil when the stream is read-only
+}
+
 // Stats reports frames received and frames dropped as corrupt or overlong.
 func (c *Conn) Stats() (frames, corrupt uint64) { return c.frames.Load(), c.corrupt.Load() }
 
 // Ready implements pipeline.Readiness: while serving inbound links, ready
-// means the stream is open. A connector with only outbound links opens the
-// stream on the first Publish and is always ready.
+// means the stream is open (otherwise the error says why not: the last
+// open failure, or how the stream ended). A connector with only outbound
+// links opens the stream on the first Publish and is always ready.
 func (c *Conn) Ready() error {
 	if !c.serving.Load() {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stream == nil {
-		return errors.New("serial: stream not open")
-	}
-	return nil
+	return c.sup.Ready()
 }
 
 // Finite implements pipeline.FiniteSource.
@@ -150,37 +170,63 @@ func (c *Conn) Finite([]pipeline.Subscription) bool {
 	return c.cfg.Finite != nil && c.cfg.Finite()
 }
 
-func (c *Conn) open(ctx context.Context) (io.ReadCloser, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, errors.New("serial: connector closed")
-	}
-	if c.stream != nil {
-		return c.stream, nil
-	}
-	s, err := c.cfg.Open(ctx)
+func (c *Conn) finite() bool { return c.cfg.Finite != nil && c.cfg.Finite() }
+
+// connect opens the stream (kit.SupervisorConfig.Connect). The open
+// failure of a finite source ends Serve with it.
+func (c *Conn) connect(ctx context.Context) (*stream, error) {
+	rc, err := c.cfg.Open(ctx)
 	if err != nil {
-		return nil, err
+		if c.finite() {
+			return nil, kit.Final(fmt.Errorf("serial: open: %w", err))
+		}
+		return nil, fmt.Errorf("open: %w", err)
 	}
-	c.stream = s
-	c.fw = nil
-	if w, ok := s.(io.Writer); ok {
-		c.fw = frame.NewWriter(w, c.cfg.MaxFrame)
+	c.mu.Lock()
+	s := &stream{c: c, rc: rc, filters: c.filters, d: c.d}
+	c.mu.Unlock()
+	if w, ok := rc.(io.Writer); ok {
+		s.fw = frame.NewWriter(w, c.cfg.MaxFrame)
 	}
 	return s, nil
 }
 
-func (c *Conn) drop(s io.ReadCloser) {
-	c.mu.Lock()
-	if c.stream == s {
-		c.stream, c.fw = nil, nil
+// Serve implements kit.Session: it reads frames and dispatches them until
+// the stream fails or ends (the end of a finite source ends the
+// connector's Serve), or, for a write-only session, waits for ctx.
+func (s *stream) Serve(ctx context.Context) error {
+	if s.d == nil {
+		<-ctx.Done()
+		return nil
 	}
-	c.mu.Unlock()
-	s.Close()
+	err := s.c.read(ctx, s.rc, s.filters, s.d)
+	if s.c.finite() {
+		if err == nil || errors.Is(err, io.EOF) {
+			return kit.Final(nil)
+		}
+		return kit.Final(err)
+	}
+	return err
 }
 
-// Serve implements pipeline.Source.
+// Close implements kit.Session.
+func (s *stream) Close() error { return s.rc.Close() }
+
+// write writes one framed record.
+func (s *stream) write(dest string, payload []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.fw == nil {
+		return errReadOnly
+	}
+	return s.fw.WriteRecord(dest, payload)
+}
+
+var errReadOnly = errors.New("stream is read-only")
+
+// Serve implements pipeline.Source: the stream is opened, read and
+// reopened (with Config.Backoff) until ctx ends or, for a finite source,
+// the stream ended.
 func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
 	// One dispatch per distinct filter: the runner fans out to every record
 	// linked with that address.
@@ -192,39 +238,12 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 			filters = append(filters, s.Filter)
 		}
 	}
+	c.mu.Lock()
+	c.filters, c.d = filters, d
+	c.mu.Unlock()
 	c.serving.Store(true)
 	defer c.serving.Store(false)
-	bo := c.cfg.Backoff
-	for ctx.Err() == nil {
-		s, err := c.open(ctx)
-		if err != nil {
-			if c.Finite(subs) {
-				return fmt.Errorf("serial: open: %w", err)
-			}
-			c.log.Warn("serial: open failed, retrying", "err", err)
-			if !bo.Sleep(ctx) {
-				return nil
-			}
-			continue
-		}
-		bo.Reset()
-		err = c.read(ctx, s, filters, d)
-		c.drop(s)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case c.Finite(subs):
-			if err == nil || errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		c.log.Warn("serial: stream ended, reopening", "err", err)
-		if !bo.Sleep(ctx) {
-			return nil
-		}
-	}
-	return nil
+	return c.sup.Run(ctx)
 }
 
 func (c *Conn) read(ctx context.Context, s io.ReadCloser, filters []string, d pipeline.Dispatcher) error {
@@ -263,32 +282,31 @@ func (c *Conn) read(ctx context.Context, s io.ReadCloser, filters []string, d pi
 }
 
 // Publish implements pipeline.Connector: it writes env.Payload as a framed
-// record under dest to the device (the stream must be writable).
+// record under dest to the device (the stream must be writable). Without
+// inbound links the first Publish starts opening the stream. While the
+// stream is down Publish fails at once (after an open attempt under way)
+// with the reason; a failed write makes the stream reopen.
 func (c *Conn) Publish(ctx context.Context, dest string, _ any, env *pipeline.Envelope) error {
-	if _, err := c.open(ctx); err != nil {
+	if !c.inbound {
+		c.sup.Start()
+	}
+	s, err := c.sup.Session(ctx)
+	if err != nil {
 		return fmt.Errorf("serial: publish: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fw == nil {
-		return errors.New("serial: publish: stream is read-only")
-	}
-	if err := c.fw.WriteRecord(dest, env.Payload); err != nil {
+	if err := s.write(dest, env.Payload); err != nil {
+		if !errors.Is(err, errReadOnly) {
+			c.sup.Fail(s, fmt.Errorf("write: %w", err))
+		}
 		return fmt.Errorf("serial: publish: %w", err)
 	}
 	return nil
 }
 
-// Close implements pipeline.Connector.
-func (c *Conn) Close(context.Context) error {
-	c.mu.Lock()
-	s := c.stream
-	c.stream, c.fw, c.closed = nil, nil, true
-	c.mu.Unlock()
-	if s != nil {
-		return s.Close()
-	}
-	return nil
+// Close implements pipeline.Connector: it stops the supervisor and closes
+// the stream, within ctx.
+func (c *Conn) Close(ctx context.Context) error {
+	return c.sup.Close(ctx)
 }
 
 // OpenPath opens a device, FIFO or file for reading and writing (reading
