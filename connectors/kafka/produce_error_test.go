@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"encoding/json"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,11 +108,16 @@ func TestAsyncProduceRejectionDeadLettered(t *testing.T) {
 	if len(dlq) == 0 {
 		t.Fatal("the rejected records were not dead-lettered")
 	}
+	// The connector reports the rejection as pipeline.Permanent on the
+	// record's ack share; the runner dead-letters it with its provenance.
 	for _, m := range dlq {
-		for _, want := range []string{`"stage":"publish"`, "Policy Violation", `kafka://pd-out`} {
-			if !strings.Contains(string(m.Value), want) {
-				t.Fatalf("dead letter %s lacks %s", m.Value, want)
-			}
+		var d pipeline.DeadLetter
+		if err := json.Unmarshal(m.Value, &d); err != nil {
+			t.Fatalf("dead letter %s: %v", m.Value, err)
+		}
+		if d.Pipeline != "p" || d.Record != "in" || d.Link != "kafka://pd-out" || d.Topic != "pd-out" ||
+			!strings.Contains(d.Error, "Policy Violation") || !strings.HasPrefix(d.Payload, `{"seq":`) {
+			t.Fatalf("dead letter %s: want pipeline p, record in, link kafka://pd-out, topic pd-out, the broker's error and the original payload", m.Value)
 		}
 	}
 	if len(out)+len(dlq) != total {
