@@ -284,13 +284,13 @@ func ParseEndpoint(endpoint string) (brokers []string, user, pass string, err er
 	return brokers, user, pass, nil
 }
 
-// ConfigFromParams builds a Config from an endpoint URL and DSL settings
+// ParseConfig builds a Config from an endpoint URL and DSL settings
 // with the shared settings reader (connectors/kit: one grammar for
 // durations, sizes, booleans and choices; the TLS settings of
 // kit.ReadTLS). Every mistake is reported at once: problems with a
 // setting as *kit.Error values naming it (so the DSL reports each at the
 // setting), problems with the endpoint as plain errors.
-func ConfigFromParams(endpoint string, p pipeline.Params) (Config, error) {
+func ParseConfig(endpoint string, p pipeline.Params) (Config, error) {
 	var cfg Config
 	brokers, user, pass, epErr := ParseEndpoint(endpoint)
 	cfg.Brokers = brokers

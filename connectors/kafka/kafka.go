@@ -85,10 +85,10 @@ func New(cfg Config) (*Builder, error) {
 //	connector kafka "kafka://127.0.0.1:9092" group "alerts" acks all
 //
 // It is registered under the scheme "kafka" in connectors/registry. Its
-// errors are ConfigFromParams' (not wrapped, so that the DSL reports each
+// errors are ParseConfig' (not wrapped, so that the DSL reports each
 // problem at its setting).
 func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
-	cfg, err := ConfigFromParams(endpoint, params)
+	cfg, err := ParseConfig(endpoint, params)
 	if err != nil {
 		return nil, err
 	}

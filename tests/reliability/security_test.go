@@ -26,7 +26,7 @@ import (
 //     credentials never logged: TestCredentialsNeverLogged.
 //   - Kafka over TLS: connectors/kafka TestTLS; SASL SCRAM (and a wrong
 //     password reported as not-ready): TestSASLSCRAM.
-//   - HTTP ingest token (401) and body limit (413): connectors/http
+//   - HTTP ingest token (401) and body limit (413): connectors/httpconn
 //     TestIngestRejects; HTTPS ingest and webhook: TestHTTPSIngestAndWebhook.
 // This file covers what crosses them: secrets from ${ENV} never printed by
 // the runner or the CLI, and the CLI's HTTP endpoints' binding.
