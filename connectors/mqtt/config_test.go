@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -622,5 +624,29 @@ func TestRenderedWildcardRefusedPerRecord(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIsConnErr: the errors after which a publish is queued again for the
+// next connection rather than failed. session.ErrNoConnection is what paho
+// returns when the connection dropped between the connector's look at its
+// state and paho adding the packet to the session (seen in the
+// conformance suite's PublishHonoursContext while the broker stopped).
+func TestIsConnErr(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		conn bool
+	}{
+		{nil, false},
+		{session.ErrNoConnection, true},
+		{fmt.Errorf("publish: %w", session.ErrNoConnection), true},
+		{context.Canceled, true},
+		{&net.OpError{Op: "write", Err: os.ErrDeadlineExceeded}, true},
+		{paho.ErrInvalidArguments, false},
+		{errors.New("something else"), false},
+	} {
+		if got := isConnErr(tc.err); got != tc.conn {
+			t.Errorf("isConnErr(%v) = %v, want %v", tc.err, got, tc.conn)
+		}
 	}
 }
