@@ -232,10 +232,6 @@ func (c *capture) ParseLinkOptions(dir pipeline.Direction, addr string, p pipeli
 	return c.Builder.(pipeline.LinkOptionParser).ParseLinkOptions(dir, addr, p)
 }
 
-// Caps forwards the wrapped builder's declared capabilities (topics with
-// wildcards), which the graph checks links against.
-func (c *capture) Caps() pipeline.Caps { return pipeline.CapsOf(c.Builder) }
-
 func (c *capture) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
 	conn, err := c.Builder.Build(ctx, env)
 	c.mu.Lock()

@@ -509,11 +509,12 @@ func TestRejectedPublishIsDeadLettered(t *testing.T) {
 			if !strings.Contains(d.Error, "rejected") || !strings.Contains(d.Error, "not authorized") || !strings.Contains(d.Stage, "publish") || d.Payload != `{"dest":"forbidden"}` {
 				t.Fatalf("dead letter %+v", d)
 			}
-			// The runner names the pipeline and the link (a pipeline's
-			// sink has no record of its own: Record stays empty, in both
-			// modes alike).
-			if d.Pipeline != "p" || d.Link != "mqtt://{dest}/x" || d.Topic != "jobs/1" {
-				t.Fatalf("dead letter provenance: pipeline %q link %q topic %q, want p, mqtt://{dest}/x, jobs/1 (%+v)", d.Pipeline, d.Link, d.Topic, d)
+			// The runner names the pipeline, its input record and the
+			// link, in both modes alike.
+			// (Topic differs: the source's topic for a synchronous
+			// failure, the rendered destination for an asynchronous one.)
+			if d.Pipeline != "p" || d.Record != "in" || d.Link != "mqtt://{dest}/x" {
+				t.Fatalf("dead letter provenance: pipeline %q record %q link %q, want p, in, mqtt://{dest}/x (%+v)", d.Pipeline, d.Record, d.Link, d)
 			}
 		})
 	}

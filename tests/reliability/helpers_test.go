@@ -222,10 +222,6 @@ func newProbe(b pipeline.Builder) *probe {
 	return &probe{Builder: b, acked: newCounts(), nacked: newCounts(), errs: map[string]int{}}
 }
 
-// Caps forwards the wrapped builder's declared capabilities (MQTT topics
-// with wildcards), which the graph checks links against.
-func (p *probe) Caps() pipeline.Caps { return pipeline.CapsOf(p.Builder) }
-
 func (p *probe) ParseLinkOptions(dir pipeline.Direction, address string, params pipeline.Params) (any, error) {
 	if lp, ok := p.Builder.(pipeline.LinkOptionParser); ok {
 		return lp.ParseLinkOptions(dir, address, params)
