@@ -2,32 +2,69 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
-// Builder configures one MQTT connector; it implements pipeline.Builder
-// and pipeline.LinkOptionParser.
+// Builder configures one MQTT connector; it implements pipeline.Builder,
+// pipeline.CapsDeclarer, pipeline.LinkOptionParser and
+// pipeline.LinkOptionValidator.
 type Builder struct {
 	cfg    Config
 	scheme string
+	// tls is the client TLS configuration of an mqtts endpoint, built by
+	// New (kit.TLSConfig); nil otherwise.
+	tls *tls.Config
 	// embedded is the listen address of the in-process broker to start
 	// (scheme "embedded"), "" otherwise.
 	embedded string
 }
 
+var (
+	_ pipeline.Builder             = (*Builder)(nil)
+	_ pipeline.CapsDeclarer        = (*Builder)(nil)
+	_ pipeline.LinkOptionParser    = (*Builder)(nil)
+	_ pipeline.LinkOptionValidator = (*Builder)(nil)
+)
+
 // New returns a builder for a connector to the broker at cfg.URL. The
-// configuration is checked now; nothing connects until Build.
+// configuration is checked now and the TLS files are loaded (every
+// problem at once, the TLS ones as *kit.Error values naming their
+// setting); nothing connects until Build.
 func New(cfg Config) (*Builder, error) {
 	c := cfg
-	u, err := c.brokerURL()
-	if err != nil {
+	u, uerr := c.brokerURL()
+	tc, terr := kit.TLSConfig(cfg.TLS)
+	if err := joinErrs(uerr, terr); err != nil {
 		return nil, err
 	}
-	return &Builder{cfg: cfg, scheme: u.Scheme}, nil
+	b := &Builder{cfg: cfg, scheme: u.Scheme}
+	if u.Scheme == "mqtts" {
+		b.tls = tc
+	}
+	return b, nil
+}
+
+// joinErrs joins the errors that are not nil; a single one is returned as
+// it is, so that a kit.Errors reaches the DSL unwrapped.
+func joinErrs(errs ...error) error {
+	var n int
+	var one error
+	for _, e := range errs {
+		if e != nil {
+			n, one = n+1, e
+		}
+	}
+	if n <= 1 {
+		return one
+	}
+	return errors.Join(errs...)
 }
 
 // NewEmbedded returns a builder that starts an in-process MQTT 5 broker
@@ -46,12 +83,15 @@ func NewEmbedded(addr string, cfg Config) (*Builder, error) {
 }
 
 // Factory is the pipeline.Factory for "mqtt://" and "mqtts://" endpoints.
+// Its errors are ParseConfig's and New's together, not wrapped, so that
+// the DSL reports each problem with a setting at the setting.
 func Factory(endpoint string, params pipeline.Params) (pipeline.Builder, error) {
-	cfg, err := ParseConfig(endpoint, params)
-	if err != nil {
+	cfg, perr := ParseConfig(endpoint, params)
+	b, nerr := New(cfg) // the endpoint and the TLS files
+	if err := joinErrs(perr, nerr); err != nil {
 		return nil, err
 	}
-	return New(cfg)
+	return b, nil
 }
 
 // EmbeddedFactory is the pipeline.Factory for "embedded://" (optionally
@@ -64,11 +104,12 @@ func EmbeddedFactory(endpoint string, params pipeline.Params) (pipeline.Builder,
 	if endpoint == "embedded" {
 		addr = ""
 	}
-	cfg, err := ParseConfig("mqtt://127.0.0.1", params)
-	if err != nil {
+	cfg, perr := ParseConfig("mqtt://127.0.0.1", params)
+	b, nerr := NewEmbedded(strings.TrimSuffix(addr, "/"), cfg)
+	if err := joinErrs(perr, nerr); err != nil {
 		return nil, err
 	}
-	return NewEmbedded(strings.TrimSuffix(addr, "/"), cfg)
+	return b, nil
 }
 
 // Scheme implements pipeline.Builder: "mqtt", "mqtts" or "embedded".
@@ -84,9 +125,27 @@ func (b *Builder) Caps() pipeline.Caps {
 func (b *Builder) Config() Config { return b.cfg }
 
 // ParseLinkOptions implements pipeline.LinkOptionParser: inbound links
-// yield SubOptions, outbound links PubOptions.
+// take qos, no_local, share (or group) and retain_as_published and yield
+// SubOptions; outbound links take qos, retain, content_type and
+// message_expiry and yield PubOptions. Settings are read with the shared
+// reader (connectors/kit); every problem is reported at once, those with
+// a setting as *kit.Error values naming it. It ends with the checks of
+// ValidateLinkOptions.
 func (b *Builder) ParseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params) (any, error) {
 	return parseLinkOptions(dir, address, p)
+}
+
+// ValidateLinkOptions implements pipeline.LinkOptionValidator for typed Go
+// options: SubOptions (or *SubOptions) on inbound links, PubOptions (or
+// *PubOptions) on outbound ones. It applies the checks ParseLinkOptions
+// applies after reading settings (QoS at most 2, a valid shared
+// subscription group that agrees with a $share/GROUP/ address, no
+// negative message expiry), with the same errors; options of the other
+// direction's type are an error naming the expected type. A static
+// outbound destination with a wildcard is refused by the graph itself
+// (pipeline.Caps.Topics); a templated one is checked per record.
+func (b *Builder) ValidateLinkOptions(dir pipeline.Direction, address string, opts any) error {
+	return validateLinkOptions(dir, address, opts)
 }
 
 // Build implements pipeline.Builder. It does not wait for the broker: the
@@ -106,7 +165,13 @@ func (b *Builder) Build(ctx context.Context, env pipeline.BuildEnv) (pipeline.Co
 		}
 		cfg.URL = eb.URL()
 	}
-	c, err := newConn(ctx, cfg, env, log)
+	switch {
+	case b.tls != nil && cfg.TLS.InsecureSkipVerify:
+		log.Warn("mqtt: TLS certificate verification disabled (insecure_skip_verify true)", "connector", env.Name)
+	case b.tls == nil && cfg.TLS.IsSet():
+		log.Warn("mqtt: TLS settings ignored: the endpoint is not mqtts://", "connector", env.Name)
+	}
+	c, err := newConn(ctx, cfg, b.tls, env, log)
 	if err != nil {
 		if eb != nil {
 			_ = eb.Close()

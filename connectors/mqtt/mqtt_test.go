@@ -177,7 +177,7 @@ func TestAtLeastOnceAcrossBrokerRestart(t *testing.T) {
 func atLeastOnce(t *testing.T, async string) {
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
 	g := pipeline.New().Connector("mqtt", builder(t, br.URL(), pipeline.Params{"async_publish": async,
-		"client_id": "alo-pipeline", "session_expiry": "600", "reconnect_max": "500ms", "publish_timeout": "30s"}))
+		"client_id": "alo-pipeline", "session_expiry": "600s", "reconnect_max": "500ms", "publish_timeout": "30s"}))
 	var seenMu sync.Mutex
 	seenIn := map[string]int{}
 	g.Record("in").From("mqtt://in/#", codec.JSON{})
@@ -476,10 +476,11 @@ func TestQoS2BothWays(t *testing.T) {
 
 // TestRejectedPublishIsDeadLettered: mosquitto's ACL denies publishing to
 // forbidden/#; the broker's rejection is final and the record goes to the
-// dead-letter destination with the reason, while allowed records flow. In
-// both publish modes: synchronous (the runner dead-letters the returned
-// error) and asynchronous (the connector reports the rejection through
-// pipeline.BuildEnv.DeadLetter after the hand-off).
+// dead-letter destination with the reason and its full provenance
+// (pipeline, record, link), while allowed records flow. In both publish
+// modes: synchronous (the runner dead-letters the returned error) and
+// asynchronous (the connector reports the rejection as pipeline.Permanent
+// through the record's ack, and the runner dead-letters it).
 func TestRejectedPublishIsDeadLettered(t *testing.T) {
 	for _, mode := range []pipeline.Params{nil, {"async_publish": "true"}} {
 		t.Run(fmt.Sprintf("async=%v", mode["async_publish"] == "true"), func(t *testing.T) {
@@ -505,8 +506,15 @@ func TestRejectedPublishIsDeadLettered(t *testing.T) {
 			if err := json.Unmarshal([]byte(seen["dlq"].Payload), &d); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(d.Error, "rejected") || !strings.Contains(d.Stage, "publish") || d.Payload != `{"dest":"forbidden"}` {
+			if !strings.Contains(d.Error, "rejected") || !strings.Contains(d.Error, "not authorized") || !strings.Contains(d.Stage, "publish") || d.Payload != `{"dest":"forbidden"}` {
 				t.Fatalf("dead letter %+v", d)
+			}
+			// The runner names the pipeline, its input record and the
+			// link, in both modes alike.
+			// (Topic differs: the source's topic for a synchronous
+			// failure, the rendered destination for an asynchronous one.)
+			if d.Pipeline != "p" || d.Record != "in" || d.Link != "mqtt://{dest}/x" {
+				t.Fatalf("dead letter provenance: pipeline %q record %q link %q, want p, in, mqtt://{dest}/x (%+v)", d.Pipeline, d.Record, d.Link, d)
 			}
 		})
 	}

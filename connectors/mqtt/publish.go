@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -18,10 +21,13 @@ import (
 // removed from a full offline queue.
 var ErrDropped = errors.New("mqtt: dropped from the full offline queue (policy drop-oldest)")
 
-// RejectedError is a permanent publish failure: the broker answered with a
-// failure reason code (not authorized, quota exceeded, ...) or the client
-// refused the packet as invalid. Retrying cannot help, so the record is
-// dead-lettered when the graph has a destination.
+// RejectedError is a publish the broker or the client refused: the broker
+// answered with a failure reason code (not authorized, quota exceeded,
+// ...), the client refused the packet as invalid, or the rendered
+// destination is not a topic name. Unless Retryable, sending the same
+// record again cannot help: the asynchronous publisher then reports it as
+// pipeline.Permanent, and the runner dead-letters the record (a
+// synchronous Publish error is dead-lettered in any case).
 type RejectedError struct {
 	Topic  string
 	Code   byte   // MQTT 5 reason code (>= 0x80), 0 when Err is set
@@ -33,10 +39,14 @@ func (e *RejectedError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("mqtt: publish to %s: %v", e.Topic, e.Err)
 	}
-	return fmt.Sprintf("mqtt: broker rejected publish to %s: reason 0x%02x%s", e.Topic, e.Code, e.Reason)
+	return fmt.Sprintf("mqtt: broker rejected publish to %s: %s (reason 0x%02x)%s", e.Topic, pubReason(e.Code), e.Code, e.Reason)
 }
 
 func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Retryable reports whether the broker's reason may clear when the record
+// is sent again later (quota exceeded, packet identifier in use).
+func (e *RejectedError) Retryable() bool { return e.Err == nil && pubRetryable(e.Code) }
 
 // ErrClosed is reported for records still queued when the connector closed.
 var ErrClosed = errors.New("mqtt: connector closed")
@@ -47,7 +57,8 @@ var errSessionLost = errors.New("mqtt: session lost")
 
 // pubReq is one record waiting to be published.
 type pubReq struct {
-	p        *paho.Publish
+	p        *paho.Publish // &pkt
+	pkt      paho.Publish  // in the same allocation
 	deadline time.Time
 	done     func(error)
 	// state: 0 queued, 1 taken by a worker, 2 abandoned by a synchronous
@@ -371,7 +382,9 @@ func isConnErr(err error) bool {
 		return false
 	}
 	var ne interface{ Timeout() bool }
-	return errors.As(err, &ne) || errors.Is(err, context.Canceled) ||
+	// session.ErrNoConnection: the connection dropped between our check
+	// of its state and paho adding the packet to the session.
+	return errors.As(err, &ne) || errors.Is(err, context.Canceled) || errors.Is(err, session.ErrNoConnection) ||
 		err.Error() == "PUBLISH transmitted but not fully acknowledged at time of shutdown"
 }
 
@@ -450,44 +463,71 @@ func (c *Conn) newReq(ctx context.Context, dest string, opts any, env *pipeline.
 	o := pubOptions(opts)
 	payload := make([]byte, len(env.Payload))
 	copy(payload, env.Payload)
-	pp := &paho.Publish{QoS: o.QoS, Retain: o.Retain, Topic: dest, Payload: payload}
-	ct := o.ContentType
-	var props *paho.PublishProperties
-	for _, h := range env.Headers {
-		if h.Key == HeaderContentType {
-			if ct == "" {
-				ct = h.Value
-			}
-			continue
-		}
-		if props == nil {
-			props = &paho.PublishProperties{}
-		}
-		props.User = append(props.User, paho.UserProperty{Key: h.Key, Value: h.Value})
+	r := &pubReq{}
+	r.pkt = paho.Publish{QoS: o.QoS, Retain: o.Retain, Topic: dest, Payload: payload, Properties: pubProperties(o, env.Headers)}
+	r.p = &r.pkt
+	r.deadline = time.Now().Add(c.cfg.PublishTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(r.deadline) {
+		r.deadline = d
 	}
-	if ct != "" || o.MessageExpiry > 0 {
-		if props == nil {
-			props = &paho.PublishProperties{}
-		}
-		props.ContentType = ct
-		if o.MessageExpiry > 0 {
-			exp := uint32(max(o.MessageExpiry/time.Second, 1))
-			props.MessageExpiry = &exp
-		}
-	}
-	pp.Properties = props
-	deadline := time.Now().Add(c.cfg.PublishTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return &pubReq{p: pp, deadline: deadline}
+	return r
 }
+
+// pubProps holds a publish's properties with room for a few user
+// properties and the message expiry, so that they take one allocation.
+type pubProps struct {
+	p    paho.PublishProperties
+	user [2]paho.UserProperty
+	exp  uint32
+}
+
+// pubProperties builds the properties of a publish: the envelope headers
+// as user properties, in order, except the content-type header (in any
+// case, kit.IsContentType), which becomes the MQTT 5 content type unless
+// the link sets one; the link's message expiry. It returns nil when there
+// are none, and allocates once for up to two user properties (traceparent
+// and tracestate), twice for more.
+func pubProperties(o PubOptions, hs pipeline.Headers) *paho.PublishProperties {
+	ct := o.ContentType
+	users := 0
+	for _, h := range hs {
+		if !kit.IsContentType(h.Key) {
+			users++
+		} else if ct == "" {
+			ct = h.Value
+		}
+	}
+	if users == 0 && ct == "" && o.MessageExpiry <= 0 {
+		return nil
+	}
+	pp := &pubProps{}
+	props := &pp.p
+	if users > 0 {
+		dst := pp.user[:0]
+		if users > len(pp.user) {
+			dst = make([]paho.UserProperty, 0, users)
+		}
+		props.User = kit.AppendPairs(dst, hs, kit.IsContentType, mkUser)
+	}
+	props.ContentType = ct
+	if o.MessageExpiry > 0 {
+		pp.exp = uint32(min(max(o.MessageExpiry/time.Second, 1), math.MaxUint32))
+		props.MessageExpiry = &pp.exp
+	}
+	return props
+}
+
+func mkUser(key, value string) paho.UserProperty { return paho.UserProperty{Key: key, Value: value} }
 
 // Publish implements pipeline.Connector: it returns once the broker
 // confirmed the message (PUBACK for QoS 1, PUBCOMP for QoS 2, written for
 // QoS 0), or with an error when ctx ends or the publish timeout passes
 // first. A publish that timed out may still be delivered later.
 func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
+	if err := checkDestination(dest); err != nil {
+		c.pub.failed.Add(1)
+		return err
+	}
 	r := c.newReq(ctx, dest, opts, env)
 	if c.out.up.Load() && c.pub.queued() == 0 {
 		// Connected and nothing waiting ahead: publish from the caller's
@@ -537,39 +577,35 @@ var _ pipeline.AsyncPublisher = AsyncConn{}
 // timeout passed. Up to Config.MaxInflight publishes are in flight at once,
 // so their order on the wire may differ slightly; MaxInflight 1 keeps it.
 //
-// A permanent failure (*RejectedError: the broker refused the record) is
-// dead-lettered through the graph's dead-letter destination when there is
-// one, and the record acknowledged; otherwise, and for transient failures
-// (timeouts, lost connections past the publish timeout), the source message
-// is rejected so it is redelivered.
+// The runner owns what follows a failure (see pipeline.Permanent): a
+// permanent rejection (*RejectedError that is not Retryable: the broker
+// refused the record as not authorized, invalid, ...) is reported as
+// pipeline.Permanent(err), which the runner dead-letters with the
+// record's provenance; transient failures (the publish timeout passed
+// while disconnected or unconfirmed, a retryable reason code, a record
+// dropped by drop-oldest, the connector closed) are plain errors, so the
+// source message is rejected and redelivered. A destination that is not a
+// topic name fails the hand-off itself.
 func (a AsyncConn) PublishAsync(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
 	c := a.Conn
+	if err := checkDestination(dest); err != nil {
+		c.pub.failed.Add(1)
+		return err
+	}
 	r := c.newReq(ctx, dest, opts, env)
 	r.deadline = time.Now().Add(c.cfg.PublishTimeout) // the hand-off ctx ends with this call
 	ack := env.Ack
-	r.done = func(err error) {
-		var rej *RejectedError
-		if err == nil || c.deadLetter == nil || !errors.As(err, &rej) {
-			ack.Finish(err)
-			return
-		}
-		// Dead-letter off the publisher's worker, which must not wait on
-		// its own queue if the destination is this connector.
-		go func() {
-			dl := pipeline.Envelope{Topic: r.p.Topic, Payload: r.p.Payload, Time: time.Now()}
-			if r.p.Properties != nil {
-				for _, u := range r.p.Properties.User {
-					dl.Headers = append(dl.Headers, pipeline.Header{Key: u.Key, Value: u.Value})
-				}
-			}
-			dctx, cancel := context.WithTimeout(context.Background(), c.cfg.PublishTimeout)
-			defer cancel()
-			if dlErr := c.deadLetter(dctx, &dl, r.p.Topic, err); dlErr != nil {
-				ack.Finish(err)
-				return
-			}
-			ack.Done()
-		}()
-	}
+	r.done = func(err error) { ack.Finish(asyncOutcome(err)) }
 	return c.pub.enqueue(ctx, r)
+}
+
+// asyncOutcome classifies the outcome of an asynchronous publish for the
+// runner: a permanent rejection is marked pipeline.Permanent, anything
+// else is returned as it is (nil, or a transient failure).
+func asyncOutcome(err error) error {
+	var rej *RejectedError
+	if errors.As(err, &rej) && !rej.Retryable() {
+		return pipeline.Permanent(err)
+	}
+	return err
 }

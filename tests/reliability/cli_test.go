@@ -112,7 +112,7 @@ func (p *cliProc) wait(sig syscall.Signal, d time.Duration) int {
 const relayFlow = `# MQTT relay used by the shutdown tests: it reads from one broker (src)
 # and publishes to another (dst), so that the test can pause the sink
 # broker (SIGSTOP) and hold a deterministic backlog in the pipeline.
-connector src "${SRC_URL}" client_id "${CLIENT_ID}-src" session_expiry 600
+connector src "${SRC_URL}" client_id "${CLIENT_ID}-src" session_expiry 600s
     reconnect_max 300ms
 connector dst "${DST_URL}" client_id "${CLIENT_ID}-dst"
     reconnect_max 300ms publish_timeout 30s

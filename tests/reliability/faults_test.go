@@ -154,7 +154,7 @@ func TestMQTTRelaySurvivesBrokerRestarts(t *testing.T) {
 	restarts, n := faultPlan()
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
 	src := newProbe(mqttBuilder(t, br.URL(), pipeline.Params{
-		"client_id": "rel-relay", "session_expiry": "600", "reconnect_min": "50ms", "reconnect_max": "300ms",
+		"client_id": "rel-relay", "session_expiry": "600s", "reconnect_min": "50ms", "reconnect_max": "300ms",
 		"publish_timeout": "60s", "connect_timeout": "2s"}))
 	g := pipeline.New().Connector("mqtt", src)
 	g.Record("in").From("mqtt://rel/in/#", codec.JSON{})
@@ -230,7 +230,7 @@ func TestMQTTToKafkaSurvivesBrokerRestarts(t *testing.T) {
 	br := mqtttest.Start(t, mqtttest.Options{Persistence: true})
 	cl := kafkatest.Start(t, kafkatest.Options{Persist: true, Topics: map[string]int{"rel-out": 3}})
 	src := newProbe(mqttBuilder(t, br.URL(), pipeline.Params{
-		"client_id": "rel-bridge", "session_expiry": "600", "reconnect_min": "50ms", "reconnect_max": "300ms",
+		"client_id": "rel-bridge", "session_expiry": "600s", "reconnect_min": "50ms", "reconnect_max": "300ms",
 		"connect_timeout": "2s"}))
 	g := pipeline.New().Connector("mqtt", src).Connector("kafka", kafkaBuilder(t, cl, ""))
 	g.Record("in").From("mqtt://bridge/in/#", codec.JSON{})

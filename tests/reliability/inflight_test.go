@@ -59,7 +59,7 @@ func inFlightN() int {
 func inflightOutQoS() string { return "1" }
 
 const inflightMQTTFlow = `# in-flight fault test: MQTT -> MQTT through a faultproxy
-connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600
+connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600s
     reconnect_min 50ms reconnect_max 300ms publish_timeout 30s
 
 record in {
@@ -75,7 +75,7 @@ pipeline relay {
 `
 
 const inflightMQTTKafkaFlow = `# in-flight fault test: MQTT (through a faultproxy) -> Kafka
-connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600
+connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600s
     reconnect_min 50ms reconnect_max 300ms publish_timeout 30s
 connector kafka "kafka://${KAFKA_BROKERS}" client_id "if" acks all
 
@@ -97,7 +97,7 @@ pipeline relay {
 const inflightKafkaMQTTFlow = `# in-flight fault test: Kafka -> MQTT (through a faultproxy)
 connector kafka "kafka://${KAFKA_BROKERS}" group "if-group" client_id "if"
     commit_interval 100ms session_timeout 2s heartbeat_interval 200ms rebalance_timeout 3s
-connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600
+connector mqtt "${MQTT_URL}" client_id "if-relay" clean_start false session_expiry 600s
     reconnect_min 50ms reconnect_max 300ms publish_timeout 5s
 
 record in {

@@ -30,7 +30,7 @@ func TestNoLeakMQTTRunnerLifecycle(t *testing.T) {
 	snapshot := goleak.IgnoreCurrent()
 
 	g := pipeline.New().Connector("mqtt", mqttBuilder(t, br.URL(), pipeline.Params{
-		"client_id": "leak-relay", "session_expiry": "600", "reconnect_min": "50ms", "reconnect_max": "300ms"}))
+		"client_id": "leak-relay", "session_expiry": "600s", "reconnect_min": "50ms", "reconnect_max": "300ms"}))
 	g.Record("in").From("mqtt://leak/in/#", codec.JSON{})
 	g.Pipeline("relay").From("in").Via(seqFilter()).To("mqtt://leak/out/{seq}", codec.JSON{})
 	run := start(t, g, pipeline.RunOptions{})
