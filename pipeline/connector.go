@@ -198,19 +198,7 @@ type BuildEnv struct {
 	// subscriptions Serve receives), so a connector can subscribe on
 	// connect and report readiness accordingly.
 	Inbound []Subscription
-	// DeadLetter sends a record that this connector finally failed to
-	// publish asynchronously (a permanent broker rejection reported after
-	// PublishAsync returned) to the graph's dead-letter destination, with
-	// the destination and cause as provenance. It returns nil once the dead
-	// letter is published; then the connector acknowledges the record (Done)
-	// instead of rejecting it. It returns ErrNoDeadLetter when the graph has
-	// no destination, in which case the connector nacks as before.
-	DeadLetter func(ctx context.Context, env *Envelope, dest string, cause error) error
 }
-
-// ErrNoDeadLetter is returned by BuildEnv.DeadLetter when the graph has no
-// dead-letter destination.
-var ErrNoDeadLetter = errors.New("no dead-letter destination configured")
 
 // Connector is a built connector: it owns its connection(s), reconnects in
 // the background with backoff, and publishes.

@@ -181,15 +181,7 @@ func (r *Runner) Run(ctx context.Context) (err error) {
 		return errors.New("pipeline: runner already started")
 	}
 	for _, c := range r.connList {
-		name := c.name
-		conn, berr := c.spec.b.Build(ctx, BuildEnv{Name: c.name, Logger: r.log.With("connector", c.name), Tracer: r.opts.Tracer, Inbound: c.subs,
-			DeadLetter: func(ctx context.Context, env *Envelope, dest string, cause error) error {
-				if r.graphDL == nil {
-					r.deadLetters.Add(1)
-					return ErrNoDeadLetter
-				}
-				return r.deadLetter(ctx, r.graphDL, env, "", "publish", "", name+"://"+dest, cause)
-			}})
+		conn, berr := c.spec.b.Build(ctx, BuildEnv{Name: c.name, Logger: r.log.With("connector", c.name), Tracer: r.opts.Tracer, Inbound: c.subs})
 		if berr != nil {
 			r.closeConns(ctx)
 			return fmt.Errorf("connector %s: %w", c.name, berr)

@@ -911,7 +911,7 @@ func (d connectorDispatcher) Dispatch(ctx context.Context, env *pipeline.Envelop
 		return nil
 	}
 	e := pipeline.Envelope{Payload: out, Ack: env.Ack}
-	if err := d.c.PublishAsync(ctx, "alerts/temp", mqtt.PubOptions{QoS: 1}, &e); err != nil {
+	if err := d.c.PublishAsync(ctx, "alerts/temp", mqtt.Out{QoS: 1}, &e); err != nil {
 		env.Ack.Nack(err)
 	}
 	return nil
@@ -922,7 +922,7 @@ func connectorRelay(ctx context.Context, brokerURL string) error {
 	if err != nil {
 		return err
 	}
-	subs := []pipeline.Subscription{{Filter: "sensors/temp", Options: mqtt.SubOptions{QoS: 1}}}
+	subs := []pipeline.Subscription{{Filter: "sensors/temp", Options: mqtt.In{QoS: 1}}}
 	cn, err := b.Build(ctx, pipeline.BuildEnv{Name: "mqtt", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Inbound: subs})
 	if err != nil {
 		return err

@@ -141,9 +141,6 @@ func (h *harness) build(inbound bool) *instance {
 	env := pipeline.BuildEnv{
 		Name:   h.p.Builder.Scheme(),
 		Logger: h.log,
-		DeadLetter: func(context.Context, *pipeline.Envelope, string, error) error {
-			return pipeline.ErrNoDeadLetter
-		},
 	}
 	if inbound {
 		env.Inbound = []pipeline.Subscription{h.sub}

@@ -24,14 +24,11 @@ import (
 // connector directly (as the runner does) or through a pipeline, against
 // kfake.
 
-// producerConn builds a producer-only connector on cl whose dead-letter
-// hook is dl (nil: no dead-letter destination). It is closed at cleanup.
-func producerConn(t *testing.T, cl *kafkatest.Cluster, dl func(context.Context, *pipeline.Envelope, string, error) error, mut ...func(*kafka.Config)) pipeline.Connector {
+// producerConn builds a producer-only connector on cl. It is closed at
+// cleanup.
+func producerConn(t *testing.T, cl *kafkatest.Cluster, mut ...func(*kafka.Config)) pipeline.Connector {
 	t.Helper()
-	if dl == nil {
-		dl = func(context.Context, *pipeline.Envelope, string, error) error { return pipeline.ErrNoDeadLetter }
-	}
-	c, err := builder(t, cl, "", mut...).Build(context.Background(), pipeline.BuildEnv{Name: "kafka", Logger: testLogger(), DeadLetter: dl})
+	c, err := builder(t, cl, "", mut...).Build(context.Background(), pipeline.BuildEnv{Name: "kafka", Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +145,7 @@ func consumeAfterPrime(t *testing.T, cl *kafkatest.Cluster, topic string, n int)
 // hand-off. The envelope is reused between calls, as the runner does.
 func TestBatchHeldUntilFlushAckedAfterConfirmation(t *testing.T) {
 	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"bc": 1}})
-	c := producerConn(t, cl, nil)
+	c := producerConn(t, cl)
 	ctx := context.Background()
 	fl := c.(pipeline.Flusher)
 	_ = fl.Flush(ctx) // the caller flushes: records may be held back from now on
@@ -212,30 +209,6 @@ var rejections = []struct {
 		func(err error) bool { return errors.Is(err, kafkago.UnknownTopicOrPartition) }},
 }
 
-// deadLetters records the connector's dead-letter calls.
-type deadLetters struct {
-	mu    sync.Mutex
-	calls []deadLetter
-}
-
-type deadLetter struct {
-	dest, key string
-	cause     error
-}
-
-func (d *deadLetters) hook(_ context.Context, env *pipeline.Envelope, dest string, cause error) error {
-	d.mu.Lock()
-	d.calls = append(d.calls, deadLetter{dest, string(env.Key), cause})
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *deadLetters) snapshot() []deadLetter {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]deadLetter(nil), d.calls...)
-}
-
 // checkOutput checks that topic br holds seq 0..n-1 except bad, in order.
 func checkOutput(t *testing.T, cl *kafkatest.Cluster, n, bad int) {
 	t.Helper()
@@ -262,8 +235,7 @@ func TestBatchRejectionReturned(t *testing.T) {
 	for _, tc := range rejections {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"br": 1}})
-			var dls deadLetters
-			c := producerConn(t, cl, dls.hook)
+			c := producerConn(t, cl)
 			ctx := context.Background()
 			fl := c.(pipeline.Flusher)
 			_ = fl.Flush(ctx)
@@ -312,9 +284,6 @@ func TestBatchRejectionReturned(t *testing.T) {
 			if err := c.Publish(pctx, tc.dest, nil, &env); !tc.is(err) {
 				t.Errorf("Publish: %v, want the rejection", err)
 			}
-			if got := dls.snapshot(); len(got) != 0 {
-				t.Errorf("the connector dead-lettered %+v", got)
-			}
 		})
 	}
 }
@@ -330,8 +299,7 @@ func TestBatchRejectionReportsOnlyThatRecord(t *testing.T) {
 	for _, tc := range rejections {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"br": 1}})
-			var dls deadLetters
-			c := producerConn(t, cl, dls.hook)
+			c := producerConn(t, cl)
 			kafka.BatchEverything(c)
 			ctx := context.Background()
 			fl := c.(pipeline.Flusher)
@@ -360,9 +328,6 @@ func TestBatchRejectionReportsOnlyThatRecord(t *testing.T) {
 					t.Errorf("record %d: ack %v, want acknowledged", i, err)
 				}
 			}
-			if got := dls.snapshot(); len(got) != 0 {
-				t.Errorf("the connector dead-lettered %+v itself", got)
-			}
 			checkOutput(t, cl, n, bad)
 		})
 	}
@@ -372,7 +337,7 @@ func TestBatchRejectionReportsOnlyThatRecord(t *testing.T) {
 // closes are produced and acknowledged before Close returns.
 func TestBatchCloseHandsOffPending(t *testing.T) {
 	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"bcl": 1}})
-	c := producerConn(t, cl, nil)
+	c := producerConn(t, cl)
 	ctx := context.Background()
 	_ = c.(pipeline.Flusher).Flush(ctx)
 	prime(t, c, "bcl")
@@ -418,7 +383,7 @@ func TestBatchCloseHandsOffPending(t *testing.T) {
 func TestBatchInFlightCap(t *testing.T) {
 	cl := kafkatest.Start(t, kafkatest.Options{Topics: map[string]int{"bif": 1}})
 	const limit, n = 4, 10
-	c := producerConn(t, cl, nil, func(cfg *kafka.Config) { cfg.MaxInFlight = limit })
+	c := producerConn(t, cl, func(cfg *kafka.Config) { cfg.MaxInFlight = limit })
 	ctx := context.Background()
 	_ = c.(pipeline.Flusher).Flush(ctx)
 	prime(t, c, "bif")

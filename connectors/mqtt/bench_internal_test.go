@@ -38,7 +38,7 @@ func BenchmarkNewReq(b *testing.B) {
 	for _, hc := range headerCases {
 		b.Run(hc.name, func(b *testing.B) {
 			env := &pipeline.Envelope{Payload: payload, Headers: hc.headers}
-			opts := PubOptions{QoS: 1}
+			opts := Out{QoS: 1}
 			b.ReportAllocs()
 			for b.Loop() {
 				_ = c.newReq(ctx, "alerts/d-1", opts, env)

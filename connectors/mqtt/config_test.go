@@ -184,26 +184,26 @@ func TestValidateLinkOptions(t *testing.T) {
 		params pipeline.Params // the same mistake written as settings; nil: none
 		want   string          // "" when valid
 	}{
-		{"inbound valid", pipeline.Inbound, "a/+", SubOptions{QoS: 2, Share: "g"}, pipeline.Params{"qos": "2", "share": "g"}, ""},
-		{"inbound pointer", pipeline.Inbound, "a/+", &SubOptions{QoS: 1}, pipeline.Params{"qos": "1"}, ""},
-		{"outbound valid", pipeline.Outbound, "a/{d}", PubOptions{QoS: 0, MessageExpiry: time.Minute}, pipeline.Params{"qos": "0", "message_expiry": "1m"}, ""},
-		{"inbound qos 3", pipeline.Inbound, "a", SubOptions{QoS: 3}, pipeline.Params{"qos": "3"}, `qos "3": want a whole number from 0 to 2`},
-		{"outbound qos 3", pipeline.Outbound, "a", PubOptions{QoS: 3}, pipeline.Params{"qos": "3"}, `qos "3": want a whole number from 0 to 2`},
-		{"bad group", pipeline.Inbound, "a", SubOptions{QoS: 1, Share: "a/b"}, pipeline.Params{"share": "a/b"},
+		{"inbound valid", pipeline.Inbound, "a/+", In{QoS: 2, Share: "g"}, pipeline.Params{"qos": "2", "share": "g"}, ""},
+		{"inbound pointer", pipeline.Inbound, "a/+", &In{QoS: 1}, pipeline.Params{"qos": "1"}, ""},
+		{"outbound valid", pipeline.Outbound, "a/{d}", Out{QoS: 0, MessageExpiry: time.Minute}, pipeline.Params{"qos": "0", "message_expiry": "1m"}, ""},
+		{"inbound qos 3", pipeline.Inbound, "a", In{QoS: 3}, pipeline.Params{"qos": "3"}, `qos "3": want a whole number from 0 to 2`},
+		{"outbound qos 3", pipeline.Outbound, "a", Out{QoS: 3}, pipeline.Params{"qos": "3"}, `qos "3": want a whole number from 0 to 2`},
+		{"bad group", pipeline.Inbound, "a", In{QoS: 1, Share: "a/b"}, pipeline.Params{"share": "a/b"},
 			`share "a/b": not a valid group name (want a non-empty name without /, + or #)`},
-		{"group conflicting with the address", pipeline.Inbound, "$share/g/a", SubOptions{QoS: 1, Share: "h"}, pipeline.Params{"share": "h"},
+		{"group conflicting with the address", pipeline.Inbound, "$share/g/a", In{QoS: 1, Share: "h"}, pipeline.Params{"share": "h"},
 			`share "h": conflicts with the group of address "$share/g/a"`},
-		{"no group in the address", pipeline.Inbound, "$share//t", SubOptions{QoS: 1}, pipeline.Params{},
+		{"no group in the address", pipeline.Inbound, "$share//t", In{QoS: 1}, pipeline.Params{},
 			`shared subscription "$share//t": want $share/GROUP/filter`},
-		{"negative expiry", pipeline.Outbound, "a", PubOptions{QoS: 1, MessageExpiry: -time.Second}, pipeline.Params{"message_expiry": "-1s"},
+		{"negative expiry", pipeline.Outbound, "a", Out{QoS: 1, MessageExpiry: -time.Second}, pipeline.Params{"message_expiry": "-1s"},
 			`message_expiry "-1s": must not be negative`},
-		{"outbound options on an inbound link", pipeline.Inbound, "a", PubOptions{QoS: 1}, nil,
-			"inbound link options are mqtt.PubOptions, want mqtt.SubOptions"},
-		{"inbound options on an outbound link", pipeline.Outbound, "a", &SubOptions{QoS: 1}, nil,
-			"outbound link options are *mqtt.SubOptions, want mqtt.PubOptions"},
+		{"outbound options on an inbound link", pipeline.Inbound, "a", Out{QoS: 1}, nil,
+			"inbound link options are mqtt.Out, want mqtt.In"},
+		{"inbound options on an outbound link", pipeline.Outbound, "a", &In{QoS: 1}, nil,
+			"outbound link options are *mqtt.In, want mqtt.Out"},
 		{"options of another connector", pipeline.Outbound, "a", struct{ QoS byte }{1}, nil,
-			"outbound link options are struct { QoS uint8 }, want mqtt.PubOptions"},
-		{"nil pointer", pipeline.Inbound, "a", (*SubOptions)(nil), nil, "inbound link options: nil *mqtt.SubOptions"},
+			"outbound link options are struct { QoS uint8 }, want mqtt.Out"},
+		{"nil pointer", pipeline.Inbound, "a", (*In)(nil), nil, "inbound link options: nil *mqtt.In"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := New(Config{URL: "mqtt://127.0.0.1:1"})
@@ -277,7 +277,7 @@ func TestGraphRefusesWildcardDestination(t *testing.T) {
 	if _, err := b.ParseLinkOptions(pipeline.Outbound, "x/#", nil); err != nil {
 		t.Fatalf("ParseLinkOptions: %v (the graph checks wildcards)", err)
 	}
-	for _, opt := range []linkOpt{pipeline.Options(PubOptions{QoS: 1}), pipeline.WithParams(pipeline.Params{"qos": "1"})} {
+	for _, opt := range []linkOpt{pipeline.Options(Out{QoS: 1}), pipeline.WithParams(pipeline.Params{"qos": "1"})} {
 		err := linkGraph(b, pipeline.Outbound, "x/#", opt)
 		if err == nil || !strings.Contains(err.Error(), "cannot publish to a topic filter (wildcard # in the destination)") {
 			t.Fatalf("graph error %v, want the wildcard refused", err)
@@ -375,13 +375,13 @@ func TestParseLinkOptions(t *testing.T) {
 		want any
 		err  []string
 	}{
-		{"inbound defaults", pipeline.Inbound, "a/+", nil, SubOptions{QoS: 1}, nil},
+		{"inbound defaults", pipeline.Inbound, "a/+", nil, In{QoS: 1}, nil},
 		{"inbound options", pipeline.Inbound, "a/#", pipeline.Params{"qos": "2", "no_local": "yes", "share": "g", "retain_as_published": "on"},
-			SubOptions{QoS: 2, NoLocal: true, Share: "g", RetainAsPublished: true}, nil},
-		{"group is share", pipeline.Inbound, "a", pipeline.Params{"group": "g", "qos": "0"}, SubOptions{QoS: 0, Share: "g"}, nil},
-		{"share matching the address", pipeline.Inbound, "$share/g/a", pipeline.Params{"share": "g"}, SubOptions{QoS: 1, Share: "g"}, nil},
+			In{QoS: 2, NoLocal: true, Share: "g", RetainAsPublished: true}, nil},
+		{"group is share", pipeline.Inbound, "a", pipeline.Params{"group": "g", "qos": "0"}, In{QoS: 0, Share: "g"}, nil},
+		{"share matching the address", pipeline.Inbound, "$share/g/a", pipeline.Params{"share": "g"}, In{QoS: 1, Share: "g"}, nil},
 		{"outbound options", pipeline.Outbound, "x/{d}", pipeline.Params{"qos": "0", "retain": "true", "content_type": "application/json", "message_expiry": "1m"},
-			PubOptions{QoS: 0, Retain: true, ContentType: "application/json", MessageExpiry: time.Minute}, nil},
+			Out{QoS: 0, Retain: true, ContentType: "application/json", MessageExpiry: time.Minute}, nil},
 		{"qos out of range", pipeline.Inbound, "a", pipeline.Params{"qos": "3"}, nil, []string{`qos "3": want a whole number from 0 to 2`}},
 		{"qos not a number", pipeline.Outbound, "a", pipeline.Params{"qos": "one"}, nil, []string{`qos "one": want a whole number from 0 to 2`}},
 		{"misspelled", pipeline.Inbound, "a", pipeline.Params{"qoss": "1"}, nil, []string{`qoss: unknown inbound link setting (did you mean "qos"?)`}},
@@ -399,7 +399,7 @@ func TestParseLinkOptions(t *testing.T) {
 		{"boolean", pipeline.Outbound, "a", pipeline.Params{"retain": "maybe"}, nil, []string{`retain "maybe": want true or false`}},
 		// A static destination with a wildcard is the graph's check
 		// (pipeline.Caps.Topics, TestGraphRefusesWildcardDestination).
-		{"templated destination", pipeline.Outbound, "x/{d}/y", nil, PubOptions{QoS: 1}, nil},
+		{"templated destination", pipeline.Outbound, "x/{d}/y", nil, Out{QoS: 1}, nil},
 		{"empty filter after the group", pipeline.Inbound, "$share/g/", nil, nil, []string{`shared subscription "$share/g/": want $share/GROUP/filter`}},
 		{"bad group written as group", pipeline.Inbound, "a", pipeline.Params{"group": "a+b"}, nil,
 			[]string{`group "a+b": not a valid group name (want a non-empty name without /, + or #)`}},
@@ -441,20 +441,20 @@ func TestHeaderMapping(t *testing.T) {
 	many := pipeline.Headers{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}, {Key: "c", Value: "3"}, {Key: "d", Value: "4"}, {Key: "e", Value: "5"}, {Key: "f", Value: ""}}
 	for _, tc := range []struct {
 		name    string
-		o       PubOptions
+		o       Out
 		in      pipeline.Headers
 		user    string // key=value,... sent as user properties
 		ct      string
 		noProps bool
 	}{
-		{"nothing", PubOptions{}, nil, "", "", true},
-		{"headers in order", PubOptions{}, pipeline.Headers{tp, {Key: "x-b", Value: "2"}}, "traceparent=00-abc-def-01,x-b=2", "", false},
-		{"content type header", PubOptions{}, pipeline.Headers{{Key: "content-type", Value: "text/plain"}, tp}, "traceparent=00-abc-def-01", "text/plain", false},
-		{"content type in any case", PubOptions{}, pipeline.Headers{tp, {Key: "Content-Type", Value: "application/json"}}, "traceparent=00-abc-def-01", "application/json", false},
-		{"only a content type", PubOptions{}, pipeline.Headers{{Key: "CONTENT-TYPE", Value: "a/b"}}, "", "a/b", false},
-		{"the link's content type wins", PubOptions{ContentType: "application/cbor"}, pipeline.Headers{{Key: "Content-Type", Value: "text/plain"}}, "", "application/cbor", false},
-		{"more headers than the inline room", PubOptions{}, many, "a=1,b=2,c=3,d=4,e=5,f=", "", false},
-		{"expiry alone", PubOptions{MessageExpiry: 1500 * time.Millisecond}, nil, "", "", false},
+		{"nothing", Out{}, nil, "", "", true},
+		{"headers in order", Out{}, pipeline.Headers{tp, {Key: "x-b", Value: "2"}}, "traceparent=00-abc-def-01,x-b=2", "", false},
+		{"content type header", Out{}, pipeline.Headers{{Key: "content-type", Value: "text/plain"}, tp}, "traceparent=00-abc-def-01", "text/plain", false},
+		{"content type in any case", Out{}, pipeline.Headers{tp, {Key: "Content-Type", Value: "application/json"}}, "traceparent=00-abc-def-01", "application/json", false},
+		{"only a content type", Out{}, pipeline.Headers{{Key: "CONTENT-TYPE", Value: "a/b"}}, "", "a/b", false},
+		{"the link's content type wins", Out{ContentType: "application/cbor"}, pipeline.Headers{{Key: "Content-Type", Value: "text/plain"}}, "", "application/cbor", false},
+		{"more headers than the inline room", Out{}, many, "a=1,b=2,c=3,d=4,e=5,f=", "", false},
+		{"expiry alone", Out{MessageExpiry: 1500 * time.Millisecond}, nil, "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			props := pubProperties(tc.o, tc.in)
@@ -514,10 +514,10 @@ func TestHeaderMappingAllocs(t *testing.T) {
 		f    func()
 		max  float64
 	}{
-		{"newReq without headers", func() { c.newReq(ctx, "t", PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("x")}) }, 2},
-		{"newReq with headers", func() { c.newReq(ctx, "t", PubOptions{QoS: 1}, &pipeline.Envelope{Payload: []byte("x"), Headers: hs}) }, 3},
+		{"newReq without headers", func() { c.newReq(ctx, "t", Out{QoS: 1}, &pipeline.Envelope{Payload: []byte("x")}) }, 2},
+		{"newReq with headers", func() { c.newReq(ctx, "t", Out{QoS: 1}, &pipeline.Envelope{Payload: []byte("x"), Headers: hs}) }, 3},
 		{"newReq with headers and expiry", func() {
-			c.newReq(ctx, "t", PubOptions{QoS: 1, MessageExpiry: time.Minute}, &pipeline.Envelope{Payload: []byte("x"), Headers: hs})
+			c.newReq(ctx, "t", Out{QoS: 1, MessageExpiry: time.Minute}, &pipeline.Envelope{Payload: []byte("x"), Headers: hs})
 		}, 3},
 		{"inHeaders without properties", func() { _ = inHeaders(none) }, 0},
 		{"inHeaders", func() { _ = inHeaders(some) }, 1},
@@ -530,11 +530,11 @@ func TestHeaderMappingAllocs(t *testing.T) {
 
 func TestPlanDeduplicatesOverlappingSubscriptions(t *testing.T) {
 	subs := []pipeline.Subscription{
-		{Filter: "s/+/temp", Options: SubOptions{QoS: 1}},
-		{Filter: "s/#", Options: SubOptions{QoS: 1}},
-		{Filter: "s/#", Options: SubOptions{QoS: 2}},
-		{Filter: "s/d1/+", Options: SubOptions{QoS: 0}},
-		{Filter: "jobs", Options: SubOptions{QoS: 1, Share: "g"}},
+		{Filter: "s/+/temp", Options: In{QoS: 1}},
+		{Filter: "s/#", Options: In{QoS: 1}},
+		{Filter: "s/#", Options: In{QoS: 2}},
+		{Filter: "s/d1/+", Options: In{QoS: 0}},
+		{Filter: "jobs", Options: In{QoS: 1, Share: "g"}},
 	}
 	c := &Conn{plan: makePlan(subs)}
 	if len(c.plan) != 4 || c.plan[1].opts.QoS != 2 || c.plan[3].filter != "$share/g/jobs" {
@@ -613,9 +613,9 @@ func TestRenderedWildcardRefusedPerRecord(t *testing.T) {
 				env := &pipeline.Envelope{Payload: []byte("x"), Ack: pipeline.NewAck(func(error) { t.Errorf("%q: ack finished, want the hand-off refused", dest) })}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				if async {
-					err = c.(pipeline.AsyncPublisher).PublishAsync(ctx, dest, PubOptions{QoS: 1}, env)
+					err = c.(pipeline.AsyncPublisher).PublishAsync(ctx, dest, Out{QoS: 1}, env)
 				} else {
-					err = c.Publish(ctx, dest, PubOptions{QoS: 1}, env)
+					err = c.Publish(ctx, dest, Out{QoS: 1}, env)
 				}
 				cancel()
 				var rej *RejectedError

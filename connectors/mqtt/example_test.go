@@ -20,9 +20,9 @@ func ExampleNewEmbedded() {
 	}
 	g := pipeline.New().Connector("mqtt", b)
 	g.Record("readings").To("mqtt://sensors/{device}/temp", codec.JSON{},
-		pipeline.Options(mqtt.PubOptions{QoS: 1}))
+		pipeline.Options(mqtt.Out{QoS: 1}))
 	g.Record("echo").From("mqtt://sensors/+/temp", codec.JSON{},
-		pipeline.Options(mqtt.SubOptions{QoS: 1}))
+		pipeline.Options(mqtt.In{QoS: 1}))
 	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
 	if err != nil {
 		panic(err)

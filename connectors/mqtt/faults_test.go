@@ -77,7 +77,7 @@ func TestOfflineQueueDropOldest(t *testing.T) {
 	for i := range 5 {
 		k := fmt.Sprint(i)
 		env := &pipeline.Envelope{Payload: []byte(k), Ack: o.ack(k)}
-		if err := c.PublishAsync(ctx, "q/"+k, mqtt.PubOptions{QoS: 1}, env); err != nil {
+		if err := c.PublishAsync(ctx, "q/"+k, mqtt.Out{QoS: 1}, env); err != nil {
 			t.Fatalf("PublishAsync %d: %v", i, err)
 		}
 	}

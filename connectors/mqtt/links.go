@@ -11,8 +11,8 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
-// SubOptions are the options of an inbound link (a subscription).
-type SubOptions struct {
+// In are the options of an inbound link (a subscription).
+type In struct {
 	// QoS is the maximum QoS the broker delivers with (default 1). At QoS
 	// 1 and 2 messages are acknowledged only after every sink finished.
 	QoS byte
@@ -27,8 +27,8 @@ type SubOptions struct {
 	RetainAsPublished bool
 }
 
-// PubOptions are the options of an outbound link.
-type PubOptions struct {
+// Out are the options of an outbound link.
+type Out struct {
 	// QoS of the published messages (default 1).
 	QoS byte
 	// Retain asks the broker to keep the last message of each topic.
@@ -62,7 +62,7 @@ func parseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params)
 	qos := byte(s.Int("qos", 1, 0, maxQoS))
 	var opts any
 	if dir == pipeline.Inbound {
-		o := SubOptions{QoS: qos}
+		o := In{QoS: qos}
 		o.NoLocal = s.Bool("no_local", false)
 		s.Alias("share", "group")
 		if s.Has("share") {
@@ -73,7 +73,7 @@ func parseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params)
 		o.RetainAsPublished = s.Bool("retain_as_published", false)
 		opts = o
 	} else {
-		o := PubOptions{QoS: qos}
+		o := Out{QoS: qos}
 		o.Retain = s.Bool("retain", false)
 		o.ContentType = s.String("content_type", "")
 		o.MessageExpiry = s.Duration("message_expiry", 0)
@@ -100,8 +100,8 @@ func parseLinkOptions(dir pipeline.Direction, address string, p pipeline.Params)
 // errGroupName is the problem with a shared-subscription group name.
 const errGroupName = "not a valid group name (want a non-empty name without /, + or #)"
 
-// validateLinkOptions checks typed link options (SubOptions for inbound
-// links, PubOptions for outbound ones, or pointers to them): what
+// validateLinkOptions checks typed link options (In for inbound
+// links, Out for outbound ones, or pointers to them): what
 // parseLinkOptions checks after reading the settings, so that typed Go
 // options and DSL settings are refused with the same errors. Problems with
 // one option are *kit.Error values naming the setting.
@@ -111,17 +111,17 @@ func validateLinkOptions(dir pipeline.Direction, address string, opts any) error
 		errs = append(errs, &kit.Error{Key: key, Value: value, Err: fmt.Errorf(format, args...)})
 	}
 	if dir == pipeline.Inbound {
-		var o SubOptions
+		var o In
 		switch v := opts.(type) {
-		case SubOptions:
+		case In:
 			o = v
-		case *SubOptions:
+		case *In:
 			if v == nil {
-				return errors.New("inbound link options: nil *mqtt.SubOptions")
+				return errors.New("inbound link options: nil *mqtt.In")
 			}
 			o = *v
 		default:
-			return fmt.Errorf("inbound link options are %T, want mqtt.SubOptions", opts)
+			return fmt.Errorf("inbound link options are %T, want mqtt.In", opts)
 		}
 		if o.QoS > maxQoS {
 			bad("qos", strconv.Itoa(int(o.QoS)), "want a whole number from 0 to %d", maxQoS)
@@ -139,17 +139,17 @@ func validateLinkOptions(dir pipeline.Direction, address string, opts any) error
 			}
 		}
 	} else {
-		var o PubOptions
+		var o Out
 		switch v := opts.(type) {
-		case PubOptions:
+		case Out:
 			o = v
-		case *PubOptions:
+		case *Out:
 			if v == nil {
-				return errors.New("outbound link options: nil *mqtt.PubOptions")
+				return errors.New("outbound link options: nil *mqtt.Out")
 			}
 			o = *v
 		default:
-			return fmt.Errorf("outbound link options are %T, want mqtt.PubOptions", opts)
+			return fmt.Errorf("outbound link options are %T, want mqtt.Out", opts)
 		}
 		if o.QoS > maxQoS {
 			bad("qos", strconv.Itoa(int(o.QoS)), "want a whole number from 0 to %d", maxQoS)
@@ -164,28 +164,28 @@ func validateLinkOptions(dir pipeline.Direction, address string, opts any) error
 	return errs
 }
 
-func subOptions(v any) SubOptions {
+func subOptions(v any) In {
 	switch o := v.(type) {
-	case SubOptions:
+	case In:
 		return o
-	case *SubOptions:
+	case *In:
 		if o != nil {
 			return *o
 		}
 	}
-	return SubOptions{QoS: 1}
+	return In{QoS: 1}
 }
 
-func pubOptions(v any) PubOptions {
+func pubOptions(v any) Out {
 	switch o := v.(type) {
-	case PubOptions:
+	case Out:
 		return o
-	case *PubOptions:
+	case *Out:
 		if o != nil {
 			return *o
 		}
 	}
-	return PubOptions{QoS: 1}
+	return Out{QoS: 1}
 }
 
 // checkDestination refuses, per record, a rendered destination that is

@@ -126,8 +126,8 @@ func (b *Builder) Config() Config { return b.cfg }
 
 // ParseLinkOptions implements pipeline.LinkOptionParser: inbound links
 // take qos, no_local, share (or group) and retain_as_published and yield
-// SubOptions; outbound links take qos, retain, content_type and
-// message_expiry and yield PubOptions. Settings are read with the shared
+// In; outbound links take qos, retain, content_type and
+// message_expiry and yield Out. Settings are read with the shared
 // reader (connectors/kit); every problem is reported at once, those with
 // a setting as *kit.Error values naming it. It ends with the checks of
 // ValidateLinkOptions.
@@ -136,8 +136,8 @@ func (b *Builder) ParseLinkOptions(dir pipeline.Direction, address string, p pip
 }
 
 // ValidateLinkOptions implements pipeline.LinkOptionValidator for typed Go
-// options: SubOptions (or *SubOptions) on inbound links, PubOptions (or
-// *PubOptions) on outbound ones. It applies the checks ParseLinkOptions
+// options: In (or *In) on inbound links, Out (or
+// *Out) on outbound ones. It applies the checks ParseLinkOptions
 // applies after reading settings (QoS at most 2, a valid shared
 // subscription group that agrees with a $share/GROUP/ address, no
 // negative message expiry), with the same errors; options of the other

@@ -487,7 +487,7 @@ type pubProps struct {
 // the link sets one; the link's message expiry. It returns nil when there
 // are none, and allocates once for up to two user properties (traceparent
 // and tracestate), twice for more.
-func pubProperties(o PubOptions, hs pipeline.Headers) *paho.PublishProperties {
+func pubProperties(o Out, hs pipeline.Headers) *paho.PublishProperties {
 	ct := o.ContentType
 	users := 0
 	for _, h := range hs {

@@ -19,7 +19,7 @@ type planned struct {
 	filter string // as sent, with any $share prefix
 	match  string // the filter topics are matched against
 	shared bool
-	opts   SubOptions
+	opts   In
 }
 
 // makePlan merges the inbound links into the subscriptions to send.
@@ -107,7 +107,7 @@ func (c *Conn) subscribe(cl *client, gen uint64) {
 }
 
 // subscribeFilter is the filter sent to the broker for a link address.
-func subscribeFilter(address string, o SubOptions) string {
+func subscribeFilter(address string, o In) string {
 	if o.Share != "" && !strings.HasPrefix(address, "$share/") {
 		return "$share/" + o.Share + "/" + address
 	}
