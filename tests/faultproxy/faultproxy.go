@@ -46,22 +46,49 @@ type Proxy struct {
 	held     atomic.Int64 // bytes read from clients and not yet forwarded
 }
 
-// pair is one proxied connection.
+// pair is one proxied connection. It is registered as soon as the client
+// is accepted, before the upstream is dialled, so that Cut and Down count
+// and reset a connection whatever stage it is at.
 type pair struct {
-	client, server *net.TCPConn
-	once           sync.Once
-	done           chan struct{} // closed by reset
+	client *net.TCPConn
+	done   chan struct{} // closed by reset
+
+	mu     sync.Mutex
+	server *net.TCPConn // nil until the upstream dial succeeds
+	isDone bool
 }
 
 // reset closes both sockets with SO_LINGER 0: the kernel answers with RST.
 func (c *pair) reset() {
-	c.once.Do(func() {
-		close(c.done)
-		for _, s := range []*net.TCPConn{c.client, c.server} {
+	c.mu.Lock()
+	if c.isDone {
+		c.mu.Unlock()
+		return
+	}
+	c.isDone = true
+	close(c.done)
+	server := c.server
+	c.mu.Unlock()
+	for _, s := range []*net.TCPConn{c.client, server} {
+		if s != nil {
 			_ = s.SetLinger(0)
 			_ = s.Close()
 		}
-	})
+	}
+}
+
+// attach records the dialled upstream; it reports false (and resets the
+// upstream) when the pair was reset during the dial.
+func (c *pair) attach(server *net.TCPConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isDone {
+		_ = server.SetLinger(0)
+		_ = server.Close()
+		return false
+	}
+	c.server = server
+	return true
 }
 
 // Option configures a Proxy.
@@ -130,17 +157,7 @@ func (p *Proxy) accept(ln net.Listener) {
 
 func (p *Proxy) serve(client *net.TCPConn) {
 	defer p.wg.Done()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	up, err := d.Dial("tcp", p.upstream)
-	if err != nil {
-		p.log.Warn("faultproxy: dial upstream", "upstream", p.upstream, "error", err)
-		_ = client.SetLinger(0)
-		_ = client.Close()
-		return
-	}
-	c := &pair{client: client, server: up.(*net.TCPConn), done: make(chan struct{})}
-	_ = c.client.SetNoDelay(true)
-	_ = c.server.SetNoDelay(true)
+	c := &pair{client: client, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed || p.ln == nil {
 		p.mu.Unlock()
@@ -150,14 +167,28 @@ func (p *Proxy) serve(client *net.TCPConn) {
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
 	p.accepted.Add(1)
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+	}()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	up, err := d.Dial("tcp", p.upstream)
+	if err != nil {
+		p.log.Warn("faultproxy: dial upstream", "upstream", p.upstream, "error", err)
+		c.reset()
+		return
+	}
+	if !c.attach(up.(*net.TCPConn)) {
+		return // cut while dialling
+	}
+	_ = c.client.SetNoDelay(true)
+	_ = c.server.SetNoDelay(true)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); p.copy(c, c.server, c.client, &p.held) }()
 	go func() { defer wg.Done(); p.copy(c, c.client, c.server, nil) }()
 	wg.Wait()
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
 }
 
 // copy forwards src to dst until either side fails; then it resets the
