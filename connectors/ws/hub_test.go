@@ -20,8 +20,8 @@ type hub struct {
 	port int
 	env  []string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
+	mu      sync.Mutex
+	cmd     *exec.Cmd
 	got     []hubMsg      // every message the hub received, in order
 	changed chan struct{} // closed and replaced when got grows
 	wait    chan struct{}
