@@ -151,7 +151,9 @@ func (s *session) Serve(ctx context.Context) (err error) {
 	if s.c.cfg.ReadOnStart {
 		for _, rt := range s.c.inboundRoutes() {
 			if !rt.pat.Wildcard() {
-				_ = s.tun.Send(time.Now(), knxnet.LData{Dest: rt.pat.Address(), APCI: knxnet.GroupValueRead, Short: true, Data: []byte{0}}, 0)
+				if err := s.tun.Send(time.Now(), knxnet.LData{Dest: rt.pat.Address(), APCI: knxnet.GroupValueRead, Short: true, Data: []byte{0}}, 0); err != nil {
+					s.c.log.Warn("knx: read on start", "address", rt.filter, "err", err)
+				}
 			}
 		}
 	}

@@ -146,8 +146,12 @@ func (d *Daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	cmd := exec.Command("knxd", "-e", "0.0.1", "-E", "0.0.2:8", "-u", d.sock,
-		"-T", "-S", fmt.Sprintf("224.0.23.12:%d", d.port), "-b", "dummy:")
+	args := []string{"-e", "0.0.1", "-E", "0.0.2:8", "-u", d.sock,
+		"-T", "-S", fmt.Sprintf("224.0.23.12:%d", d.port), "-b", "dummy:"}
+	if tr := os.Getenv("KNXD_TRACE"); tr != "" {
+		args = append([]string{"-f", "9", "-t", tr}, args...)
+	}
+	cmd := exec.Command("knxd", args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -204,6 +208,12 @@ func (d *Daemon) Stop() {
 func (d *Daemon) Restart() {
 	d.t.Helper()
 	d.Stop()
+	d.start()
+}
+
+// Up starts a stopped knxd again on the same port and socket.
+func (d *Daemon) Up() {
+	d.t.Helper()
 	d.start()
 }
 
@@ -314,7 +324,8 @@ func (l *Listener) Ready(ctx context.Context, t testing.TB, d *Daemon, probeGA s
 	}
 }
 
-// Expect returns the next line mentioning " to GA:", or fails t.
+// Expect returns the next telegram listed for ga (a line "Write from
+// 0.0.5 to 1/2/3: 0C 1A" or "Read from 0.0.5 to 1/2/3"), or fails t.
 func (l *Listener) Expect(ctx context.Context, t testing.TB, ga string) string {
 	t.Helper()
 	for {
@@ -323,7 +334,7 @@ func (l *Listener) Expect(ctx context.Context, t testing.TB, ga string) string {
 			if !ok {
 				t.Fatal("knxtool groupsocketlisten ended")
 			}
-			if strings.Contains(line, " to "+ga+":") {
+			if strings.Contains(line, " to "+ga+":") || strings.HasSuffix(strings.TrimSpace(line), " to "+ga) {
 				return line
 			}
 		case <-ctx.Done():
