@@ -168,6 +168,9 @@ func (c *Conn) dispatchLoop(ctx context.Context, routes []route, ch <-chan knxne
 // destination that is not a group address, is a pipeline.Permanent
 // error; while the tunnel is down Publish fails at once with the reason.
 func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("knx: publish to %s: %w", dest, err)
+	}
 	o := outOptions(opts)
 	ga, _, err := knxnet.ParseGroupAddress(dest)
 	if err != nil {

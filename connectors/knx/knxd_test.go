@@ -25,9 +25,9 @@ func TestBusToRecords(t *testing.T) {
 		sub(t, pipeline.Inbound, "1/2/*", pipeline.Params{"dpt": "9.001"}),
 		sub(t, pipeline.Inbound, "2/0/1", pipeline.Params{"dpt": "5.001"}),
 		sub(t, pipeline.Inbound, "2/0/2", pipeline.Params{"dpt": "16.000"}),
-		sub(t, pipeline.Inbound, "2/0/3", nil), // raw
+		sub(t, pipeline.Inbound, "2/0/3", nil),                               // raw
 		sub(t, pipeline.Inbound, "2/0/4", pipeline.Params{"dpt": "232.600"}), // unknown main type: raw
-		sub(t, pipeline.Inbound, "4/1000", pipeline.Params{"dpt": "7.001"}), // two-level: 4/3/232
+		sub(t, pipeline.Inbound, "4/1000", pipeline.Params{"dpt": "7.001"}),  // two-level: 4/3/232
 		sub(t, pipeline.Inbound, "2/0/5", pipeline.Params{"dpt": "18.001"}),
 		sub(t, pipeline.Inbound, "2/0/6", pipeline.Params{"dpt": "14.056"}),
 	}
