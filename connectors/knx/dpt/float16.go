@@ -36,6 +36,9 @@ func encodeFloat16(f float64) (uint16, error) {
 			if mi < 0 {
 				raw |= 0x8000
 			}
+			if raw == 0x7fff {
+				return 0, fmt.Errorf("%v encodes as 0x7fff, the invalid-data marker", f)
+			}
 			return raw, nil
 		}
 	}

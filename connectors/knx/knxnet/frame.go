@@ -144,7 +144,11 @@ func readHPAI(b []byte) (Endpoint, error) {
 		return Endpoint{}, reasonf(ReasonUnsupported, "HPAI host protocol 0x%02x, want IPv4 UDP", b[1])
 	}
 	ip := netip.AddrFrom4([4]byte(b[2:6]))
-	return Endpoint{Addr: netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[6:8]))}, nil
+	port := binary.BigEndian.Uint16(b[6:8])
+	if ip.IsUnspecified() && port == 0 {
+		return Endpoint{}, nil // NAT: answer to the sender
+	}
+	return Endpoint{Addr: netip.AddrPortFrom(ip, port)}, nil
 }
 
 // Frame is one decoded KNXnet/IP datagram of a service a tunnelling
@@ -170,7 +174,7 @@ type Frame struct {
 }
 
 // Encode appends the datagram for f to b.
-func (f *Frame) Encode(b []byte) []byte {
+func (f Frame) Encode(b []byte) []byte {
 	start := len(b)
 	b = append(b, headerLen, protocolVersion, byte(f.Service>>8), byte(f.Service), 0, 0)
 	switch f.Service {
