@@ -13,6 +13,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
+	"github.com/aimdb-dev/aimdb-flow/connectors/knx"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
@@ -38,6 +39,7 @@ func Default() Registry {
 	r[kafka.Scheme] = kafka.Factory
 	r["mqtt"], r["mqtts"], r["embedded"] = mqtt.Factory, mqtt.Factory, mqtt.EmbeddedFactory
 	r["serial"] = serial.Factory
+	r[knx.Scheme] = knx.Factory
 	return r
 }
 
