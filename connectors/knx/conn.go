@@ -2,7 +2,6 @@ package knx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -26,13 +25,13 @@ const (
 )
 
 // Conn is a built KNX connector. Its tunnel is owned by a
-// kit.Supervisor; telegrams received are handed to a dispatcher
-// goroutine of the running Serve through a bounded queue.
+// kit.Supervisor started by Build and stopped by Close; telegrams
+// received are handed to a dispatcher goroutine of the running Serve
+// through a bounded queue.
 type Conn struct {
-	cfg     Config
-	log     *slog.Logger
-	sup     *kit.Supervisor[*session]
-	inbound bool // built with inbound links: Serve drives the supervisor
+	cfg Config
+	log *slog.Logger
+	sup *kit.Supervisor[*session]
 
 	mu      sync.Mutex
 	routes  []route             // of the running Serve
@@ -52,9 +51,11 @@ type route struct {
 // Ready implements pipeline.Readiness: ready while the tunnel is up.
 func (c *Conn) Ready() error { return c.sup.Ready() }
 
-// Serve implements pipeline.Source: it connects (and reconnects) the
-// tunnel and dispatches every group telegram to the links whose pattern
-// matches, until ctx ends.
+// Serve implements pipeline.Source: it dispatches every group telegram
+// the tunnel receives to the links whose pattern matches, until ctx ends.
+// The tunnel itself belongs to the connector (made by Build, closed by
+// Close), so records still on their way out after the sources stopped
+// are published on it.
 func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
 	var routes []route
 	seen := map[string]int{}
@@ -86,21 +87,20 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 		c.dispatchLoop(ctx, routes, ch, d)
 	}()
 
-	var err error
-	if c.inbound {
-		err = c.sup.Run(ctx)
-	} else {
-		<-ctx.Done() // the supervisor was started by Build
+	if c.cfg.ReadOnStart {
+		// A tunnel that came up before Serve registered the links has not
+		// read them (a tunnel made later reads them itself).
+		if sess, err := c.sup.Session(ctx); err == nil {
+			sess.readRoutes(ctx, routes)
+		}
 	}
+	<-ctx.Done()
 	c.mu.Lock()
 	c.routes, c.deliver = nil, nil
 	c.mu.Unlock()
-	close(ch) // no session sends any more: Run returned, or deliver is unset
+	close(ch) // offer sends only while deliver is set, under c.mu
 	wg.Wait()
-	if errors.Is(err, kit.ErrSupervisorClosed) {
-		return nil
-	}
-	return err
+	return nil
 }
 
 func idOf(id string) string {

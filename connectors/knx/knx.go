@@ -49,15 +49,14 @@ func (*Builder) ValidateLinkOptions(dir pipeline.Direction, address string, opts
 	return validateLinkOptions(dir, address, opts)
 }
 
-// Build implements pipeline.Builder. It does no I/O: a connector with
-// inbound links connects when Serve runs; one with outbound links only
-// starts connecting in the background now.
+// Build implements pipeline.Builder. It does no I/O itself: the tunnel
+// is made, and remade after a loss, in the background, until Close.
 func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{cfg: b.cfg, log: log.With("connector", env.Name), inbound: len(env.Inbound) > 0}
+	c := &Conn{cfg: b.cfg, log: log.With("connector", env.Name)}
 	c.stats.init()
 	c.sup = kit.NewSupervisor(kit.SupervisorConfig[*session]{
 		Name:     "knx",
@@ -66,8 +65,6 @@ func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Conn
 		FailFast: true,
 		Log:      c.log,
 	})
-	if !c.inbound {
-		c.sup.Start()
-	}
+	c.sup.Start()
 	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/knx/knxnet"
@@ -25,6 +26,7 @@ type session struct {
 
 	early   []knxnet.Event // events of the handshake, handled by Serve
 	closeMu sync.Once
+	read    atomic.Bool // the inbound addresses were read (read_on_start)
 }
 
 type sendReq struct {
@@ -148,10 +150,10 @@ func (s *session) Serve(ctx context.Context) (err error) {
 		}
 	}()
 	var tag uint64
-	if s.c.cfg.ReadOnStart {
-		for _, rt := range s.c.inboundRoutes() {
+	if routes := s.c.inboundRoutes(); s.c.cfg.ReadOnStart && len(routes) > 0 && s.read.CompareAndSwap(false, true) {
+		for _, rt := range routes {
 			if !rt.pat.Wildcard() {
-				if err := s.tun.Send(time.Now(), knxnet.LData{Dest: rt.pat.Address(), APCI: knxnet.GroupValueRead, Short: true, Data: []byte{0}}, 0); err != nil {
+				if err := s.tun.Send(time.Now(), readOf(rt), 0); err != nil {
 					s.c.log.Warn("knx: read on start", "address", rt.filter, "err", err)
 				}
 			}
@@ -194,6 +196,10 @@ func (s *session) Serve(ctx context.Context) (err error) {
 			return fmt.Errorf("read: %w", err)
 		case r := <-s.reqs:
 			tag++
+			if r.frame.APCI == knxnet.GroupValueRead {
+				tag = 0 // reads are not confirmed to anyone
+				r.reply <- nil
+			}
 			if err := s.tun.Send(time.Now(), r.frame, tag); err != nil {
 				r.reply <- err
 			} else {
@@ -236,6 +242,25 @@ func (s *session) handle(e knxnet.Event, waiting map[uint64]*sendReq) error {
 		return e.Err
 	}
 	return nil
+}
+
+func readOf(rt route) knxnet.LData {
+	return knxnet.LData{Dest: rt.pat.Address(), APCI: knxnet.GroupValueRead, Short: true, Data: []byte{0}}
+}
+
+// readRoutes sends a GroupValueRead for each route without wildcards,
+// unless the session did when it started.
+func (s *session) readRoutes(ctx context.Context, routes []route) {
+	if !s.read.CompareAndSwap(false, true) {
+		return
+	}
+	for _, rt := range routes {
+		if !rt.pat.Wildcard() {
+			if err := s.send(ctx, readOf(rt)); err != nil {
+				s.c.log.Warn("knx: read on start", "address", rt.filter, "err", err)
+			}
+		}
+	}
 }
 
 // send hands a telegram to the session's loop and waits for its outcome.
