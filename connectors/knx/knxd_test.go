@@ -45,9 +45,10 @@ func TestBusToRecords(t *testing.T) {
 		name  string
 		ga    string
 		short bool
-		data  []byte
+		data  []byte // nil: a GroupValueRead
 		want  []want
 	}{
+		{"a read carries no value and is not dispatched", "1/2/3", true, nil, nil},
 		{"switch on (short)", "1/1/1", true, []byte{1}, []want{{topic: "1/1/1", group: "1/1/1",
 			json: map[string]any{"dpt": "1.001", "value": true, "text": "on", "ga": "1/1/1", "service": "write"}}}},
 		{"temperature by wildcard", "1/2/3", false, []byte{0x0c, 0x1a}, []want{{topic: "1/2/*", group: "1/2/3",
@@ -69,8 +70,12 @@ func TestBusToRecords(t *testing.T) {
 	seen := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := d.Write(ctx, tc.ga, tc.short, tc.data...); err != nil {
-				t.Fatal(err)
+			write := d.Write(ctx, tc.ga, tc.short, tc.data...)
+			if tc.data == nil {
+				write = d.Read(ctx, tc.ga)
+			}
+			if write != nil {
+				t.Fatal(write)
 			}
 			// A marker write after each case: whatever the case dispatched
 			// arrives before it (one tunnel, in order).

@@ -83,3 +83,35 @@ func TestReadOnStart(t *testing.T) {
 		t.Fatalf("bus shows %q, want only the marker after the read", line)
 	}
 }
+
+// TestPublishAfterServeEnds: the runner stops the sources first and then
+// drains the records still on their way out; the tunnel must outlive
+// Serve until Close.
+func TestPublishAfterServeEnds(t *testing.T) {
+	d := knxdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := d.Listen(t)
+	l.Ready(ctx, t, d, "31/7/255")
+	subs := []pipeline.Subscription{sub(t, pipeline.Inbound, "1/2/3", nil)}
+	pc, err := New(testConfig(t, d.Endpoint())).Build(ctx, pipeline.BuildEnv{Name: "knx", Inbound: subs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pc.(*Conn)
+	defer c.Close(context.Background())
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Serve(sctx, subs, newCollector()) }()
+	waitReady(t, c, true)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if err := c.Publish(ctx, "1/2/4", nil, &pipeline.Envelope{Payload: []byte{9}}); err != nil {
+		t.Fatalf("Publish after Serve returned: %v", err)
+	}
+	if line := l.Expect(ctx, t, "1/2/4"); !strings.HasSuffix(strings.TrimSpace(line), ": 09") {
+		t.Errorf("bus shows %q", line)
+	}
+}

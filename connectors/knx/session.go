@@ -222,6 +222,9 @@ func (s *session) handle(e knxnet.Event, waiting map[uint64]*sendReq) error {
 	switch e.Kind {
 	case knxnet.EventIndication:
 		s.c.stats.received.Add(1)
+		if e.Frame.APCI == knxnet.GroupValueRead {
+			return nil // a question without a value: nothing to dispatch
+		}
 		s.c.offer(e.Frame)
 	case knxnet.EventSent:
 		if r, ok := waiting[e.Tag]; ok {

@@ -254,6 +254,15 @@ func (d *Daemon) Write(ctx context.Context, ga string, short bool, data ...byte)
 	return nil
 }
 
+// Read sends a GroupValueRead from the bus with knxtool groupread.
+func (d *Daemon) Read(ctx context.Context, ga string) error {
+	out, err := exec.CommandContext(ctx, "knxtool", "groupread", d.URL(), ga).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("knxtool groupread %s: %v: %s", ga, err, out)
+	}
+	return nil
+}
+
 // Listener is a running `knxtool groupsocketlisten`: every group telegram
 // on the bus, one line each.
 type Listener struct {
