@@ -115,3 +115,26 @@ func TestPublishAfterServeEnds(t *testing.T) {
 		t.Errorf("bus shows %q", line)
 	}
 }
+
+// TestHeartbeatLossDropsReadiness stalls knxd (SIGSTOP): its socket stays
+// open, so only the unanswered heartbeats show the tunnel is gone.
+// Readiness drops, and returns once knxd runs again.
+func TestHeartbeatLossDropsReadiness(t *testing.T) {
+	d := knxdtest.Start(t)
+	col := newCollector()
+	c := serve(t, New(testConfig(t, d.Endpoint())), []pipeline.Subscription{sub(t, pipeline.Inbound, "1/2/3", nil)}, col)
+	resume := d.Pause()
+	defer resume()
+	waitReady(t, c, false)
+	if err := c.Ready(); !strings.Contains(err.Error(), "CONNECTIONSTATE_RESPONSE") {
+		t.Errorf("not ready because %v, want the heartbeats", err)
+	}
+	resume()
+	waitReady(t, c, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Write(ctx, "1/2/3", false, 5); err != nil {
+		t.Fatal(err)
+	}
+	col.wait(t, 1)
+}

@@ -100,6 +100,8 @@ func TestEncodeShapes(t *testing.T) {
 		{"5.001", 50.0, []byte{0x80}},
 		{"5.001", 100, []byte{0xff}},
 		{"9.001", 21.5, []byte{0x0c, 0x33}},
+		{"9.001", 21.555, []byte{0x0c, 0x36}}, // rounded to the nearest step (0.02 at E=1)
+		{"9.001", -0.004, []byte{0x00, 0x00}},
 		{"9.001", -671088.64, []byte{0xf8, 0x00}},
 		{"9.001", 670433.28, []byte{0x7f, 0xfe}},
 		{"16.000", "", make([]byte, 14)},
