@@ -81,6 +81,9 @@ func (s *session) handshake(ctx context.Context) error {
 				s.rejected(e.Err)
 			}
 		}
+		if ctx.Err() != nil { // the deadline set below would undo AfterFunc's
+			return ctx.Err()
+		}
 		if err := s.udp.SetReadDeadline(s.tun.Next()); err != nil {
 			return err
 		}
@@ -195,15 +198,16 @@ func (s *session) Serve(ctx context.Context) (err error) {
 		case err := <-rerr:
 			return fmt.Errorf("read: %w", err)
 		case r := <-s.reqs:
-			tag++
-			if r.frame.APCI == knxnet.GroupValueRead {
-				tag = 0 // reads are not confirmed to anyone
-				r.reply <- nil
+			var t uint64 // 0: nobody waits for the outcome (reads)
+			if r.frame.APCI != knxnet.GroupValueRead {
+				tag++
+				t = tag
 			}
-			if err := s.tun.Send(time.Now(), r.frame, tag); err != nil {
+			err := s.tun.Send(time.Now(), r.frame, t)
+			if err != nil || t == 0 {
 				r.reply <- err
 			} else {
-				waiting[tag] = r
+				waiting[t] = r
 			}
 		case <-timer.C:
 			s.tun.Tick(time.Now())
