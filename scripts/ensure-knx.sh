@@ -5,7 +5,19 @@
 # package's system-wide knxd service and socket are stopped and disabled:
 # the tests start their own knxd on loopback.
 set -euo pipefail
+# disable_service stops and disables the package's knxd service and socket
+# where systemd runs (quick when they are already off).
+disable_service() {
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    for u in knxd.service knxd.socket; do
+      if systemctl is-enabled --quiet "$u" 2>/dev/null || systemctl is-active --quiet "$u" 2>/dev/null; then
+        systemctl disable --now "$u" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
+}
 if command -v knxd >/dev/null 2>&1 && command -v knxtool >/dev/null 2>&1; then
+  disable_service
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -27,9 +39,7 @@ restore() {
 trap restore EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends knxd knxd-tools >/dev/null
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now knxd.service knxd.socket >/dev/null 2>&1 || true
-fi
+disable_service
 # Without systemd nothing was started; make sure no daemon of the package
 # runs anyway (pidfile of the Debian init script, if any).
 if [ -f /run/knxd.pid ]; then kill "$(cat /run/knxd.pid)" 2>/dev/null || true; fi
