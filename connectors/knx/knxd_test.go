@@ -34,6 +34,22 @@ func TestBusToRecords(t *testing.T) {
 	serve(t, New(testConfig(t, d.Endpoint())), links, col)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// A second connector, on a tunnel of its own, answers as a device
+	// would (knxtool has no plain response writer).
+	pc, err := New(testConfig(t, d.Endpoint())).Build(ctx, pipeline.BuildEnv{Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := pc.(*Conn)
+	t.Cleanup(func() { _ = other.Close(context.Background()) })
+	waitReady(t, other, true)
+	respond := func(ga string, payload []byte) error {
+		o, err := parseLinkOptions(pipeline.Outbound, ga, pipeline.Params{"service": "response"})
+		if err != nil {
+			return err
+		}
+		return other.Publish(ctx, ga, o, &pipeline.Envelope{Payload: payload})
+	}
 
 	type want struct {
 		topic string
@@ -49,6 +65,8 @@ func TestBusToRecords(t *testing.T) {
 		want  []want
 	}{
 		{"a read carries no value and is not dispatched", "1/2/3", true, nil, nil},
+		{"a response from another tunnel is dispatched", "1/2/8", false, []byte{0x0c, 0x1a}, []want{{topic: "1/2/*", group: "1/2/8",
+			json: map[string]any{"dpt": "9.001", "value": 21.0, "unit": "°C", "ga": "1/2/8", "service": "response"}}}},
 		{"switch on (short)", "1/1/1", true, []byte{1}, []want{{topic: "1/1/1", group: "1/1/1",
 			json: map[string]any{"dpt": "1.001", "value": true, "text": "on", "ga": "1/1/1", "service": "write"}}}},
 		{"temperature by wildcard", "1/2/3", false, []byte{0x0c, 0x1a}, []want{{topic: "1/2/*", group: "1/2/3",
@@ -70,9 +88,14 @@ func TestBusToRecords(t *testing.T) {
 	seen := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			write := d.Write(ctx, tc.ga, tc.short, tc.data...)
-			if tc.data == nil {
+			var write error
+			switch {
+			case tc.data == nil:
 				write = d.Read(ctx, tc.ga)
+			case strings.HasPrefix(tc.name, "a response"):
+				write = respond(tc.ga, tc.data)
+			default:
+				write = d.Write(ctx, tc.ga, tc.short, tc.data...)
 			}
 			if write != nil {
 				t.Fatal(write)
@@ -159,6 +182,7 @@ func TestRecordsToBus(t *testing.T) {
 	cases := []struct {
 		name, ga, dpt, payload string
 		bus                    string // the address as knxtool prints it, if not ga
+		service                string // link setting
 		want                   string // bytes as knxtool prints them
 		permanent              string // error substring
 	}{
@@ -178,6 +202,7 @@ func TestRecordsToBus(t *testing.T) {
 		{name: "scene control", ga: "3/0/10", dpt: "18.001", payload: `{"learn":true,"scene":3}`, want: "83"},
 		{name: "hvac mode", ga: "3/0/11", dpt: "20.102", payload: `"economy"`, want: "03"},
 		{name: "raw", ga: "3/0/12", payload: "\x01\x02", want: "01 02"},
+		{name: "response", ga: "3/0/13", dpt: "5.010", service: "response", payload: `5`, want: "05"},
 		{name: "free-form address", ga: "6400", bus: "3/1/0", dpt: "5.010", payload: `9`, want: "09"},
 		{name: "percent out of range", ga: "3/0/1", dpt: "5.001", payload: `101`, permanent: "out of range"},
 		{name: "string too long", ga: "3/0/8", dpt: "16.000", payload: `"fifteen chars!!"`, permanent: "longer than 14"},
@@ -191,6 +216,9 @@ func TestRecordsToBus(t *testing.T) {
 			p := pipeline.Params{}
 			if tc.dpt != "" {
 				p["dpt"] = tc.dpt
+			}
+			if tc.service != "" {
+				p["service"] = tc.service
 			}
 			o, err := parseLinkOptions(pipeline.Outbound, tc.ga, p)
 			if err != nil {
@@ -211,8 +239,12 @@ func TestRecordsToBus(t *testing.T) {
 				bus = tc.bus
 			}
 			line := l.Expect(ctx, t, bus)
-			if !strings.HasPrefix(line, "Write from ") || !strings.HasSuffix(strings.TrimSpace(line), ": "+tc.want) {
-				t.Errorf("bus shows %q, want a write of %s", line, tc.want)
+			verb := "Write from "
+			if tc.service == "response" {
+				verb = "Response from "
+			}
+			if !strings.HasPrefix(line, verb) || !strings.HasSuffix(strings.TrimSpace(line), ": "+tc.want) {
+				t.Errorf("bus shows %q, want %s... %s", line, verb, tc.want)
 			}
 		})
 	}
