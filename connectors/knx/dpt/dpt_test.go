@@ -231,3 +231,33 @@ func FuzzFloat16(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTypes decodes arbitrary group values as every listed type: nothing
+// panics, a refusal wraps ErrMalformed, and what decodes encodes back to
+// bytes that decode to the same value.
+func FuzzTypes(f *testing.F) {
+	f.Add([]byte{0x0c, 0x1a})
+	f.Add([]byte("hello\x00"))
+	f.Add([]byte{0x85})
+	f.Add([]byte{1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, id := range IDs() {
+			typ, _, _ := Lookup(id)
+			v, err := typ.Decode(b)
+			if err != nil {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("%s Decode(% x): %v does not wrap ErrMalformed", id, b, err)
+				}
+				continue
+			}
+			enc, err := typ.Encode(v)
+			if err != nil {
+				t.Fatalf("%s: decoded %v (% x) does not encode: %v", id, v, b, err)
+			}
+			again, err := typ.Decode(enc)
+			if err != nil || !reflect.DeepEqual(again, v) {
+				t.Fatalf("%s: % x -> %v -> % x -> %v %v", id, b, v, enc, again, err)
+			}
+		}
+	})
+}
