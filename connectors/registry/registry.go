@@ -13,6 +13,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
+	"github.com/aimdb-dev/aimdb-flow/connectors/knx"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
@@ -40,6 +41,7 @@ func Default() Registry {
 	r["mqtt"], r["mqtts"], r["embedded"] = mqtt.Factory, mqtt.Factory, mqtt.EmbeddedFactory
 	r["serial"] = serial.Factory
 	r["ws"], r["wss"] = ws.Factory, ws.Factory
+	r[knx.Scheme] = knx.Factory
 	return r
 }
 
