@@ -1,0 +1,172 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
+	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	mb "github.com/simonvetter/modbus"
+)
+
+// Conn is a built modbus client: a kit.Supervisor owns the connection
+// (opened, reopened with backoff after it fails), pollers serve the
+// inbound links, Publish writes outbound records.
+type Conn struct {
+	cfg     Config
+	log     *slog.Logger
+	sup     *kit.Supervisor[*session]
+	inbound bool
+	started atomic.Bool // the supervisor runs (Serve, or Start at the first Publish)
+
+	stats Stats
+}
+
+func newClient(cfg Config, lg *slog.Logger, inbound bool) *Conn {
+	c := &Conn{cfg: cfg, log: lg, inbound: inbound}
+	c.sup = kit.NewSupervisor(kit.SupervisorConfig[*session]{
+		Name:     "modbus",
+		Connect:  c.connect,
+		Backoff:  backoff(cfg),
+		FailFast: true,
+		Log:      lg,
+	})
+	return c
+}
+
+// session is one open Modbus client connection.
+type session struct {
+	mc   *mb.ModbusClient
+	mu   sync.Mutex // one request at a time, with its unit id
+	wg   sync.WaitGroup
+	rtu  bool
+	done chan struct{}
+}
+
+func (c *Conn) connect(ctx context.Context) (*session, error) {
+	conf := &mb.ClientConfiguration{Timeout: c.cfg.Timeout, Logger: libLogger(c.log)}
+	switch c.cfg.Transport {
+	case TCP:
+		conf.URL = "tcp://" + c.cfg.Address
+	case TLS:
+		p, err := tlsParts(c.cfg)
+		if err != nil {
+			return nil, kit.Final(err)
+		}
+		conf.URL = "tcp+tls://" + c.cfg.Address
+		conf.TLSClientCert, conf.TLSRootCAs = p.cert, p.pool
+	case RTU:
+		conf.URL = "rtu://" + c.cfg.Address
+		conf.Speed, conf.DataBits, conf.StopBits = uint(c.cfg.Baud), uint(c.cfg.DataBits), uint(c.cfg.StopBits)
+		conf.Parity = [...]uint{ParityNone: mb.PARITY_NONE, ParityEven: mb.PARITY_EVEN, ParityOdd: mb.PARITY_ODD}[c.cfg.Parity]
+	}
+	mc, err := mb.NewClient(conf)
+	if err != nil {
+		return nil, kit.Final(fmt.Errorf("client configuration: %w", err))
+	}
+	// Open dials without a context (5s for TCP): run it aside so that a
+	// cancelled ctx returns at once.
+	opened := make(chan error, 1)
+	go func() { opened <- mc.Open() }()
+	select {
+	case err := <-opened:
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", c.cfg.Address, err)
+		}
+	case <-ctx.Done():
+		go func() {
+			if <-opened == nil {
+				_ = mc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	return &session{mc: mc, rtu: c.cfg.Transport == RTU, done: make(chan struct{})}, nil
+}
+
+// Serve implements kit.Session: requests are made by pollers and
+// publishers; the session lasts until it is failed or ctx ends.
+func (s *session) Serve(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Close implements kit.Session: it waits for the request under way (at
+// most the request timeout) and closes the connection.
+func (s *session) Close() error {
+	s.wg.Wait()
+	return s.mc.Close()
+}
+
+// do runs fn with the client set to unit, one request at a time. It
+// returns when fn did or ctx ended; a request abandoned for ctx finishes
+// in the background (within the request timeout), and a request whose
+// ctx ended while it waited for its turn is not sent.
+func (s *session) do(ctx context.Context, unit uint8, fn func(mc *mb.ModbusClient) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	res := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			res <- err
+			return
+		}
+		_ = s.mc.SetUnitId(unit)
+		res <- fn(s.mc)
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failed reports a request failure of class cl on s: a timeout or a
+// malformed answer on a TCP stream leaves it out of step (a late answer
+// would be taken for the next one), and a transport error ended it, so
+// the session is failed and reopened. On an RTU line (frames are
+// delimited by silence) only transport errors reopen it.
+func (c *Conn) failed(s *session, cl Class, err error) {
+	switch {
+	case cl == Broken, !s.rtu && (cl == Timeout || cl == Malformed):
+		c.sup.Fail(s, err)
+	}
+}
+
+// Ready implements pipeline.Readiness: nil while connected. A client with
+// outbound links only connects at its first Publish and is ready before.
+func (c *Conn) Ready() error {
+	if !c.started.Load() {
+		return nil
+	}
+	return c.sup.Ready()
+}
+
+// Stats returns the connector's counters.
+func (c *Conn) Stats() StatsSnapshot { return c.stats.snapshot() }
+
+// Close implements pipeline.Connector: it stops the supervisor and closes
+// the connection, within ctx.
+func (c *Conn) Close(ctx context.Context) error {
+	return c.sup.Close(ctx)
+}
+
+// errNoSession wraps why there is no connection for a request.
+func noSession(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return wrap(op, err)
+	}
+	return wrap(op, err)
+}
+
+var _ pipeline.Source = (*Conn)(nil)
