@@ -9,9 +9,9 @@ import (
 // counted, logged (without flooding) and, for the connection, reflected
 // in readiness; none stops the pipeline.
 type Stats struct {
-	polls, records, unchanged                         atomic.Uint64
+	polls, records, unchanged                          atomic.Uint64
 	exceptions, timeouts, malformed, transport, badVal atomic.Uint64
-	writes, writeErrs, served, clientWrites          atomic.Uint64
+	writes, writeErrs, served, clientWrites            atomic.Uint64
 
 	mu      sync.Mutex
 	lastErr string

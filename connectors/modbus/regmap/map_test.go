@@ -22,9 +22,9 @@ func fields(t *testing.T, specs ...string) []Field {
 func TestNewMapOverlaps(t *testing.T) {
 	_, errs := NewMap(fields(t,
 		"a", "holding 0 float32", // 0-1
-		"b", "holding 1",         // overlaps a
+		"b", "holding 1", // overlaps a
 		"c", "holding 2 string 4", // 2-5
-		"d", "holding 5",          // overlaps c
+		"d", "holding 5", // overlaps c
 		"e", "coil 1",
 		"f", "input 1", // another table: no overlap
 		"g", "coil 1", // overlaps e

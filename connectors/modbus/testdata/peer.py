@@ -43,7 +43,8 @@ def main():
         zero_mode=True,
     )
     context = ModbusServerContext(slaves=store, single=True)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    logging.basicConfig(stream=sys.stderr, level=logging.CRITICAL)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     print("peer: starting", flush=True)
     if a.tcp is not None:
         from pymodbus.server import StartTcpServer
