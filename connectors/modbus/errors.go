@@ -43,7 +43,7 @@ func Classify(err error) Class {
 		errors.Is(err, mb.ErrAcknowledge), errors.Is(err, mb.ErrServerDeviceBusy),
 		errors.Is(err, mb.ErrMemoryParityError), errors.Is(err, mb.ErrGWPathUnavailable),
 		errors.Is(err, mb.ErrGWTargetFailedToRespond),
-		strings.HasPrefix(err.Error(), "unknown exception code"):
+		strings.Contains(err.Error(), "unknown exception code ("):
 		return Exception
 	case errors.Is(err, mb.ErrRequestTimedOut):
 		return Timeout
