@@ -162,22 +162,27 @@ func ParseConfig(endpoint string, p pipeline.Params) (Config, error) {
 	}
 	c.Timeout = s.Duration("timeout", 0)
 	c.Defaults = readOrders(s, regmap.Defaults{})
+	c.Baud = s.Int("baud", 0, 1, math.MaxInt32)
+	c.DataBits = s.Int("data_bits", 0, 5, 8)
+	c.Parity = kit.Choose(s, "parity", ParityNone,
+		kit.Choice[Parity]{Name: "none", Aliases: []string{"n"}, Value: ParityNone},
+		kit.Choice[Parity]{Name: "even", Aliases: []string{"e"}, Value: ParityEven},
+		kit.Choice[Parity]{Name: "odd", Aliases: []string{"o"}, Value: ParityOdd})
+	c.StopBits = s.Int("stop_bits", 0, 1, 2)
 	if c.Transport == RTU {
-		c.Baud = s.Int("baud", 0, 1, math.MaxInt32)
-		c.DataBits = s.Int("data_bits", 0, 5, 8)
-		c.Parity = kit.Choose(s, "parity", ParityNone,
-			kit.Choice[Parity]{Name: "none", Aliases: []string{"n"}, Value: ParityNone},
-			kit.Choice[Parity]{Name: "even", Aliases: []string{"e"}, Value: ParityEven},
-			kit.Choice[Parity]{Name: "odd", Aliases: []string{"o"}, Value: ParityOdd})
-		c.StopBits = s.Int("stop_bits", 0, 1, 2)
 		if c.Mode == Server {
 			s.Errorf("mode", "server mode listens on TCP: use modbus://host:port")
 		}
 	} else {
-		c.TLS = kit.ReadTLS(s)
-		if c.TLS.IsSet() && c.Transport != TLS {
-			errs = append(errs, errors.New("modbus: TLS settings need a modbus+tls:// endpoint"))
+		for _, k := range []string{"baud", "data_bits", "parity", "stop_bits"} {
+			if _, ok := p[k]; ok {
+				s.Errorf(k, "applies to a serial line (a modbus+rtu:///dev/ttyX endpoint)")
+			}
 		}
+	}
+	c.TLS = kit.ReadTLS(s)
+	if c.TLS.IsSet() && c.Transport != TLS {
+		errs = append(errs, errors.New("modbus: TLS settings need a modbus+tls:// endpoint"))
 	}
 	if c.Mode == Server {
 		c.MaxClients = s.Int("max_clients", 0, 1, 1000)
