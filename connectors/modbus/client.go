@@ -2,7 +2,6 @@ package modbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -40,11 +39,11 @@ func newClient(cfg Config, lg *slog.Logger, inbound bool) *Conn {
 
 // session is one open Modbus client connection.
 type session struct {
-	mc   *mb.ModbusClient
-	mu   sync.Mutex // one request at a time, with its unit id
-	wg   sync.WaitGroup
-	rtu  bool
-	done chan struct{}
+	c   *Conn
+	mc  *mb.ModbusClient
+	mu  sync.Mutex // one request at a time, with its unit id
+	wg  sync.WaitGroup
+	rtu bool
 }
 
 func (c *Conn) connect(ctx context.Context) (*session, error) {
@@ -85,7 +84,7 @@ func (c *Conn) connect(ctx context.Context) (*session, error) {
 		}()
 		return nil, ctx.Err()
 	}
-	return &session{mc: mc, rtu: c.cfg.Transport == RTU, done: make(chan struct{})}, nil
+	return &session{c: c, mc: mc, rtu: c.cfg.Transport == RTU}, nil
 }
 
 // Serve implements kit.Session: requests are made by pollers and
@@ -121,7 +120,13 @@ func (s *session) do(ctx context.Context, unit uint8, fn func(mc *mb.ModbusClien
 			return
 		}
 		_ = s.mc.SetUnitId(unit)
-		res <- fn(s.mc)
+		err := fn(s.mc)
+		if err != nil {
+			// Also when the caller gave up: a late timeout still shows
+			// the stream is out of step.
+			s.broken(Classify(err), err)
+		}
+		res <- err
 	}()
 	select {
 	case err := <-res:
@@ -131,15 +136,16 @@ func (s *session) do(ctx context.Context, unit uint8, fn func(mc *mb.ModbusClien
 	}
 }
 
-// failed reports a request failure of class cl on s: a timeout or a
-// malformed answer on a TCP stream leaves it out of step (a late answer
-// would be taken for the next one), and a transport error ended it, so
-// the session is failed and reopened. On an RTU line (frames are
-// delimited by silence) only transport errors reopen it.
-func (c *Conn) failed(s *session, cl Class, err error) {
+// broken fails the session after a request failure of class cl that
+// shows the connection cannot go on: a timeout or a malformed answer on a
+// TCP stream leaves it out of step (a late answer would be taken for the
+// next request), and a transport error ended it, so the session is
+// reopened. On an RTU line (frames are delimited by silence) only
+// transport errors reopen it. Exceptions are answers: the session stays.
+func (s *session) broken(cl Class, err error) {
 	switch {
 	case cl == Broken, !s.rtu && (cl == Timeout || cl == Malformed):
-		c.sup.Fail(s, err)
+		s.c.sup.Fail(s, fmt.Errorf("%s: %w", cl, err))
 	}
 }
 
@@ -159,14 +165,6 @@ func (c *Conn) Stats() StatsSnapshot { return c.stats.snapshot() }
 // the connection, within ctx.
 func (c *Conn) Close(ctx context.Context) error {
 	return c.sup.Close(ctx)
-}
-
-// errNoSession wraps why there is no connection for a request.
-func noSession(op string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return wrap(op, err)
-	}
-	return wrap(op, err)
 }
 
 var _ pipeline.Source = (*Conn)(nil)

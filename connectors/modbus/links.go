@@ -3,7 +3,6 @@ package modbus
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +35,8 @@ type Poll struct {
 	Fields []regmap.Field
 	// Interval between polls (default 1s).
 	Interval time.Duration
-	// Timeout bounds one poll, all its requests (default: Interval).
+	// Timeout bounds one poll, all its requests (default: the longer of
+	// Interval and the connector's request timeout).
 	Timeout time.Duration
 	// Unit overrides the connector's unit id when UnitSet.
 	Unit    uint8
@@ -272,15 +272,15 @@ func (b *Builder) optsType(dir pipeline.Direction) string {
 	return "*modbus.Poll"
 }
 
-// pollTimeout is the bound of one poll.
-func (p *Poll) pollTimeout() time.Duration {
-	switch {
-	case p.Timeout > 0:
+// pollTimeout is the bound of one poll: Timeout, or the longer of the
+// interval and the request timeout.
+func (p *Poll) pollTimeout(request time.Duration) time.Duration {
+	if p.Timeout > 0 {
 		return p.Timeout
-	case p.Interval > 0:
-		return p.Interval
 	}
-	return DefaultInterval
+	iv := p.Interval
+	if iv <= 0 {
+		iv = DefaultInterval
+	}
+	return max(iv, request)
 }
-
-var _ = math.MaxInt

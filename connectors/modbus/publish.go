@@ -66,7 +66,6 @@ func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 			}
 			cl := Classify(err)
 			c.stats.fail(cl, err)
-			c.failed(s, cl, err)
 			if cl == Exception && permanentException(err) {
 				return pipeline.Permanent(err)
 			}

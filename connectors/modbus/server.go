@@ -3,7 +3,6 @@ package modbus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -332,7 +331,3 @@ func (h handler) HandleInputRegisters(req *mb.InputRegistersRequest) ([]uint16, 
 	defer img.mu.RUnlock()
 	return append([]uint16(nil), img.in[req.Addr:int(req.Addr)+n]...), nil
 }
-
-var errNoServer = errors.New("modbus server: not listening")
-
-var _ = errNoServer

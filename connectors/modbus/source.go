@@ -104,7 +104,7 @@ func (p *poller) pollOnce(ctx context.Context, d pipeline.Dispatcher) error {
 	if err != nil {
 		return ctx.Err() // not connected: readiness says why; try at the next tick
 	}
-	pctx, cancel := context.WithTimeout(ctx, p.o.pollTimeout())
+	pctx, cancel := context.WithTimeout(ctx, p.o.pollTimeout(p.c.cfg.Timeout))
 	defer cancel()
 	payload, err := p.read(pctx, s)
 	if err != nil {
@@ -115,7 +115,7 @@ func (p *poller) pollOnce(ctx context.Context, d pipeline.Dispatcher) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			cl = Timeout
 		}
-		p.failed(s, cl, err)
+		p.failed(cl, err)
 		return nil
 	}
 	if p.fails > 0 {
@@ -136,7 +136,7 @@ func (p *poller) pollOnce(ctx context.Context, d pipeline.Dispatcher) error {
 	return nil
 }
 
-func (p *poller) failed(s *session, cl Class, err error) {
+func (p *poller) failed(cl Class, err error) {
 	p.fails++
 	p.c.stats.fail(cl, err)
 	lvl := p.c.log.Debug
@@ -144,7 +144,6 @@ func (p *poller) failed(s *session, cl Class, err error) {
 		lvl = p.c.log.Warn
 	}
 	lvl("modbus: poll failed", "link", p.name, "class", cl.String(), "err", err, "consecutive", p.fails)
-	p.c.failed(s, cl, fmt.Errorf("poll %s: %s: %w", p.name, cl, err))
 }
 
 // read makes the poll's requests and renders the record: a JSON object
