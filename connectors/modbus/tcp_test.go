@@ -46,10 +46,19 @@ func TestPollPymodbus(t *testing.T) {
 			p[k] = v
 		}
 	}
-	_, rec := serve(t, b, "boiler", p)
+	c, rec := serve(t, b, "boiler", p)
 	want := `{"running":true,"spare":false,"valve":true,"door":true,"delta":-2,"total":65538,"name":"pump","temp":21.5}`
 	if !rec.waitPayload(15*time.Second, want) {
 		t.Fatalf("no record %s; got %q", want, rec.last())
+	}
+	// emit change (the default): later polls of the same values dispatch
+	// nothing.
+	conn := c.(*modbus.Conn)
+	if !waitFor(15*time.Second, func() bool { return conn.Stats().Unchanged >= 3 }) {
+		t.Fatalf("stats %+v", conn.Stats())
+	}
+	if n := len(rec.all()); n != 1 {
+		t.Fatalf("%d records of unchanged values, want 1", n)
 	}
 	if e := rec.all()[0]; e.Topic != "boiler" {
 		t.Fatalf("topic %q, want the link address", e.Topic)
