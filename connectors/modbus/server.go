@@ -156,6 +156,9 @@ func (s *ServerConn) Publish(_ context.Context, dest string, opts any, env *pipe
 // dispatches a record of an inbound link's fields for each client write
 // that touches them.
 func (s *ServerConn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
+	if err := distinct(subs); err != nil {
+		return err
+	}
 	writable := map[regmap.Table]map[uint16]int{regmap.Coils: {}, regmap.HoldingRegisters: {}}
 	var links []*serveLink
 	for _, sub := range subs {

@@ -20,6 +20,9 @@ import (
 // answer) is counted and logged and dispatches nothing; a timeout or a
 // broken frame on TCP also reopens the connection.
 func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
+	if err := distinct(subs); err != nil {
+		return err
+	}
 	var pollers []*poller
 	for _, s := range subs {
 		o, ok := s.Options.(*Poll)
@@ -49,6 +52,21 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 		return nil
 	}
 	return err
+}
+
+// distinct refuses two inbound links with one address: the runner
+// routes a dispatched record by its address to every record linked to
+// it, so two register maps under one name would feed each other's
+// records.
+func distinct(subs []pipeline.Subscription) error {
+	seen := map[string]string{}
+	for _, s := range subs {
+		if other, ok := seen[s.Filter]; ok {
+			return fmt.Errorf("modbus: records %s and %s both read modbus link %q: give each register map its own name", other, s.Record, s.Filter)
+		}
+		seen[s.Filter] = s.Record
+	}
+	return nil
 }
 
 // poller polls one link.

@@ -245,3 +245,20 @@ func TestPublishHonoursContext(t *testing.T) {
 		t.Fatalf("no Publish after the peer resumed: %v", pub(2*time.Second, "3"))
 	}
 }
+
+// TestDuplicateLinkNames: two from links with one address would feed
+// each other's records; Serve refuses them with the reason.
+func TestDuplicateLinkNames(t *testing.T) {
+	b := builder(t, "modbus://127.0.0.1:1", nil)
+	o := func(spec string) any { return linkOpts(t, b, pipeline.Inbound, "m", pipeline.Params{"field.x": spec}) }
+	subs := []pipeline.Subscription{{Filter: "m", Record: "a", Options: o("holding 0")}, {Filter: "m", Record: "b", Options: o("coil 0")}}
+	c, err := b.Build(context.Background(), pipeline.BuildEnv{Inbound: subs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	err = c.(pipeline.Source).Serve(context.Background(), subs, newRecorder())
+	if err == nil || !strings.Contains(err.Error(), `records a and b both read modbus link "m"`) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
