@@ -88,7 +88,10 @@ func TestTLSClientAndServer(t *testing.T) {
 		"ca_file": f("ca.pem"), "cert_file": filepath.Join(other, "client.pem"), "key_file": filepath.Join(other, "client.key"), "reconnect_max": "100ms"})
 	c, srec := serve(t, stranger, "state", pipeline.Params{"field.level": "holding 0 float64", "interval": "20ms"})
 	var why error
-	if !waitFor(15*time.Second, func() bool { why = c.(pipeline.Readiness).Ready(); return why != nil && !strings.Contains(why.Error(), "not connected yet") }) {
+	if !waitFor(15*time.Second, func() bool {
+		why = c.(pipeline.Readiness).Ready()
+		return why != nil && !strings.Contains(why.Error(), "not connected yet")
+	}) {
 		t.Fatalf("readiness of a client the server refuses: %v", why)
 	}
 	t.Logf("refused client: %v", why)
