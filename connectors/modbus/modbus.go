@@ -3,7 +3,6 @@ package modbus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log"
 	"log/slog"
 
@@ -90,6 +89,14 @@ func backoff(cfg Config) pipeline.Backoff {
 	return pipeline.Backoff{Min: cfg.ReconnectMin, Max: cfg.ReconnectMax}
 }
 
-var _ kit.Session = (*session)(nil)
+var (
+	_ kit.Session = (*session)(nil)
+	_ kit.Session = (*listener)(nil)
 
-func wrap(op string, err error) error { return fmt.Errorf("modbus: %s: %w", op, err) }
+	_ pipeline.LinkOptionParser    = (*Builder)(nil)
+	_ pipeline.LinkOptionValidator = (*Builder)(nil)
+	_ pipeline.CapsDeclarer        = (*Builder)(nil)
+	_ pipeline.Source              = (*ServerConn)(nil)
+	_ pipeline.Readiness           = (*ServerConn)(nil)
+	_ pipeline.Readiness           = (*Conn)(nil)
+)
