@@ -193,40 +193,49 @@ func (s *ServerConn) Serve(ctx context.Context, subs []pipeline.Subscription, d 
 	return err
 }
 
-// clientWrote dispatches a record for each inbound link that the write of
-// n entries of table t at addr touched. It runs on the client's goroutine,
-// so a full buffer slows that client (backpressure).
-func (s *ServerConn) clientWrote(t regmap.Table, addr uint16, n int) error {
+// written renders, for each inbound link that a write of n entries of
+// table t at addr touched, a record of the link's fields. The caller
+// holds the image's write lock, so each record shows exactly that write.
+func (s *ServerConn) written(t regmap.Table, addr uint16, n int) []pipeline.Envelope {
 	s.mu.Lock()
-	links, d, ctx, w := s.links, s.d, s.ctx, s.writable[t]
+	links, w := s.links, s.writable[t]
+	s.mu.Unlock()
+	var out []pipeline.Envelope
+	seen := map[int]bool{}
+	now := time.Now()
+	for a := int(addr); a < int(addr)+n; a++ {
+		if li, ok := w[uint16(a)]; ok && !seen[li] {
+			seen[li] = true
+			out = append(out, pipeline.Envelope{Payload: s.render(links[li]), Topic: links[li].name, Time: now, Partition: -1})
+		}
+	}
+	return out
+}
+
+// dispatch hands the records of a client write to the pipeline, on the
+// client's goroutine: a full buffer slows that client (backpressure). A
+// write the pipeline could not take is answered with exception 6 (server
+// device busy).
+func (s *ServerConn) dispatch(envs []pipeline.Envelope) error {
+	s.mu.Lock()
+	d, ctx := s.d, s.ctx
 	s.mu.Unlock()
 	if d == nil {
 		return mb.ErrServerDeviceBusy
 	}
-	touched := map[int]bool{}
-	var order []int
-	for a := int(addr); a < int(addr)+n; a++ {
-		if li, ok := w[uint16(a)]; ok && !touched[li] {
-			touched[li] = true
-			order = append(order, li)
-		}
-	}
-	for _, li := range order {
-		l := links[li]
-		env := pipeline.Envelope{Payload: s.render(l), Topic: l.name, Time: time.Now(), Partition: -1}
-		if err := d.Dispatch(ctx, &env); err != nil {
+	for i := range envs {
+		if err := d.Dispatch(ctx, &envs[i]); err != nil {
 			return mb.ErrServerDeviceBusy
 		}
 	}
 	return nil
 }
 
-// render makes the JSON object of l's fields from the image.
+// render makes the JSON object of l's fields from the image (the caller
+// holds the image's lock).
 func (s *ServerConn) render(l *serveLink) []byte {
 	fields := l.m.Fields()
 	out := append(make([]byte, 0, 16*len(fields)+2), '{')
-	s.img.mu.RLock()
-	defer s.img.mu.RUnlock()
 	for i, f := range fields {
 		if i > 0 {
 			out = append(out, ',')
@@ -279,8 +288,9 @@ func (h handler) HandleCoils(req *mb.CoilsRequest) ([]bool, error) {
 		}
 		img.mu.Lock()
 		copy(img.coils[req.Addr:], req.Args)
+		envs := h.s.written(regmap.Coils, req.Addr, n)
 		img.mu.Unlock()
-		return nil, h.s.clientWrote(regmap.Coils, req.Addr, n)
+		return nil, h.s.dispatch(envs)
 	}
 	img.mu.RLock()
 	defer img.mu.RUnlock()
@@ -313,8 +323,9 @@ func (h handler) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint
 		}
 		img.mu.Lock()
 		copy(img.hold[req.Addr:], req.Args)
+		envs := h.s.written(regmap.HoldingRegisters, req.Addr, n)
 		img.mu.Unlock()
-		return nil, h.s.clientWrote(regmap.HoldingRegisters, req.Addr, n)
+		return nil, h.s.dispatch(envs)
 	}
 	img.mu.RLock()
 	defer img.mu.RUnlock()

@@ -8,7 +8,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // ErrNotFinite is reported for a float register holding NaN or an
@@ -51,12 +50,7 @@ func (f Field) AppendRegs(dst []byte, regs []uint16) ([]byte, error) {
 	switch f.Type {
 	case String:
 		s := string(f.bytesOf(regs, make([]byte, 0, 2*len(regs))))
-		s = strings.TrimRight(s, "\x00")
-		if !utf8.ValidString(s) {
-			s = strings.ToValidUTF8(s, "\uFFFD")
-		}
-		q, _ := json.Marshal(s)
-		return append(dst, q...), nil
+		return AppendString(dst, strings.TrimRight(s, "\x00")), nil
 	case Uint16:
 		u = uint64(binary.BigEndian.Uint16(b))
 	case Int16:

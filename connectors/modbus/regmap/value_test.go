@@ -41,8 +41,10 @@ func TestDecode(t *testing.T) {
 		{"holding 0 uint16 scale 0.5 offset -10", []uint16{30}, "5"},
 		{"holding 0 string 3", []uint16{0x6869, 0x2100, 0x0000}, `"hi!"`},
 		{"holding 0 string 2 bytes little", []uint16{0x6968, 0x0021}, `"hi!"`},
-		{"holding 0 string 2", []uint16{0xFF41, 0x0000}, "\"\uFFFDA\""},
-		{"holding 0 string 2", []uint16{0x223C, 0x0A00}, `"\"\u003c\n"`},
+		{"holding 0 string 2", []uint16{0xFF41, 0x0000}, `"\ufffdA"`},
+		{"holding 0 string 2", []uint16{0x223C, 0x0A00}, `"\"<\n"`},
+		{"holding 0 string 4", []uint16{0x68C3, 0xA96C, 0x5C01, 0x7F00}, `"h\u00e9l\\\u0001\u007f"`},
+		{"holding 0 string 2", []uint16{0xF09F, 0x9982}, `"\ud83d\ude42"`},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
 			f := field(t, tc.spec)
@@ -87,6 +89,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{"holding 0 int16 scale 0.1", "21.5"},
 		{"holding 0 uint16 scale 0.5 offset -10", "5"},
 		{"holding 0 string 4", `"pump-7"`},
+		{"holding 0 string 4", `"h\u00e9llo"`},
 		{"holding 0 string 2 bytes little", `"abcd"`},
 	} {
 		t.Run(tc.spec+"="+tc.value, func(t *testing.T) {
