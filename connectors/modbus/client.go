@@ -2,10 +2,12 @@ package modbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -21,6 +23,8 @@ type Conn struct {
 	sup     *kit.Supervisor[*session]
 	inbound bool
 	started atomic.Bool // the supervisor runs (Serve, or Start at the first Publish)
+	// quietUntil (Unix ns) is when a failed RTU line may be reopened.
+	quietUntil atomic.Int64
 
 	stats Stats
 }
@@ -42,9 +46,14 @@ type session struct {
 	c   *Conn
 	mc  *mb.ModbusClient
 	mu  sync.Mutex // one request at a time, with its unit id
-	wg  sync.WaitGroup
 	rtu bool
+
+	gate   sync.Mutex // orders wg.Add before Close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
 }
+
+var errSessionClosed = errors.New("connection closed")
 
 func (c *Conn) connect(ctx context.Context) (*session, error) {
 	conf := &mb.ClientConfiguration{Timeout: c.cfg.Timeout, Logger: libLogger(c.log)}
@@ -59,6 +68,9 @@ func (c *Conn) connect(ctx context.Context) (*session, error) {
 		conf.URL = "tcp+tls://" + c.cfg.Address
 		conf.TLSClientCert, conf.TLSRootCAs = p.cert, p.pool
 	case RTU:
+		if err := c.quiet(ctx); err != nil {
+			return nil, err
+		}
 		conf.URL = "rtu://" + c.cfg.Address
 		conf.Speed, conf.DataBits, conf.StopBits = uint(c.cfg.Baud), uint(c.cfg.DataBits), uint(c.cfg.StopBits)
 		conf.Parity = [...]uint{ParityNone: mb.PARITY_NONE, ParityEven: mb.PARITY_EVEN, ParityOdd: mb.PARITY_ODD}[c.cfg.Parity]
@@ -97,6 +109,9 @@ func (s *session) Serve(ctx context.Context) error {
 // Close implements kit.Session: it waits for the request under way (at
 // most the request timeout) and closes the connection.
 func (s *session) Close() error {
+	s.gate.Lock()
+	s.closed = true
+	s.gate.Unlock()
 	s.wg.Wait()
 	return s.mc.Close()
 }
@@ -110,7 +125,13 @@ func (s *session) do(ctx context.Context, unit uint8, fn func(mc *mb.ModbusClien
 		return err
 	}
 	res := make(chan error, 1)
+	s.gate.Lock()
+	if s.closed {
+		s.gate.Unlock()
+		return errSessionClosed
+	}
 	s.wg.Add(1)
+	s.gate.Unlock()
 	go func() {
 		defer s.wg.Done()
 		s.mu.Lock()
@@ -137,15 +158,38 @@ func (s *session) do(ctx context.Context, unit uint8, fn func(mc *mb.ModbusClien
 }
 
 // broken fails the session after a request failure of class cl that
-// shows the connection cannot go on: a timeout or a malformed answer on a
-// TCP stream leaves it out of step (a late answer would be taken for the
-// next request), and a transport error ended it, so the session is
-// reopened. On an RTU line (frames are delimited by silence) only
-// transport errors reopen it. Exceptions are answers: the session stays.
+// shows the connection cannot go on as it is: a transport error ended
+// it; after a timeout or a malformed answer a late or partial answer may
+// still arrive and would be taken for the next request's (TCP matches
+// transaction ids, but an RTU line has none: a late answer of the right
+// length would shift every later answer by one). The session is reopened;
+// an RTU line first stays closed for one request timeout, so that the
+// reopening discards what arrived meanwhile. Exceptions are answers: the
+// session stays.
 func (s *session) broken(cl Class, err error) {
-	switch {
-	case cl == Broken, !s.rtu && (cl == Timeout || cl == Malformed):
-		s.c.sup.Fail(s, fmt.Errorf("%s: %w", cl, err))
+	if cl != Broken && cl != Timeout && cl != Malformed {
+		return
+	}
+	if s.rtu {
+		s.c.quietUntil.Store(time.Now().Add(s.c.cfg.Timeout).UnixNano())
+	}
+	s.c.sup.Fail(s, fmt.Errorf("%s: %w", cl, err))
+}
+
+// quiet waits, before an RTU line is reopened after a failure, until the
+// line had one request timeout to deliver any late answer.
+func (c *Conn) quiet(ctx context.Context) error {
+	d := time.Until(time.Unix(0, c.quietUntil.Load()))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

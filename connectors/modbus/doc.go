@@ -28,9 +28,9 @@
 // I/O) describes the field grammar; docs/modbus.md lists every setting.
 //
 // Failures never stop the pipeline: a Modbus exception, a timeout or a
-// malformed answer is counted (Stats), logged without flooding, and on
-// TCP a timeout or a broken frame reopens the connection (readiness says
-// why until it is back). A record the map cannot take is a
+// malformed answer is counted (Stats), logged without flooding, and a
+// timeout or a broken frame reopens the connection (readiness says why
+// until it is back). A record the map cannot take is a
 // pipeline.Permanent publish error (dead-lettered by the runner); a
 // timeout or transport failure is a plain error (retried).
 package modbus

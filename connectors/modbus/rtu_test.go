@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/modbus"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -42,7 +43,7 @@ func TestRTUPymodbus(t *testing.T) {
 	t.Cleanup(peer.stop)
 	peer.start()
 	b := builder(t, "modbus+rtu://"+connSide, pipeline.Params{
-		"baud": "19200", "parity": "none", "stop_bits": "2", "data_bits": "8", "unit": "3", "timeout": "300ms",
+		"baud": "19200", "parity": "none", "stop_bits": "2", "data_bits": "8", "unit": "3", "timeout": "300ms", "reconnect_min": "10ms", "reconnect_max": "200ms",
 	})
 	fields := pipeline.Params{"field.level": "input 5 int16 scale 0.01", "field.pump": "coil 2", "field.sp": "holding 0"}
 	in := pipeline.Params{"interval": "50ms"}
@@ -63,5 +64,27 @@ func TestRTUPymodbus(t *testing.T) {
 	}
 	if !rec.waitPayload(20*time.Second, `{"pump":false,"sp":55,"level":12.34}`) {
 		t.Fatalf("the write did not land; got %q", rec.last())
+	}
+	// The device goes silent (the peer is killed): polls time out,
+	// counted; the line is reopened after a quiet interval (so that late
+	// answers are discarded) and reports why it is not ready. The device
+	// comes back: polling and writing resume.
+	conn := c.(*modbus.Conn)
+	before := conn.Stats().Timeouts
+	peer.stop()
+	if !waitFor(20*time.Second, func() bool { return conn.Stats().Timeouts >= before+2 && c.(pipeline.Readiness).Ready() != nil }) {
+		t.Fatalf("silence not reported: %+v, ready: %v", conn.Stats(), c.(pipeline.Readiness).Ready())
+	}
+	t.Logf("silent device: %v", c.(pipeline.Readiness).Ready())
+	peer.start()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	if !waitFor(30*time.Second, func() bool {
+		return c.Publish(ctx2, "tank", wopts, &pipeline.Envelope{Payload: []byte(`{"sp":56}`)}) == nil
+	}) {
+		t.Fatal("no write after the device came back")
+	}
+	if !rec.waitPayload(20*time.Second, `{"pump":true,"sp":56,"level":12.34}`) {
+		t.Fatalf("polling did not resume; got %q", rec.last())
 	}
 }

@@ -18,7 +18,7 @@ import (
 // interval while the supervisor keeps the connection open (reconnecting
 // with backoff). A failed poll (an exception, a timeout, a malformed
 // answer) is counted and logged and dispatches nothing; a timeout or a
-// broken frame on TCP also reopens the connection.
+// broken frame also reopens the connection (see session.broken).
 func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
 	if err := distinct(subs); err != nil {
 		return err
