@@ -59,8 +59,10 @@ const (
 
 // Config configures a modbus connector.
 type Config struct {
+	// Transport is TCP, TLS or RTU (from the endpoint's scheme).
 	Transport Transport
-	Mode      Mode
+	// Mode is Client (the default) or Server.
+	Mode Mode
 	// Address is host:port (TCP, TLS) or the serial device path (RTU).
 	Address string
 	// Unit is the unit (slave) id of requests (client, default 1; links

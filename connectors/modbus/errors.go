@@ -26,6 +26,8 @@ const (
 
 var classNames = [...]string{"", "exception", "timeout", "malformed", "transport"}
 
+// String returns the class's name ("exception", "timeout", "malformed",
+// "transport").
 func (c Class) String() string {
 	if int(c) < len(classNames) {
 		return classNames[c]
