@@ -15,6 +15,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
 	"github.com/aimdb-dev/aimdb-flow/connectors/knx"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
+	"github.com/aimdb-dev/aimdb-flow/connectors/modbus"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
 	"github.com/aimdb-dev/aimdb-flow/connectors/ws"
@@ -42,6 +43,7 @@ func Default() Registry {
 	r["serial"] = serial.Factory
 	r["ws"], r["wss"] = ws.Factory, ws.Factory
 	r[knx.Scheme] = knx.Factory
+	r["modbus"], r["modbus+tls"], r["modbus+rtu"] = modbus.Factory, modbus.Factory, modbus.Factory
 	return r
 }
 
