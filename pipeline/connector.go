@@ -300,6 +300,18 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, env *Envelope) error
 }
 
+// Rejecter is implemented by the runner's Dispatcher. A source that
+// receives a message it cannot turn into a payload (a frame that fails its
+// protocol's own checks, a value its declared type does not allow) hands
+// it over with Reject instead of Dispatch: the runner dead-letters it
+// (stage "receive", the reason, the record and link it was routed to) and
+// the pipeline goes on. Like Dispatch, Reject consumes env's ack share (so
+// a protocol with acks acknowledges the message once its dead letter is
+// stored) and returns a non-nil error only when ctx ended.
+type Rejecter interface {
+	Reject(ctx context.Context, env *Envelope, reason error) error
+}
+
 // BatchDispatcher is implemented by the runner's Dispatcher. A source that
 // has several messages at hand (lines read in one go) may hand them over
 // together: DispatchBatch(ctx, envs) is Dispatch of each in order, with

@@ -32,17 +32,8 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 	}
 	if max := r.opts.MaxPayload; max > 0 && len(env.Payload) > max {
 		cause := fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(env.Payload), max)
-		var werr error
-		for _, rt := range routes {
-			rt.stats.Messages.Add(1)
-			rt.stats.Errors.Add(1)
-			rt.stats.DeadLettered.Add(1)
-			if dlErr := r.deadLetter(ctx, r.graphDL, env, "", "receive", rt.rec.name, rt.link.Raw, cause); dlErr != nil {
-				werr = errors.Join(werr, dlErr)
-			}
-		}
+		d.rejectRoutes(ctx, routes, env, cause)
 		endSpan(span, cause)
-		env.Ack.Finish(werr)
 		return nil
 	}
 	// Each route decodes into env.Value in turn and the record copies the
@@ -68,6 +59,49 @@ func (d *dispatcher) Dispatch(ctx context.Context, env *Envelope) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// Reject implements Rejecter: env is dead-lettered (stage "receive",
+// with reason) for every record its topic routes to, and its ack share
+// consumed, as Dispatch does with a payload that does not decode.
+func (d *dispatcher) Reject(ctx context.Context, env *Envelope, reason error) error {
+	if reason == nil {
+		reason = errors.New("rejected by the source")
+	}
+	r := d.r
+	span := r.hooks.start(ctx, env, d.info)
+	var arr [4]*route
+	routes := d.c.router.Lookup(arr[:0], env.Topic)
+	if len(routes) == 0 {
+		r.unrouted.Add(1)
+		endSpan(span, nil)
+		env.Ack.Done()
+		return nil
+	}
+	if env.Time.IsZero() {
+		env.Time = time.Now()
+	}
+	d.rejectRoutes(ctx, routes, env, reason)
+	endSpan(span, reason)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// rejectRoutes dead-letters env for each route (stage "receive") and
+// finishes its ack share with the dead letters' outcome.
+func (d *dispatcher) rejectRoutes(ctx context.Context, routes []*route, env *Envelope, cause error) {
+	var werr error
+	for _, rt := range routes {
+		rt.stats.Messages.Add(1)
+		rt.stats.Errors.Add(1)
+		rt.stats.DeadLettered.Add(1)
+		if dlErr := d.r.deadLetter(ctx, d.r.graphDL, env, "", "receive", rt.rec.name, rt.link.Raw, cause); dlErr != nil {
+			werr = errors.Join(werr, dlErr)
+		}
+	}
+	env.Ack.Finish(werr)
 }
 
 // decodeInto decodes env's payload with rt's link decoder into env.Value

@@ -141,11 +141,7 @@ func (c *Conn) dispatchLoop(ctx context.Context, routes []route, ch <-chan knxne
 			if !rt.pat.Match(l.Dest) {
 				continue
 			}
-			payload, err := inboundPayload(&l, rt.pat.Style(), rt.t, rt.typed)
-			if err != nil {
-				c.stats.malformed.Add(1)
-				c.log.Debug("knx: group value does not decode; dead-lettered", "address", rt.filter, "err", err)
-			}
+			payload, bad := inboundPayload(&l, rt.pat.Style(), rt.t, rt.typed)
 			env := pipeline.Envelope{
 				Topic: rt.filter, Payload: payload, Time: now, Partition: -1,
 				Headers: pipeline.Headers{
@@ -153,6 +149,19 @@ func (c *Conn) dispatchLoop(ctx context.Context, routes []route, ch <-chan knxne
 					{Key: HeaderSource, Value: l.Source.String()},
 					{Key: HeaderService, Value: l.APCI.String()},
 				},
+			}
+			if bad != nil {
+				c.stats.malformed.Add(1)
+				rj, ok := d.(pipeline.Rejecter)
+				if !ok {
+					c.log.Warn("knx: group value does not decode; dropped", "address", rt.filter, "err", bad)
+					continue
+				}
+				c.log.Debug("knx: group value does not decode; dead-lettered", "address", rt.filter, "err", bad)
+				if err := rj.Reject(ctx, &env, bad); err != nil {
+					break
+				}
+				continue
 			}
 			c.stats.dispatched.Add(1)
 			if err := d.Dispatch(ctx, &env); err != nil {

@@ -17,9 +17,29 @@ func TestMain(m *testing.M) { os.Exit(knxdtest.Main(m)) }
 
 // collector is a pipeline.Dispatcher that keeps what it is handed.
 type collector struct {
-	mu   sync.Mutex
-	envs []pipeline.Envelope
-	ch   chan struct{}
+	mu       sync.Mutex
+	envs     []pipeline.Envelope
+	rejected []rejection
+	ch       chan struct{}
+}
+
+// rejection is a message the connector handed to Reject.
+type rejection struct {
+	env    pipeline.Envelope
+	reason error
+}
+
+// Reject implements pipeline.Rejecter, as the runner's dispatcher does.
+func (c *collector) Reject(_ context.Context, env *pipeline.Envelope, reason error) error {
+	c.mu.Lock()
+	c.rejected = append(c.rejected, rejection{env: *env, reason: reason})
+	c.mu.Unlock()
+	env.Ack.Done()
+	select {
+	case c.ch <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 func newCollector() *collector { return &collector{ch: make(chan struct{}, 1)} }
@@ -36,6 +56,26 @@ func (c *collector) Dispatch(_ context.Context, env *pipeline.Envelope) error {
 	default:
 	}
 	return nil
+}
+
+// waitRejected returns once n messages were rejected, or fails t.
+func (c *collector) waitRejected(t *testing.T, n int) []rejection {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		if len(c.rejected) >= n {
+			out := append([]rejection(nil), c.rejected...)
+			c.mu.Unlock()
+			return out
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.ch:
+		case <-deadline:
+			t.Fatalf("%d messages rejected, want %d", len(c.rejected), n)
+		}
+	}
 }
 
 // wait returns once n envelopes were dispatched, or fails t.

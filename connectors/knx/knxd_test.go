@@ -147,15 +147,12 @@ func TestBusToRecords(t *testing.T) {
 		if err := d.Write(ctx, "1/2/7", false, 0x01); err != nil { // 1 byte for a 2-byte float
 			t.Fatal(err)
 		}
-		envs := col.wait(t, seen+1)
-		seen = len(envs)
-		p := envs[len(envs)-1].Payload
-		if !strings.HasPrefix(string(p), malformedPrefix) || !strings.Contains(string(p), "want 2") {
-			t.Fatalf("payload %q, want the dead-letter marker with the reason", p)
+		rj := col.waitRejected(t, 1)[0]
+		if !strings.Contains(rj.reason.Error(), "malformed group value") || !strings.Contains(rj.reason.Error(), "want 2") {
+			t.Fatalf("rejected with %v, want the DPT's reason", rj.reason)
 		}
-		var v any
-		if json.Unmarshal(p, &v) == nil {
-			t.Fatalf("the marker %q decodes as JSON: it would not be dead-lettered", p)
+		if string(rj.env.Payload) != "\x01" || rj.env.Topic == "" {
+			t.Fatalf("rejected %q on %q, want the raw group value on its link", rj.env.Payload, rj.env.Topic)
 		}
 	})
 }

@@ -9,23 +9,18 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/knx/knxnet"
 )
 
-// malformedPrefix starts the payload dispatched for a group value that
-// does not decode as its link's DPT. It is never valid JSON, so the
-// link's `decode json` fails and the runner dead-letters the message
-// with this text (the reason and the bytes) as its payload.
-const malformedPrefix = "knx: malformed group value: "
-
 // inboundPayload renders a received group telegram for a link: the raw
 // group value without a DPT, else a JSON object. A value that does not
-// decode as the DPT returns the dead-letter marker payload and the error.
+// decode as the DPT returns the raw bytes and why (the message is then
+// rejected: dead-lettered by the runner with that reason).
 func inboundPayload(l *knxnet.LData, style knxnet.AddressStyle, t dpt.Type, typed bool) ([]byte, error) {
 	if !typed {
 		return append([]byte(nil), l.Data...), nil
 	}
 	v, err := t.Decode(l.Data)
 	if err != nil {
-		err = fmt.Errorf("%s from %s: %w (bytes % x)", l.Dest.Format(style), l.Source, err, l.Data)
-		return []byte(malformedPrefix + err.Error()), err
+		err = fmt.Errorf("knx: malformed group value: %s from %s: %w (bytes % x)", l.Dest.Format(style), l.Source, err, l.Data)
+		return append([]byte(nil), l.Data...), err
 	}
 	m := map[string]any{
 		"dpt":     t.ID,
