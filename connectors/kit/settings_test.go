@@ -263,3 +263,22 @@ func TestErrorValueIsShortened(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
+
+func TestLinkOptions(t *testing.T) {
+	type opts struct{ N int }
+	def := opts{N: 1}
+	for _, tc := range []struct {
+		in   any
+		want int
+	}{
+		{opts{N: 2}, 2},
+		{&opts{N: 3}, 3},
+		{(*opts)(nil), 1},
+		{nil, 1},
+		{"other", 1},
+	} {
+		if got := LinkOptions(tc.in, def); got.N != tc.want {
+			t.Errorf("LinkOptions(%#v) = %d, want %d", tc.in, got.N, tc.want)
+		}
+	}
+}

@@ -60,7 +60,7 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 	var routes []route
 	seen := map[string]int{}
 	for _, s := range subs {
-		in := inOptions(s.Options)
+		in := kit.LinkOptions(s.Options, In{})
 		if i, ok := seen[s.Filter]; ok {
 			if routes[i].t.ID != idOf(in.DPT) {
 				c.log.Warn("knx: links of one address with different DPTs; the first one decodes", "address", s.Filter, "dpt", routes[i].t.ID, "ignored", in.DPT)
@@ -180,7 +180,7 @@ func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("knx: publish to %s: %w", dest, err)
 	}
-	o := outOptions(opts)
+	o := kit.LinkOptions(opts, Out{})
 	ga, _, err := knxnet.ParseGroupAddress(dest)
 	if err != nil {
 		return pipeline.Permanent(fmt.Errorf("knx: publish: %w", err))

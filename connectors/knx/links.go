@@ -103,30 +103,6 @@ func validateLinkOptions(dir pipeline.Direction, address string, opts any) error
 	return errs
 }
 
-func inOptions(v any) In {
-	switch o := v.(type) {
-	case In:
-		return o
-	case *In:
-		if o != nil {
-			return *o
-		}
-	}
-	return In{}
-}
-
-func outOptions(v any) Out {
-	switch o := v.(type) {
-	case Out:
-		return o
-	case *Out:
-		if o != nil {
-			return *o
-		}
-	}
-	return Out{}
-}
-
 // codecFor returns the datapoint type of a link, and false for raw
 // bytes.
 func codecFor(id string) (dpt.Type, bool) {

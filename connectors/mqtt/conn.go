@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -117,7 +118,7 @@ func newConn(_ context.Context, cfg Config, tc *tls.Config, env pipeline.BuildEn
 		c.tls = tc
 	}
 	for _, s := range env.Inbound {
-		if subOptions(s.Options).QoS > 0 {
+		if kit.LinkOptions(s.Options, In{QoS: 1}).QoS > 0 {
 			c.manualAck = true
 		}
 	}
@@ -135,7 +136,7 @@ func newConn(_ context.Context, cfg Config, tc *tls.Config, env pipeline.BuildEn
 
 	noLocal := false
 	for _, s := range env.Inbound {
-		noLocal = noLocal || subOptions(s.Options).NoLocal
+		noLocal = noLocal || kit.LinkOptions(s.Options, In{QoS: 1}).NoLocal
 	}
 	var pubExpiry uint32
 	if cfg.SessionExpiry > 0 {

@@ -164,30 +164,6 @@ func validateLinkOptions(dir pipeline.Direction, address string, opts any) error
 	return errs
 }
 
-func subOptions(v any) In {
-	switch o := v.(type) {
-	case In:
-		return o
-	case *In:
-		if o != nil {
-			return *o
-		}
-	}
-	return In{QoS: 1}
-}
-
-func pubOptions(v any) Out {
-	switch o := v.(type) {
-	case Out:
-		return o
-	case *Out:
-		if o != nil {
-			return *o
-		}
-	}
-	return Out{QoS: 1}
-}
-
 // checkDestination refuses, per record, a rendered destination that is
 // not a valid MQTT topic name (a template filled with "+" or "#", an empty
 // topic): the broker would close the connection. Static destinations are

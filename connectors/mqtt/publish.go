@@ -460,7 +460,7 @@ func (p *publisher) close(ctx context.Context) error {
 
 // newReq builds the PUBLISH for env, copying everything it keeps.
 func (c *Conn) newReq(ctx context.Context, dest string, opts any, env *pipeline.Envelope) *pubReq {
-	o := pubOptions(opts)
+	o := kit.LinkOptions(opts, Out{QoS: 1})
 	payload := make([]byte, len(env.Payload))
 	copy(payload, env.Payload)
 	r := &pubReq{}

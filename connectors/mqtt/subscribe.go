@@ -7,6 +7,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/aimdb-dev/aimdb-flow/connectors/kit"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/pipeline/topic"
 )
@@ -27,7 +28,7 @@ func makePlan(subs []pipeline.Subscription) []planned {
 	var plan []planned
 	idx := map[string]int{}
 	for _, s := range subs {
-		o := subOptions(s.Options)
+		o := kit.LinkOptions(s.Options, In{QoS: 1})
 		f := subscribeFilter(s.Filter, o)
 		if i, ok := idx[f]; ok {
 			plan[i].opts.QoS = max(plan[i].opts.QoS, o.QoS)

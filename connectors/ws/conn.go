@@ -166,7 +166,7 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 			l.run, l.d, l.subs = true, d, nil
 			run = append(run, l)
 		}
-		if in, ok := optsIn(s.Options); ok && in.Subscribe != "" {
+		if in := kit.LinkOptions(s.Options, In{}); in.Subscribe != "" {
 			l.subs = append(l.subs, in.Subscribe)
 		}
 		c.mu.Unlock()
@@ -184,28 +184,6 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-func optsIn(o any) (In, bool) {
-	switch v := o.(type) {
-	case In:
-		return v, true
-	case *In:
-		return *v, v != nil
-	}
-	return In{}, false
-}
-
-func optsOut(o any) Out {
-	switch v := o.(type) {
-	case Out:
-		return v
-	case *Out:
-		if v != nil {
-			return *v
-		}
-	}
-	return Out{}
 }
 
 // Publish implements pipeline.Connector: it writes env.Payload as one
@@ -228,7 +206,7 @@ func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline
 	if err != nil {
 		return fmt.Errorf("ws: publish to %s: %w", l.url, err)
 	}
-	if err := s.write(ctx, optsOut(opts).messageType(), env.Payload); err != nil {
+	if err := s.write(ctx, kit.LinkOptions(opts, Out{}).messageType(), env.Payload); err != nil {
 		return fmt.Errorf("ws: publish to %s: %w", l.url, err)
 	}
 	return nil
