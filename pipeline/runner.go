@@ -79,6 +79,8 @@ type Runner struct {
 	// asyncDL counts dead letters of asynchronous publishes still being
 	// sent (see settleAsync); closeConns waits for them.
 	asyncDL sync.WaitGroup
+	// watchMu serializes changes to the records' watcher lists (Watch).
+	watchMu sync.Mutex
 
 	unrouted    atomic.Uint64
 	deadLetters atomic.Uint64
