@@ -156,7 +156,7 @@ func TestRecordsCommands(t *testing.T) {
 		t.Errorf("records get: %+v", r)
 	}
 	r = runCLI(t, ctx, withTok, "records", "get", "--connect", base, "applied", "--json")
-	if r.code != exitOK || !strings.Contains(r.stdout, `"applied":true`) {
+	if r.code != exitOK || !strings.Contains(r.stdout, `"applied": true`) {
 		t.Errorf("records get applied --json: %+v", r)
 	}
 	// Errors say why.

@@ -45,6 +45,8 @@ func TestMatchPattern(t *testing.T) {
 func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1883"},
+		{"gen://", "gen://"},
+		{"embedded://", "embedded://"},
 		{"mqtts://edge:hunter2@broker:8883", "mqtts://edge:REDACTED@broker:8883"},
 		{"kafka://broker:9092?sasl_password=hunter2&group=g", "kafka://broker:9092?group=g&sasl_password=REDACTED"},
 		{"http://h/?token=hunter2&apikey=hunter2#frag", "http://h/?apikey=REDACTED&token=REDACTED"},

@@ -35,9 +35,11 @@ func redactURL(raw string) string {
 	if err != nil {
 		return redacted
 	}
+	changed := false
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), redacted)
+			changed = true
 		}
 	}
 	if u.RawQuery != "" {
@@ -45,11 +47,20 @@ func redactURL(raw string) string {
 		for k := range q {
 			if secretName(k) {
 				q[k] = []string{redacted}
+				changed = true
 			}
 		}
-		u.RawQuery = q.Encode()
+		if changed {
+			u.RawQuery = q.Encode()
+		}
 	}
-	u.Fragment = ""
+	if u.Fragment != "" {
+		u.Fragment = ""
+		changed = true
+	}
+	if !changed {
+		return raw // as written: re-encoding would change "gen://" to "gen:"
+	}
 	return u.String()
 }
 

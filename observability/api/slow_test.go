@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -72,10 +73,25 @@ func TestSlowWatcherDoesNotBlockThePipeline(t *testing.T) {
 	}
 	setCtx, setCancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer setCancel()
-	for i := 0; i < n; i++ {
-		if err := in.r.Set(setCtx, "setpoint", pipeline.Envelope{Value: v, Payload: payload}); err != nil {
-			t.Fatalf("set %d: %v (the watcher blocked the graph)", i, err)
+	sets := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := in.r.Set(setCtx, "setpoint", pipeline.Envelope{Value: v, Payload: payload}); err != nil {
+				sets <- fmt.Errorf("set %d: %w", i, err)
+				return
+			}
 		}
+		sets <- nil
+	}()
+	// A bound, not a measurement: the sets take milliseconds unless the
+	// watcher blocks them.
+	select {
+	case err := <-sets:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sets did not finish: the stalled watcher blocks the graph")
 	}
 	// The pipeline reading the record got every value.
 	eventually(t, "pipeline apply read every value", func() bool { return in.r.Stats().Pipelines["apply"].In == n })
