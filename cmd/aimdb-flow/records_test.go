@@ -210,11 +210,14 @@ func TestRecordsCommands(t *testing.T) {
 func TestRunHTTPNeedsTokenOffLoopback(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "r.flow", recordsFlow)
-	r := runCLI(t, context.Background(), nil, "run", "--http", "0.0.0.0:"+freePort(t), p)
+	// Bounded: should the check be missing, the run ends with the context.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := runCLI(t, ctx, nil, "run", "--http", "0.0.0.0:"+freePort(t), p)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "needs a token") {
 		t.Fatalf("non-loopback --http without a token: %+v", r)
 	}
-	r = runCLI(t, context.Background(), nil, "run", "--token", "x", p)
+	r = runCLI(t, ctx, nil, "run", "--token", "x", p)
 	if r.code != exitUsage || !strings.Contains(r.stderr, "add --http") {
 		t.Fatalf("--token without --http: %+v", r)
 	}
