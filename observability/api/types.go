@@ -206,8 +206,8 @@ type Timings struct {
 // Error is the body of every error response.
 type Error struct {
 	// Code is a stable machine-readable reason: bad_request,
-	// unauthorized, forbidden, read_only, not_settable, set_needs_token,
-	// not_found, too_large, unavailable, too_many_watchers.
+	// unauthorized, read_only, not_settable, set_needs_token,
+	// not_found, no_value, too_large, unavailable, too_many_watchers.
 	Code    string `json:"code"`
 	Message string `json:"error"`
 }
