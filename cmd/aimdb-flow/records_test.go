@@ -230,12 +230,7 @@ func TestRecordsBinaryAgainstDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "aimdb-flow")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
+	bin := buildCLI(t)
 	demo, err := os.ReadFile("../../pipelines/demo.flow")
 	if err != nil {
 		t.Fatal(err)
@@ -271,4 +266,14 @@ func TestRecordsBinaryAgainstDemo(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "sensor.temp") || !strings.Contains(string(out), "queue 1024") {
 		t.Errorf("records ls: %v\n%s", err, out)
 	}
+}
+
+// buildCLI builds the binary for a test that execs it.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "aimdb-flow")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
