@@ -103,7 +103,7 @@ var ErrNacked = errors.New("message not acknowledged")
 type Ack struct {
 	pending   atomic.Int64
 	abandoned atomic.Bool
-	once      sync.Once
+	called    atomic.Bool // the callback has run (or is running)
 	errMu     sync.Mutex
 	err       error
 	fn        func(error)
@@ -199,12 +199,15 @@ func (a *Ack) release(err error) {
 		}
 		panic("pipeline: Ack released more times than taken")
 	}
-	a.once.Do(func() {
-		a.errMu.Lock()
-		e := a.err
-		a.errMu.Unlock()
-		a.call(e)
-	})
+	if !a.called.CompareAndSwap(false, true) {
+		return // abandoned first
+	}
+	a.errMu.Lock()
+	e := a.err
+	a.errMu.Unlock()
+	// Nothing below touches a after the callback: a Settler may reuse the
+	// ack (reinit) from within it.
+	a.call(e)
 }
 
 // call runs the callback with the outcome.
@@ -226,7 +229,20 @@ func (a *Ack) abandon(err error) {
 		return
 	}
 	a.abandoned.Store(true)
-	a.once.Do(func() { a.call(err) })
+	if a.called.CompareAndSwap(false, true) {
+		a.call(err)
+	}
+}
+
+// reinit readies a settled ack for another message, as InitAck does for a
+// zero one. Only the runner reuses acks, for the shares it hands to
+// asynchronous publishers, once their Settle has run (the conformance suite
+// holds connectors to finishing each ack exactly once).
+func (a *Ack) reinit(s Settler, tag uint64) {
+	a.abandoned.Store(false)
+	a.called.Store(false)
+	a.err, a.fn = nil, nil
+	InitAck(a, s, tag)
 }
 
 // Pending reports the number of shares not yet released.

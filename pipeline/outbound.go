@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,41 +70,96 @@ type outRun struct {
 	// dl is where records this link finally failed to publish go (the
 	// pipeline's or the graph's dead-letter link; nil: none).
 	dl *outRun
-	// shares is the slab the acks of asynchronous publishes come from
-	// (see asyncShare); next is the first unused one.
-	shares []asyncShare
-	next   int
+	// shares holds the acks of asynchronous publishes (see asyncShare).
+	shares sharePool
 }
 
 // asyncShare is the ack an AsyncPublisher receives for one record: the
 // runner, not the connector, decides what a failed outcome means (see
 // Permanent). It keeps the record as handed off, for its dead letter.
+// Shares are reused once settled (see sharePool), so that the
+// asynchronous path allocates nothing per record.
 type asyncShare struct {
 	ack Ack
 	o   *outRun
 	env Envelope // env.Ack is the source message's ack (one share taken)
 }
 
-// asyncSlab is how many asyncShares are allocated at once.
-const asyncSlab = 64
-
-// Settle implements Settler: the connector finished the record.
+// Settle implements Settler: the connector finished the record. The share
+// goes back to its pool before the outcome is applied; nothing touches it
+// after that (Ack.release does not either, once its callback runs).
 func (s *asyncShare) Settle(_ uint64, err error) {
+	o := s.o
+	if err == nil {
+		src := s.env.Ack
+		s.env = Envelope{}
+		o.shares.put(s)
+		src.Done()
+		return
+	}
 	env := s.env
 	s.env = Envelope{} // drop the payload references
-	s.o.settleAsync(&env, err)
+	o.shares.put(s)
+	o.settleAsync(&env, err)
 }
 
-// share returns a fresh asyncShare holding a copy of env.
+// share returns a ready asyncShare holding a copy of env.
 func (o *outRun) share(env *Envelope) *asyncShare {
-	if o.next == len(o.shares) {
-		o.shares, o.next = make([]asyncShare, asyncSlab), 0
-	}
-	s := &o.shares[o.next]
-	o.next++
+	s := o.shares.get()
 	s.o, s.env = o, *env
-	InitAck(&s.ack, s, 0)
+	s.ack.reinit(s, 0)
 	return s
+}
+
+// sharePool recycles an outRun's asyncShares. get runs on the outbound
+// loop's goroutine only; put on whichever goroutine the connector settles
+// on. The loop takes the settled shares in bulk when its own list runs
+// out, so a record costs one uncontended lock (in put), not an
+// allocation; a slab of fresh shares is allocated only while more records
+// are in flight than ever before.
+type sharePool struct {
+	local []*asyncShare // owned by get's goroutine
+	total int           // shares allocated so far
+
+	mu   sync.Mutex
+	free []*asyncShare // settled, not yet taken back by get
+}
+
+// shareSlab is how many asyncShares are allocated at once.
+const shareSlab = 64
+
+func (p *sharePool) get() *asyncShare {
+	if len(p.local) == 0 {
+		p.mu.Lock()
+		p.local, p.free = p.free, p.local[:0]
+		p.mu.Unlock()
+	}
+	if len(p.local) == 0 {
+		// Every share is in flight: a new slab, and room in both lists
+		// for all shares, so that put and the swap never grow a slice.
+		p.total += shareSlab
+		slab := make([]asyncShare, shareSlab)
+		p.local = make([]*asyncShare, 0, p.total)
+		for i := range slab {
+			p.local = append(p.local, &slab[i])
+		}
+		p.mu.Lock()
+		if cap(p.free) < p.total {
+			free := make([]*asyncShare, len(p.free), p.total)
+			copy(free, p.free)
+			p.free = free
+		}
+		p.mu.Unlock()
+	}
+	s := p.local[len(p.local)-1]
+	p.local = p.local[:len(p.local)-1]
+	return s
+}
+
+func (p *sharePool) put(s *asyncShare) {
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
 }
 
 // settleAsync applies the runner's rule to an asynchronous outcome (see
@@ -249,6 +305,7 @@ func (o *outRun) publish(ctx context.Context, env *Envelope, allowAsync bool) er
 		env.Ack = src
 		if err != nil {
 			s.env = Envelope{} // never handed off: its ack is not used
+			o.shares.put(s)
 			src.Add(-1)
 		} else if o.flusher != nil {
 			o.held = true

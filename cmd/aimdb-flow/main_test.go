@@ -242,24 +242,29 @@ func TestRunFinite(t *testing.T) {
 	}
 }
 
-// TestRunCPUProfile: --cpuprofile writes a pprof file (gzip-compressed
-// protobuf) of the run.
-func TestRunCPUProfile(t *testing.T) {
-	dir := t.TempDir()
-	in := writeFile(t, dir, "in.jsonl", "{\"temp\":30}\n")
-	prof := filepath.Join(dir, "cpu.pprof")
-	p := writeFile(t, dir, "w.flow", okFlow)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if r := runCLI(t, ctx, map[string]string{"IN": in, "OUT": filepath.Join(dir, "out.jsonl")}, "run", "--cpuprofile", prof, p); r.code != exitOK {
-		t.Fatalf("run: %+v", r)
-	}
-	b, err := os.ReadFile(prof)
-	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
-		t.Fatalf("profile %s: %d bytes, %v; want a gzip-compressed pprof file", prof, len(b), err)
-	}
-	if r := runCLI(t, ctx, nil, "run", "--cpuprofile", filepath.Join(dir, "no", "such", "dir", "x"), p); r.code != exitUsage {
-		t.Fatalf("unwritable profile: %+v", r)
+// TestRunProfiles: --cpuprofile and --memprofile write a pprof file
+// (gzip-compressed protobuf) of the run; an unwritable path is a usage
+// error.
+func TestRunProfiles(t *testing.T) {
+	for _, flag := range []string{"--cpuprofile", "--memprofile"} {
+		t.Run(flag, func(t *testing.T) {
+			dir := t.TempDir()
+			in := writeFile(t, dir, "in.jsonl", "{\"temp\":30}\n")
+			prof := filepath.Join(dir, "run.pprof")
+			p := writeFile(t, dir, "w.flow", okFlow)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if r := runCLI(t, ctx, map[string]string{"IN": in, "OUT": filepath.Join(dir, "out.jsonl")}, "run", flag, prof, p); r.code != exitOK {
+				t.Fatalf("run: %+v", r)
+			}
+			b, err := os.ReadFile(prof)
+			if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+				t.Fatalf("profile %s: %d bytes, %v; want a gzip-compressed pprof file", prof, len(b), err)
+			}
+			if r := runCLI(t, ctx, nil, "run", flag, filepath.Join(dir, "no", "such", "dir", "x"), p); r.code != exitUsage {
+				t.Fatalf("unwritable profile: %+v", r)
+			}
+		})
 	}
 }
 

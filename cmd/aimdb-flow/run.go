@@ -58,6 +58,7 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	traceExp := fs.String("trace", "", "OpenTelemetry trace `EXPORTER`: otlp, console or none (default: from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
 	hopLatency := fs.Bool("hop-latency", false, "export per-hop latency histograms on /metrics (costs a little per record)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof FILE)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to `FILE` when it ends (go tool pprof -sample_index=alloc_space FILE)")
 	token := fs.String("token", "", "require `TOKEN` on records API requests (default $"+api.TokenEnv+"); needed for a non-loopback --http and for setting records")
 	readOnly := fs.Bool("read-only", false, "refuse to set records through the records API")
 	maxBody := fs.Int64("api-max-body", api.DefaultMaxBody, "largest records API request body in `BYTES`")
@@ -74,6 +75,19 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 			return exitUsage
 		}
 		defer stop()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "aimdb-flow run: --memprofile: %v\n", err)
+			return exitUsage
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(env.stderr, "aimdb-flow run: --memprofile: %v\n", err)
+			}
+			f.Close()
+		}()
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

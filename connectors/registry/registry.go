@@ -16,6 +16,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
+	"github.com/aimdb-dev/aimdb-flow/connectors/ws"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -38,6 +39,7 @@ func Default() Registry {
 	r[kafka.Scheme] = kafka.Factory
 	r["mqtt"], r["mqtts"], r["embedded"] = mqtt.Factory, mqtt.Factory, mqtt.EmbeddedFactory
 	r["serial"] = serial.Factory
+	r["ws"], r["wss"] = ws.Factory, ws.Factory
 	return r
 }
 
