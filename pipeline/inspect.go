@@ -26,7 +26,8 @@ func (r *Runner) Graph() *Graph { return r.g }
 // writer, blocking on a full queue buffer until ctx ends. A zero env.Time
 // is set to now. Concurrent calls are serialized. The error wraps
 // ErrUnknownRecord, ErrNotSettable, buffer.ErrClosed (the graph stopped) or
-// ctx's error.
+// ctx's error. Go code may also write a settable record through
+// Runner.Writer; writes of the two are serialized.
 func (r *Runner) Set(ctx context.Context, name string, env Envelope) error {
 	rec := r.records[name]
 	if rec == nil {
@@ -39,7 +40,5 @@ func (r *Runner) Set(ctx context.Context, name string, env Envelope) error {
 		env.Time = time.Now()
 	}
 	env.Ack = nil
-	rec.setMu.Lock()
-	defer rec.setMu.Unlock()
-	return (&Writer{rec: rec}).Write(ctx, &env)
+	return (&Writer{rec: rec}).Write(ctx, &env) // serialized with other writers of rec
 }

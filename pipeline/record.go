@@ -31,7 +31,8 @@ type record struct {
 	// watchers is nil while nobody watches: then a write pays one atomic
 	// load for it. The list is replaced, never modified (see Runner.Watch).
 	watchers atomic.Pointer[[]*Watch]
-	// setMu serializes Runner.Set calls (the buffer has one writer).
+	// setMu serializes the writers of a settable record (Runner.Set and
+	// Runner.Writer): a buffer has one writer at a time.
 	setMu sync.Mutex
 }
 

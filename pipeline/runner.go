@@ -526,6 +526,11 @@ type Writer struct{ rec *record }
 // Write writes env into the record (blocking on a full queue buffer). The
 // caller keeps its ack share and must release it.
 func (w *Writer) Write(ctx context.Context, env *Envelope) error {
+	if w.rec.settable {
+		// Runner.Set writes this record too: one writer at a time.
+		w.rec.setMu.Lock()
+		defer w.rec.setMu.Unlock()
+	}
 	if w.rec.closed.Load() {
 		return buffer.ErrClosed
 	}

@@ -203,3 +203,51 @@ func TestWriteAllocsWithAndWithoutWatchers(t *testing.T) {
 		full.Close()
 	}
 }
+
+// Concurrent sets into a settable queue record (and a Go writer beside
+// them) are serialized: the queue's one writer slot is never shared, and
+// every value reaches the reader.
+func TestConcurrentSetsReachTheReader(t *testing.T) {
+	g := pipeline.New()
+	g.Record("s").WithBuffer(buffer.Config{Kind: buffer.Queue, Size: 2}).WithSettable()
+	r := newRunnerT(t, g)
+	rd, _ := r.Subscribe("s")
+	wr, err := r.Writer("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const writers, each = 4, 200
+	errs := make(chan error, writers+1)
+	for i := 0; i < writers; i++ {
+		go func() {
+			for j := 0; j < each; j++ {
+				if err := r.Set(ctx, "s", pipeline.Envelope{Value: j}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	go func() {
+		for j := 0; j < each; j++ {
+			if err := wr.WriteValue(ctx, j); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for n := 0; n < (writers+1)*each; n++ {
+		if _, err := rd.Recv(ctx); err != nil {
+			t.Fatalf("after %d values: %v", n, err)
+		}
+	}
+	for i := 0; i < writers+1; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
