@@ -164,7 +164,7 @@ func cmdFmt(_ context.Context, env *cliEnv, args []string) int {
 func cmdGraph(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "graph")
 	format := fs.String("format", "dot", "output format: dot or mermaid")
-	rf := addRemoteFlags(fs)
+	rf := addRemoteFlags(fs, true)
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}

@@ -23,7 +23,7 @@ still needs its token for it).
 
 func cmdMCP(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "mcp")
-	rf := addRemoteFlags(fs)
+	rf := addRemoteFlags(fs, false)
 	allowSet := fs.Bool("allow-set", false, "offer the set_record tool")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code

@@ -36,7 +36,7 @@ or text; --json prints what the API returns (watch: one event per line).
 
 func cmdRecords(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "records")
-	rf := addRemoteFlags(fs)
+	rf := addRemoteFlags(fs, true)
 	count := fs.Int("count", 0, "watch: stop after `N` values (0: until interrupted)")
 	buf := fs.Int("buffer", 0, "watch: values the server holds for this watch before it drops (0: its default)")
 	if code, ok := parseFlags(env, fs, args); !ok {

@@ -29,12 +29,18 @@ type remoteFlags struct {
 	json           *bool
 }
 
-func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
-	return &remoteFlags{
+// addRemoteFlags defines --connect and --token, and --json when the
+// command prints what the API returns.
+func addRemoteFlags(fs *flag.FlagSet, withJSON bool) *remoteFlags {
+	rf := &remoteFlags{
 		connect: fs.String("connect", "", "`URL` of a running instance's --http address (default $"+connectEnv+")"),
 		token:   fs.String("token", "", "the instance's `TOKEN` (default $"+api.TokenEnv+")"),
-		json:    fs.Bool("json", false, "print JSON as the API returns it"),
+		json:    new(bool),
 	}
+	if withJSON {
+		rf.json = fs.Bool("json", false, "print JSON as the API returns it")
+	}
+	return rf
 }
 
 // remote reports whether an instance was named (flag or environment).
