@@ -29,7 +29,7 @@ func (c *compiler) checkUse() {
 		for _, l := range r.Inbound {
 			useLink(l.Link)
 		}
-		if len(r.Inbound) > 0 {
+		if len(r.Inbound) > 0 || r.Settable {
 			written[r.Name] = true
 		}
 		for _, l := range r.Outbound {

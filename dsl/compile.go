@@ -321,8 +321,14 @@ func (c *compiler) record(a *args) {
 			if cfg, ok := b.buffer(); ok {
 				rs.WithBuffer(cfg)
 			}
+		case "settable":
+			if rs.Settable {
+				c.errorf(st.Kw.Pos, "record %s: settable given twice", name)
+			}
+			b.end()
+			rs.WithSettable()
 		default:
-			c.errorf(st.Kw.Pos, "unknown record statement %q (want from, to, buffer or schema)%s", st.Kw.Text, didYouMean(st.Kw.Text, []string{"from", "to", "buffer", "schema"}))
+			c.errorf(st.Kw.Pos, "unknown record statement %q (want from, to, buffer, schema or settable)%s", st.Kw.Text, didYouMean(st.Kw.Text, []string{"from", "to", "buffer", "schema", "settable"}))
 		}
 	}
 }

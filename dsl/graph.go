@@ -25,7 +25,11 @@ func Render(g *pipeline.Graph, format string) (string, error) {
 		return v
 	}
 	for _, r := range g.Records() {
-		rid := id("record", r.Name, r.Name+"\n"+r.Buffer.String(), "record")
+		label := r.Name + "\n" + r.Buffer.String()
+		if r.Settable {
+			label += "\nsettable"
+		}
+		rid := id("record", r.Name, label, "record")
 		for _, l := range r.Inbound {
 			edges = append(edges, [3]string{id("link", l.Raw, l.Raw, "link"), rid, codecName(l.Decoder)})
 		}

@@ -35,6 +35,12 @@
 //   - Shutdown is bounded by RunOptions.DrainTimeout, also for stages that
 //     ignore cancellation (ErrDrainTimeout).
 //
+// A running graph is inspectable without cost to the data path: Stats
+// (counters), Latest (the value a record's buffer holds), Watch (live
+// values offered without blocking: a slow watch drops and counts) and Set
+// (a value into a record declared settable); observability/api serves
+// them over HTTP.
+//
 // Connectors implement Builder and Connector, and optionally Source,
 // AsyncPublisher, Flusher, Readiness, FiniteSource, LinkOptionParser,
 // LinkOptionValidator, LinkChecker and CapsDeclarer; connectors/kit gives

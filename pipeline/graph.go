@@ -188,9 +188,18 @@ type RecordSpec struct {
 	Outbound []*OutLink
 	// Schema optionally declares the fields of the record's values.
 	Schema Schema
-	Pos    Pos
-	errs   []*ConfigError
+	// Settable declares that values may be set into the record from
+	// outside the graph (Runner.Set: the records API, the CLI's records
+	// set). A settable record has no other writer: no inbound link and no
+	// pipeline writing into it.
+	Settable bool
+	Pos      Pos
+	errs     []*ConfigError
 }
+
+// WithSettable declares the record settable (see RecordSpec.Settable);
+// the DSL's record statement "settable" is its twin.
+func (r *RecordSpec) WithSettable() *RecordSpec { r.Settable = true; return r }
 
 // WithBuffer sets the record's buffer (default buffer.Default).
 func (r *RecordSpec) WithBuffer(cfg buffer.Config) *RecordSpec { r.Buffer = cfg; return r }
@@ -545,6 +554,11 @@ func (g *Graph) Validate() error {
 		}
 		if len(r.Inbound) > 0 {
 			writers[r.Name] = "its inbound links"
+			if r.Settable {
+				add(r.Pos, "record %s: settable, but written by its inbound links; a settable record has no other writer", r.Name)
+			}
+		} else if r.Settable {
+			writers[r.Name] = "it is settable: values are set from outside the graph"
 		}
 		for _, l := range r.Outbound {
 			checkOut(l, "record "+r.Name)

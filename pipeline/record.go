@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/aimdb-dev/aimdb-flow/pipeline/buffer"
@@ -23,12 +24,29 @@ type record struct {
 	readers  int // fixed before Run starts
 	writer   writerKind
 
+	settable bool
+
 	writes atomic.Uint64
 	closed atomic.Bool
+	// watchers is nil while nobody watches: then a write pays one atomic
+	// load for it. The list is replaced, never modified (see Runner.Watch).
+	watchers atomic.Pointer[[]*Watch]
+	// setMu serializes the writers of a settable record (Runner.Set and
+	// Runner.Writer): a buffer has one writer at a time.
+	setMu sync.Mutex
 }
 
 func newRecord(spec *RecordSpec) *record {
-	return &record{name: spec.Name, buf: buffer.New[Envelope](spec.Buffer), lossless: spec.Buffer.Kind.Lossless()}
+	return &record{name: spec.Name, buf: buffer.New[Envelope](spec.Buffer), lossless: spec.Buffer.Kind.Lossless(), settable: spec.Settable}
+}
+
+// notify offers env to every watcher, without blocking (see Watch).
+func (r *record) notify(env *Envelope) {
+	if ws := r.watchers.Load(); ws != nil {
+		for _, w := range *ws {
+			w.offer(r.name, env)
+		}
+	}
 }
 
 func (r *record) subscribe() buffer.Reader[Envelope] {
@@ -49,6 +67,9 @@ func (r *record) write(ctx context.Context, env *Envelope) error {
 		env.Ack = nil
 		err := r.buf.Push(ctx, *env)
 		env.Ack = a
+		if err == nil {
+			r.notify(env)
+		}
 		return err
 	}
 	a := env.Ack
@@ -59,6 +80,7 @@ func (r *record) write(ctx context.Context, env *Envelope) error {
 		}
 		return err
 	}
+	r.notify(env)
 	return nil
 }
 
@@ -92,6 +114,11 @@ func (r *record) writeBatch(ctx context.Context, envs []Envelope) (int, error) {
 		envs[i].Ack.Add(r.readers)
 	}
 	n, err := bp.PushBatch(ctx, envs)
+	if r.watchers.Load() != nil {
+		for i := range envs[:n] {
+			r.notify(&envs[i])
+		}
+	}
 	if err != nil {
 		for i := n; i < len(envs); i++ {
 			for j := 0; j < r.readers; j++ {

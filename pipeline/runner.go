@@ -79,6 +79,8 @@ type Runner struct {
 	// asyncDL counts dead letters of asynchronous publishes still being
 	// sent (see settleAsync); closeConns waits for them.
 	asyncDL sync.WaitGroup
+	// watchMu serializes changes to the records' watcher lists (Watch).
+	watchMu sync.Mutex
 
 	unrouted    atomic.Uint64
 	deadLetters atomic.Uint64
@@ -524,6 +526,11 @@ type Writer struct{ rec *record }
 // Write writes env into the record (blocking on a full queue buffer). The
 // caller keeps its ack share and must release it.
 func (w *Writer) Write(ctx context.Context, env *Envelope) error {
+	if w.rec.settable {
+		// Runner.Set writes this record too: one writer at a time.
+		w.rec.setMu.Lock()
+		defer w.rec.setMu.Unlock()
+	}
 	if w.rec.closed.Load() {
 		return buffer.ErrClosed
 	}

@@ -29,6 +29,12 @@ const graphHelp = `
 Prints the graph of records, pipelines (with their stages) and links in
 Graphviz dot (default) or Mermaid.
 
+With --connect URL (or AIMDB_FLOW_CONNECT) it shows the graph of a running
+instance (aimdb-flow run --http) instead, with its live counters:
+connectors and their readiness, records, pipelines with per-stage counts
+(and timings with run --hop-latency) and links; --json prints it as the
+API returns it.
+
   aimdb-flow graph pipelines/demo.flow | dot -Tsvg > demo.svg`
 
 const testHelp = `
@@ -155,11 +161,19 @@ func cmdFmt(_ context.Context, env *cliEnv, args []string) int {
 	return code
 }
 
-func cmdGraph(_ context.Context, env *cliEnv, args []string) int {
+func cmdGraph(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "graph")
 	format := fs.String("format", "dot", "output format: dot or mermaid")
+	rf := addRemoteFlags(fs, true)
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
+	}
+	if rf.remote(env) {
+		if fs.NArg() > 0 {
+			fmt.Fprintf(env.stderr, "aimdb-flow graph: --connect draws a running instance: give no files\n")
+			return exitUsage
+		}
+		return remoteGraph(ctx, env, rf)
 	}
 	if code, ok := needFiles(env, fs); !ok {
 		return code

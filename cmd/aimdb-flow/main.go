@@ -5,6 +5,7 @@
 //	aimdb-flow validate pipelines/*.flow
 //	aimdb-flow fmt -w pipelines/demo.flow
 //	aimdb-flow graph --format mermaid pipelines/demo.flow
+//	aimdb-flow records watch --connect 127.0.0.1:8080 'sensor.*'
 //	aimdb-flow test pipelines/
 //	aimdb-flow build --target cortex-m-qemu --driver ./examples/device/replay pipelines/device.flow
 //
@@ -64,7 +65,9 @@ func init() {
 		{name: "run", args: "[flags] FILE...", short: "run pipeline files until interrupted (or until finite sources end)", long: runHelp, run: cmdRun},
 		{name: "validate", args: "FILE...", short: "check files and report every problem", long: validateHelp, run: cmdValidate},
 		{name: "fmt", args: "[-w | -l] FILE...", short: "print files in canonical form", long: fmtHelp, run: cmdFmt},
-		{name: "graph", args: "[--format dot|mermaid] FILE...", short: "draw the pipeline graph", long: graphHelp, run: cmdGraph},
+		{name: "graph", args: "[--format dot|mermaid] FILE... | --connect URL [--json]", short: "draw the pipeline graph (of files, or of a running instance)", long: graphHelp, run: cmdGraph},
+		{name: "mcp", args: "--connect URL [--token TOKEN] [--allow-set]", short: "serve the Model Context Protocol (stdio) for a running instance", long: mcpHelp, run: cmdMCP},
+		{name: "records", args: "ls|get|watch|set [--connect URL] [--token TOKEN] [--json] [ARGS]", short: "list, read, watch and set the records of a running instance", long: recordsHelp, run: cmdRecords},
 		{name: "test", args: "[-v] [DIR|FILE...]", short: "run pipeline tests (*.test.json)", long: testHelp, run: cmdTest},
 		{name: "build", args: "--target cortex-m-qemu|wasip1|host [-o OUT] [--emit DIR] [--driver PKG] FILE...", short: "check a file against the device subset and build it for a device with TinyGo", long: buildHelp, run: cmdBuild},
 		{name: "bench", args: "[--records N] [--rate R] [--json] FILE...", short: "drive pipeline files with generated records; report throughput and latency per stage", long: benchHelp, run: cmdBench},

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/dsl"
+	"github.com/aimdb-dev/aimdb-flow/observability/api"
 	"github.com/aimdb-dev/aimdb-flow/observability/metrics"
 	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -36,8 +37,13 @@ that terminal; otherwise only warnings and errors are logged.
 
 --http serves /healthz (the process is up), /readyz (every connector is
 connected; 503 otherwise), /metrics (Prometheus text; with --hop-latency
-also per-hop latency histograms) and /stats (counters as JSON). It binds
-loopback unless an explicit non-loopback host is given.
+also per-hop latency histograms), /stats (counters as JSON) and the
+records API under /api/v1/ (list, get, watch and set records, the live
+graph; see docs/api.md), which 'aimdb-flow records' and 'aimdb-flow graph
+--connect' use. It binds loopback unless an explicit non-loopback host is
+given, which needs a token (--token or AIMDB_FLOW_TOKEN): every API
+request must then carry it. Setting a record needs the token even on
+loopback; --read-only refuses every set.
 
 --trace (or the standard OTEL_* variables) turns on OpenTelemetry tracing:
 one span per hop, trace context carried across MQTT, Kafka and HTTP.`
@@ -53,6 +59,9 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	hopLatency := fs.Bool("hop-latency", false, "export per-hop latency histograms on /metrics (costs a little per record)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof FILE)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to `FILE` when it ends (go tool pprof -sample_index=alloc_space FILE)")
+	token := fs.String("token", "", "require `TOKEN` on records API requests (default $"+api.TokenEnv+"); needed for a non-loopback --http and for setting records")
+	readOnly := fs.Bool("read-only", false, "refuse to set records through the records API")
+	maxBody := fs.Int64("api-max-body", api.DefaultMaxBody, "largest records API request body in `BYTES`")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
@@ -101,6 +110,12 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 
 	// log statements in a file always print (at info), whatever --log-level.
 	opts := loadOpts(env, slog.New(slog.NewTextHandler(sw, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	// The records API shows each connector's endpoint, redacted.
+	endpoints := map[string]string{}
+	opts.WrapConnector = func(name, endpoint string, b pipeline.Builder) pipeline.Builder {
+		endpoints[name] = endpoint
+		return b
+	}
 	g, err := dsl.LoadFiles(opts, fs.Args()...)
 	if err != nil {
 		printLoadError(env, err)
@@ -163,21 +178,25 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	}()
 
 	if *httpAddr != "" {
-		var mopts []metrics.Option
-		if latency != nil {
-			mopts = append(mopts, metrics.WithLatency(latency))
+		tok := *token
+		if tok == "" {
+			tok, _ = env.getenv(api.TokenEnv)
 		}
-		srv, ln, err := serveHTTP(*httpAddr, r, log, mopts...)
+		hc := httpConfig{addr: *httpAddr, latency: latency, api: api.Options{Token: tok, ReadOnly: *readOnly,
+			MaxBody: *maxBody, Endpoints: endpoints, Latency: latency, Logger: log}}
+		stop, addr, err := serveHTTP(ctx, r, log, hc)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "aimdb-flow run: --http: %v\n", err)
+			if errors.Is(err, errNeedToken) {
+				return exitUsage
+			}
 			return exitProblems
 		}
-		log.Info("http listening", "addr", ln.Addr().String())
-		defer func() {
-			sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
-			defer c()
-			srv.Shutdown(sctx)
-		}()
+		log.Info("http listening", "addr", addr)
+		defer stop()
+	} else if *token != "" || *readOnly {
+		fmt.Fprintf(env.stderr, "aimdb-flow run: --token and --read-only apply to the records API: add --http ADDR\n")
+		return exitUsage
 	}
 
 	done := make(chan error, 1)
@@ -314,38 +333,94 @@ func rateOf(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-// serveHTTP starts the health endpoints. A bare ":PORT" binds loopback.
-func serveHTTP(addr string, r *pipeline.Runner, log *slog.Logger, mopts ...metrics.Option) (*http.Server, net.Listener, error) {
-	host, port, err := net.SplitHostPort(addr)
+// httpConfig is what serveHTTP serves.
+type httpConfig struct {
+	addr    string
+	latency *metrics.Latency
+	api     api.Options
+}
+
+// errNeedToken is serveHTTP's error for a non-loopback address without a
+// token.
+var errNeedToken = errors.New("a non-loopback address needs a token (--token or " + api.TokenEnv + ")")
+
+// isLoopback reports whether host (an IP address or "localhost") is a
+// loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serveHTTP starts the health endpoints and the records API. A bare
+// ":PORT" binds loopback; any other host needs a token. stop shuts the
+// server down: watch streams end at once, other requests get two seconds.
+func serveHTTP(ctx context.Context, r *pipeline.Runner, log *slog.Logger, hc httpConfig) (stop func(), addr string, err error) {
+	host, port, err := net.SplitHostPort(hc.addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
-		log.Warn("http endpoints bound to a non-loopback address; they are reachable from the network", "addr", host)
+	if !isLoopback(host) {
+		if hc.api.Token == "" {
+			return nil, "", fmt.Errorf("%s: %w", host, errNeedToken)
+		}
+		log.Warn("http endpoints bound to a non-loopback address; they are reachable from the network (the records API needs the token)", "addr", host)
 	}
+	var mopts []metrics.Option
+	if hc.latency != nil {
+		mopts = append(mopts, metrics.WithLatency(hc.latency))
+	}
+	apiSrv := api.New(r, hc.api)
 	mux := http.NewServeMux()
 	// /metrics (Prometheus), /healthz and /readyz.
 	mux.Handle("/", metrics.Handler(r, mopts...))
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/api/", apiSrv)
+	mux.Handle("GET /stats", apiSrv.Protect(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(r.Stats())
-	})
+	})))
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Requests (watch streams in particular) end when stop cancels base.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		MaxHeaderBytes: 16 << 10, BaseContext: func(net.Listener) context.Context { return base }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "error", err)
 		}
 	}()
-	return srv, ln, nil
+	// Rates are computed from a sample of the counters every second.
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-base.Done():
+				return
+			case now := <-t.C:
+				apiSrv.Sample(now)
+			}
+		}
+	}()
+	stop = func() {
+		cancelBase()
+		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		defer c()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}
+	return stop, ln.Addr().String(), nil
 }
 
 // statusWriter keeps a one-line status at the bottom of a terminal: log

@@ -221,29 +221,38 @@ pipeline copy {
 // non-loopback host is warned about. The non-loopback case uses
 // 192.0.2.1 (TEST-NET-1, never assigned to this machine): the warning is
 // printed before the bind, which then fails, so nothing ever listens
-// beyond loopback.
+// beyond loopback. Without a token a non-loopback host is refused before
+// anything binds (the records API needs one there).
 func TestHTTPEndpointsBindLoopback(t *testing.T) {
 	in := writeFlow(t, "in.jsonl", "{\"a\":1}\n{\"a\":2}\n")
 	flow := writeFlow(t, "finite.flow", finiteFlow)
 	const warning = "http endpoints bound to a non-loopback address; they are reachable from the network"
+	const refusal = "a non-loopback address needs a token"
 	for _, tc := range []struct {
-		addr, listening string
-		warn, fail      bool
+		addr, listening          string
+		warn, fail, withoutToken bool
 	}{
 		{addr: ":0", listening: "addr=127.0.0.1:"},
 		{addr: "127.0.0.1:0", listening: "addr=127.0.0.1:"},
 		{addr: "localhost:0", listening: "addr=127.0.0.1:"},
 		{addr: "192.0.2.1:0", warn: true, fail: true},
+		{addr: "192.0.2.1:0", fail: true, withoutToken: true},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
 			cmd := exec.Command(cliBinary(t), "run", "--http", tc.addr, "--log-level", "info", "--status", "off", flow)
 			cmd.Env = append(cmd.Environ(), "IN="+in)
+			if !tc.withoutToken {
+				cmd.Env = append(cmd.Env, "AIMDB_FLOW_TOKEN=t0ken")
+			}
 			out, err := runBounded(t, cmd, 30*time.Second)
 			if (err != nil) != tc.fail {
 				t.Fatalf("err %v (want failure %v)\n%s", err, tc.fail, out)
 			}
 			if strings.Contains(out, warning) != tc.warn {
 				t.Errorf("warning printed %v, want %v:\n%s", !tc.warn, tc.warn, out)
+			}
+			if strings.Contains(out, refusal) != tc.withoutToken {
+				t.Errorf("refusal printed %v, want %v:\n%s", !tc.withoutToken, tc.withoutToken, out)
 			}
 			if tc.listening != "" && !strings.Contains(out, tc.listening) {
 				t.Errorf("no %q in:\n%s", tc.listening, out)
