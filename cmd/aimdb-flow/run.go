@@ -62,6 +62,8 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 	token := fs.String("token", "", "require `TOKEN` on records API requests (default $"+api.TokenEnv+"); needed for a non-loopback --http and for setting records")
 	readOnly := fs.Bool("read-only", false, "refuse to set records through the records API")
 	maxBody := fs.Int64("api-max-body", api.DefaultMaxBody, "largest records API request body in `BYTES`")
+	wsOrigins := fs.String("ws-origin", "", "comma-separated `ORIGINS` (host patterns) whose pages may open the /ws/ endpoint besides the instance's own")
+	wsSlow := fs.Bool("ws-disconnect-slow", false, "close a /ws/ client that does not keep up (default: drop values and count them)")
 	if code, ok := parseFlags(env, fs, args); !ok {
 		return code
 	}
@@ -183,7 +185,8 @@ func cmdRun(ctx context.Context, env *cliEnv, args []string) int {
 			tok, _ = env.getenv(api.TokenEnv)
 		}
 		hc := httpConfig{addr: *httpAddr, latency: latency, api: api.Options{Token: tok, ReadOnly: *readOnly,
-			MaxBody: *maxBody, Endpoints: endpoints, Latency: latency, Logger: log}}
+			MaxBody: *maxBody, Endpoints: endpoints, Latency: latency, Logger: log,
+			WSOrigins: splitList(*wsOrigins), WSDisconnectSlow: *wsSlow}}
 		stop, addr, err := serveHTTP(ctx, r, log, hc)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "aimdb-flow run: --http: %v\n", err)
@@ -380,6 +383,7 @@ func serveHTTP(ctx context.Context, r *pipeline.Runner, log *slog.Logger, hc htt
 	// /metrics (Prometheus), /healthz and /readyz.
 	mux.Handle("/", metrics.Handler(r, mopts...))
 	mux.Handle("/api/", apiSrv)
+	mux.Handle("/ws/", apiSrv)
 	mux.Handle("GET /stats", apiSrv.Protect(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -486,4 +490,15 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aimdb-dev/aimdb-flow/tests/nodepeer"
 )
 
 // hub is the WebSocket peer of the tests: testdata/hub.js on the npm `ws`
@@ -35,27 +36,7 @@ type hubMsg struct {
 }
 
 // nodeModules is where scripts/ensure-ws.sh installs ws and wscat.
-func nodeModules(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("AIMDB_NODE_WS")
-	if dir == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(cache, "aimdb-flow", "node-ws")
-	}
-	mods := filepath.Join(dir, "node_modules")
-	_, err := os.Stat(filepath.Join(mods, "ws", "package.json"))
-	_, nerr := exec.LookPath("node")
-	if err != nil || nerr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("WebSocket peer missing (node: %v, ws: %v): make deps runs scripts/ensure-ws.sh", nerr, err)
-		}
-		t.Skipf("WebSocket peer missing (node: %v, ws: %v): run scripts/ensure-ws.sh", nerr, err)
-	}
-	return mods
-}
+func nodeModules(t *testing.T) string { return nodepeer.Modules(t) }
 
 // startHub starts the hub on a free port; env adds environment variables
 // (WS_TOKEN, BIG).

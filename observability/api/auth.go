@@ -28,8 +28,13 @@ func (t tokenCheck) ok(got string) bool {
 	return subtle.ConstantTimeCompare(h[:], t.hash[:]) == 1
 }
 
-// bearer returns the token of an "Authorization: Bearer TOKEN" header.
+// bearer returns the token of an "Authorization: Bearer TOKEN" header,
+// or, for a WebSocket handshake (browsers cannot set headers on one), of
+// a "bearer.TOKEN" subprotocol offered beside WSProtocol.
 func bearer(req *http.Request) (string, bool) {
+	if tok, ok := wsBearer(req); ok {
+		return tok, true
+	}
 	a := req.Header.Get("Authorization")
 	scheme, tok, found := strings.Cut(a, " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") {
@@ -62,15 +67,22 @@ func (s *Server) authorized(w http.ResponseWriter, req *http.Request) bool {
 // mayWrite answers 403 itself unless the server accepts sets (a token is
 // configured, and so was checked by authorized, and it is not read-only).
 func (s *Server) mayWrite(w http.ResponseWriter) bool {
-	switch {
-	case s.opts.ReadOnly:
-		writeError(w, http.StatusForbidden, "read_only", "the API is read-only")
-		return false
-	case !s.tok.set:
-		writeError(w, http.StatusForbidden, "set_needs_token", "setting values needs a token: start the instance with --token or AIMDB_FLOW_TOKEN")
+	if e := s.writeRefusal(); e != nil {
+		writeJSON(w, http.StatusForbidden, e)
 		return false
 	}
 	return true
+}
+
+// writeRefusal is why the server accepts no sets, or nil when it does.
+func (s *Server) writeRefusal() *Error {
+	switch {
+	case s.opts.ReadOnly:
+		return &Error{Code: "read_only", Message: "the API is read-only"}
+	case !s.tok.set:
+		return &Error{Code: "set_needs_token", Message: "setting values needs a token: start the instance with --token or AIMDB_FLOW_TOKEN"}
+	}
+	return nil
 }
 
 // Protect returns h behind the server's token check: with a token

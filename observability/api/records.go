@@ -137,38 +137,42 @@ func (s *Server) setValue(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "reading the body: "+err.Error())
 		return
 	}
-	if !spec.Settable {
-		writeError(w, http.StatusForbidden, "not_settable", notSettable(s.r.Graph(), spec))
+	v, status, apiErr := s.set(req.Context(), spec, body)
+	if apiErr != nil {
+		writeJSON(w, status, apiErr)
 		return
 	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// set writes body (one JSON value) into the record of spec, for PUT/POST
+// and for WebSocket clients. A failure is an Error with its HTTP status.
+func (s *Server) set(ctx context.Context, spec *pipeline.RecordSpec, body []byte) (Value, int, *Error) {
+	if !spec.Settable {
+		return Value{}, http.StatusForbidden, &Error{Code: "not_settable", Message: notSettable(s.r.Graph(), spec)}
+	}
 	if !json.Valid(body) {
-		writeError(w, http.StatusBadRequest, "bad_request", "the body must be one JSON value")
-		return
+		return Value{}, http.StatusBadRequest, &Error{Code: "bad_request", Message: "the body must be one JSON value"}
 	}
 	v, err := codec.LazyJSON{}.Decode(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
+		return Value{}, http.StatusBadRequest, &Error{Code: "bad_request", Message: err.Error()}
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), setTimeout)
+	ctx, cancel := context.WithTimeout(ctx, setTimeout)
 	defer cancel()
 	env := pipeline.Envelope{Value: v, Payload: body, Time: time.Now()}
 	switch err := s.r.Set(ctx, spec.Name, env); {
 	case err == nil:
 	case errors.Is(err, pipeline.ErrNotSettable):
-		writeError(w, http.StatusForbidden, "not_settable", notSettable(s.r.Graph(), spec))
-		return
+		return Value{}, http.StatusForbidden, &Error{Code: "not_settable", Message: notSettable(s.r.Graph(), spec)}
 	case errors.Is(err, buffer.ErrClosed):
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the graph has stopped")
-		return
+		return Value{}, http.StatusServiceUnavailable, &Error{Code: "unavailable", Message: "the graph has stopped"}
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the record's queue stayed full: its readers do not keep up")
-		return
+		return Value{}, http.StatusServiceUnavailable, &Error{Code: "unavailable", Message: "the record's queue stayed full: its readers do not keep up"}
 	default:
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
-		return
+		return Value{}, http.StatusServiceUnavailable, &Error{Code: "unavailable", Message: err.Error()}
 	}
-	writeJSON(w, http.StatusOK, renderValue(spec.Name, env))
+	return renderValue(spec.Name, env), http.StatusOK, nil
 }
 
 // notSettable explains why a record cannot be set.

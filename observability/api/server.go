@@ -50,12 +50,22 @@ type Options struct {
 	// Latency, when set, provides per-hop timings (RunOptions.Tracer must
 	// include it).
 	Latency *metrics.Latency
+	// WSOrigins are the origins (host patterns, as in
+	// websocket.AcceptOptions.OriginPatterns: "dashboard.example.com",
+	// "*.example.com") whose pages may open the WebSocket endpoint besides
+	// the server's own; a handshake from any other origin gets 403.
+	WSOrigins []string
+	// WSDisconnectSlow closes a WebSocket client (status 1008) the first
+	// time a value is dropped because it did not keep up, instead of
+	// telling it how many it lost (the default: each value message
+	// carries the stream's dropped count).
+	WSDisconnectSlow bool
 	// Logger receives request errors (default slog.Default()).
 	Logger *slog.Logger
 }
 
 // Server serves the records API of one Runner. It is an http.Handler for
-// the paths under /api/v1/.
+// the paths under /api/v1/ and the WebSocket endpoint under /ws/.
 type Server struct {
 	r    *pipeline.Runner
 	opts Options
@@ -63,7 +73,8 @@ type Server struct {
 	mux  *http.ServeMux
 	tok  tokenCheck
 
-	rates rateSampler
+	rates   rateSampler
+	wsStats wsStats
 
 	mu       sync.Mutex
 	watchers map[uint64]*watcher
@@ -100,6 +111,8 @@ func New(r *pipeline.Runner, opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/watchers", s.listWatchers)
 	s.mux.HandleFunc("GET /api/v1/graph", s.graph)
 	s.mux.HandleFunc("GET /api/v1/timings", s.timings)
+	s.mux.HandleFunc("GET /api/v1/ws", s.wsStatsHandler)
+	s.mux.HandleFunc("GET /ws/{pattern...}", s.ws)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint (see docs/api.md)")
 	})

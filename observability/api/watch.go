@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -84,24 +83,12 @@ func (s *Server) watch(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	capacity := s.opts.WatchBuffer
-	if b := req.URL.Query().Get("buffer"); b != "" {
-		n, err := strconv.Atoi(b)
-		if err != nil || n < 1 || n > MaxWatchBuffer {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("buffer must be 1 to %d", MaxWatchBuffer))
-			return
-		}
-		capacity = n
+	capacity, err := s.watchCapacity(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
 	}
-	var names []string
-	for _, r := range s.r.Graph().Records() {
-		for _, p := range pats {
-			if matchPattern(p, r.Name) {
-				names = append(names, r.Name)
-				break
-			}
-		}
-	}
+	names := s.matching(pats)
 	if len(names) == 0 {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no record matches %s", strings.Join(pats, ", ")))
 		return
