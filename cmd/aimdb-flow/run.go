@@ -384,6 +384,7 @@ func serveHTTP(ctx context.Context, r *pipeline.Runner, log *slog.Logger, hc htt
 	mux.Handle("/", metrics.Handler(r, mopts...))
 	mux.Handle("/api/", apiSrv)
 	mux.Handle("/ws/", apiSrv)
+	mux.Handle("GET /{$}", apiSrv.Dashboard())
 	mux.Handle("GET /stats", apiSrv.Protect(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

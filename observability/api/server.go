@@ -113,6 +113,7 @@ func New(r *pipeline.Runner, opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/timings", s.timings)
 	s.mux.HandleFunc("GET /api/v1/ws", s.wsStatsHandler)
 	s.mux.HandleFunc("GET /ws/{pattern...}", s.ws)
+	s.mux.HandleFunc("GET /{$}", s.dashboard)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint (see docs/api.md)")
 	})
@@ -122,6 +123,10 @@ func New(r *pipeline.Runner, opts Options) *Server {
 // ServeHTTP implements http.Handler: it checks the token, then serves the
 // request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/" && req.Method == http.MethodGet {
+		s.dashboard(w, req) // the page holds no data: its requests carry the token
+		return
+	}
 	if !s.authorized(w, req) {
 		return
 	}
