@@ -36,8 +36,11 @@ func (d *jsonDecoder) lazyObject() (*Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		f := objField{keyStart: int32(ks - start), keyEnd: int32(d.pos - start)}
-		if len(kb) != d.pos-ks-2 || d.badUTF8 {
+		f := objField{keyStart: int32(ks - start)}
+		if n := d.pos - ks; n <= maxKeyLen {
+			f.keyLen = uint16(n)
+		}
+		if len(kb) != d.pos-ks-2 || d.badUTF8 || f.keyLen == 0 {
 			// An escaped key (rare): keep its unescaped text aside.
 			f.keyEsc = true
 			for len(x.esc) < len(x.fields) {

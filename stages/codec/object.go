@@ -60,11 +60,27 @@ const (
 // from raw (or from objIndex.esc when the key has escapes).
 type objField struct {
 	keyStart   int32 // the quoted key in raw (with its quotes)
-	keyEnd     int32
 	start, end int32 // the value in raw
-	num        float64
-	kind       fieldKind
-	keyEsc     bool
+	// keyLen is the quoted key's length in raw; 0 for a key too long for
+	// it (over 65535 bytes: keyEsc is then set and esc holds the key).
+	keyLen uint16
+	kind   fieldKind
+	keyEsc bool
+	num    float64
+}
+
+// maxKeyLen is the longest quoted key objField.keyLen holds. The field
+// is 24 bytes: a decoded object with its four inline fields fits a
+// 208-byte allocation instead of a 256-byte one.
+const maxKeyLen = 1<<16 - 1
+
+// rawKey returns field f's quoted key as it is in raw, or false for a key
+// too long to be kept by position.
+func (x *objIndex) rawKey(f *objField) ([]byte, bool) {
+	if f.keyLen == 0 {
+		return nil, false
+	}
+	return x.raw[f.keyStart : f.keyStart+int32(f.keyLen)], true
 }
 
 // key returns field i's key (aliasing raw unless it had escapes).
@@ -73,11 +89,20 @@ func (x *objIndex) key(i int) string {
 	if f.keyEsc {
 		return x.esc[i]
 	}
-	n := int(f.keyEnd - f.keyStart - 2)
+	n := int(f.keyLen) - 2
 	if n == 0 {
 		return ""
 	}
 	return unsafe.String(&x.raw[f.keyStart+1], n)
+}
+
+// appendKey appends field i's key as JSON: its original bytes, or, for a
+// key too long to be kept by position, the key quoted again.
+func (x *objIndex) appendKey(dst []byte, i int) []byte {
+	if k, ok := x.rawKey(&x.fields[i]); ok {
+		return append(dst, k...)
+	}
+	return appendJSONString(dst, x.esc[i])
 }
 
 type setField struct {
@@ -319,7 +344,7 @@ func (o *Object) appendTo(e *jsonEncoder) error {
 				continue // written at the key's first occurrence
 			}
 			comma()
-			e.buf = append(e.buf, x.raw[f.keyStart:f.keyEnd]...)
+			e.buf = x.appendKey(e.buf, i)
 			e.buf = append(e.buf, ':')
 			if err := e.value(v); err != nil {
 				return err
@@ -330,7 +355,7 @@ func (o *Object) appendTo(e *jsonEncoder) error {
 			continue // a duplicated key: its last occurrence is written
 		}
 		comma()
-		e.buf = append(e.buf, x.raw[f.keyStart:f.keyEnd]...)
+		e.buf = x.appendKey(e.buf, i)
 		e.buf = append(e.buf, ':')
 		e.buf = append(e.buf, x.raw[f.start:f.end]...)
 	}

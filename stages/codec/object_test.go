@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -295,4 +296,34 @@ func sameNumbers(a, b any) bool {
 		return true
 	}
 	return sameValue(a, b)
+}
+
+// A key longer than a field keeps by position (over 65535 bytes quoted)
+// is still found and written back, with and without an overlay.
+func TestObjectLongKey(t *testing.T) {
+	long := strings.Repeat("k", maxKeyLen+10)
+	doc := `{"a":1,"` + long + `":2,"z":"x"}`
+	v, err := LazyJSON{}.Decode([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := v.(*Object)
+	if got, ok := o.Field(long); !ok || got != int64(2) {
+		t.Fatalf("Field(long) = %v %v", got, ok)
+	}
+	for _, tc := range []struct {
+		o    *Object
+		want string
+	}{
+		{o.With(KeyValue{"b", true}), `{"a":1,"` + long + `":2,"z":"x","b":true}`},
+		{o.With(KeyValue{long, 3.5}), `{"a":1,"` + long + `":3.5,"z":"x"}`},
+	} {
+		got, err := LazyJSON{}.Encode(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tc.want {
+			t.Fatalf("encoded %.60s…, want %.60s…", got, tc.want)
+		}
+	}
 }
