@@ -16,7 +16,9 @@ disable_service() {
     done
   fi
 }
-if command -v knxd >/dev/null 2>&1 && command -v knxtool >/dev/null 2>&1; then
+# The tests run knxd in a private network namespace: they need `ip`
+# (iproute2, not in minimal images) besides knxd and knxtool.
+if command -v knxd >/dev/null 2>&1 && command -v knxtool >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
   disable_service
   exit 0
 fi
@@ -24,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "ensure-knx: need knxd and knxd-tools (run as root or install them)" >&2
   exit 1
 fi
-echo "ensure-knx: installing knxd knxd-tools"
+echo "ensure-knx: installing knxd knxd-tools iproute2"
 export DEBIAN_FRONTEND=noninteractive
 # No service may start during the install (policy-rc.d 101 = action not
 # allowed), restored afterwards.
@@ -38,7 +40,7 @@ restore() {
 }
 trap restore EXIT
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends knxd knxd-tools >/dev/null
+apt-get install -y -qq --no-install-recommends knxd knxd-tools iproute2 >/dev/null
 disable_service
 # Without systemd nothing was started; make sure no daemon of the package
 # runs anyway (pidfile of the Debian init script, if any).
