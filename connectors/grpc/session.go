@@ -31,10 +31,9 @@ var errStreamLost = errors.New("grpc: publish stream lost before the record was 
 
 func (c *client) openPublish(ctx context.Context) (*pubSession, error) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The stream opens once a connection is up; a server refusing it
+	// answers on the first Recv (Serve then ends the session).
 	stream, err := c.flow.Publish(sctx)
-	if err == nil {
-		_, err = stream.Header() // the server accepted the stream
-	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open publish stream: %w", err)
@@ -157,9 +156,6 @@ type subSession struct {
 func (c *client) openSubscribe(ctx context.Context, topic string) (*subSession, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	stream, err := c.flow.Subscribe(sctx, &flowpb.SubscribeRequest{Topic: topic})
-	if err == nil {
-		_, err = stream.Header()
-	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("open subscribe stream for %s: %w", topic, err)
