@@ -186,6 +186,7 @@ func (s *server) ingest(stream flowpb.Flow_PublishServer) error {
 			}
 		}
 	}()
+	var outstanding sync.WaitGroup // dispatched, not yet settled
 	var err error
 	for err == nil {
 		var rec *flowpb.Record
@@ -209,7 +210,9 @@ func (s *server) ingest(stream flowpb.Flow_PublishServer) error {
 		s.received.Add(1)
 		env := &pipeline.Envelope{Partition: -1}
 		fromRecord(env, rec)
+		outstanding.Add(1)
 		env.Ack = pipeline.NewAck(func(e error) {
+			defer outstanding.Done()
 			if e == nil {
 				settle(&flowpb.Ack{Seq: seq, Ok: true})
 				return
@@ -218,6 +221,15 @@ func (s *server) ingest(stream flowpb.Flow_PublishServer) error {
 		})
 		if derr := d.Dispatch(ctx, env); derr != nil {
 			err = derr
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		// The client sent its last record: answer what is outstanding.
+		settled := make(chan struct{})
+		go func() { outstanding.Wait(); close(settled) }()
+		select {
+		case <-settled:
+		case <-ctx.Done():
 		}
 	}
 	close(done)
