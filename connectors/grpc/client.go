@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -48,6 +49,11 @@ func newClient(cfg Config, inbound []pipeline.Subscription, log *slog.Logger) (*
 		tc, err := kit.TLSConfig(cfg.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("grpcs client: %w", err)
+		}
+		if tc.ServerName == "" {
+			// The target's authority is the resolver's, not a host: verify
+			// against the first address's host (server_name overrides).
+			tc.ServerName, _, _ = net.SplitHostPort(cfg.Addrs[0])
 		}
 		if cfg.TLS.InsecureSkipVerify {
 			log.Warn("grpcs client does not verify the server's certificate (insecure_skip_verify)")

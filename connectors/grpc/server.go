@@ -2,6 +2,7 @@ package grpcconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,14 @@ func newServer(cfg Config, inbound []pipeline.Subscription, log *slog.Logger) (*
 		tc, err := kit.ServerTLSConfig(cfg.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("grpcs server: %w", err)
+		}
+		if cfg.TLS.CAFile != "" {
+			// mTLS: clients present a certificate signed by ca_file.
+			ca, err := kit.TLSConfig(kit.TLS{CAFile: cfg.TLS.CAFile})
+			if err != nil {
+				return nil, fmt.Errorf("grpcs server: %w", err)
+			}
+			tc.ClientCAs, tc.ClientAuth = ca.RootCAs, tls.RequireAndVerifyClientCert
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}

@@ -44,9 +44,10 @@ func (c *client) openPublish(ctx context.Context) (*pubSession, error) {
 func (s *pubSession) send(rec *flowpb.Record, ack *pipeline.Ack) error {
 	s.mu.Lock()
 	if s.ended != nil {
+		why := s.ended
 		s.mu.Unlock()
 		s.c.release()
-		ack.Finish(errStreamLost)
+		ack.Finish(why)
 		return nil
 	}
 	s.seq++
@@ -108,14 +109,14 @@ func (s *pubSession) fail(err error) {
 	if s.ended == nil {
 		s.ended = fmt.Errorf("%w: %v", errStreamLost, err)
 	}
-	pending := s.pending
+	pending, why := s.pending, s.ended
 	s.pending = map[uint64]*pipeline.Ack{}
 	close(s.empty)
 	s.empty = make(chan struct{})
 	s.mu.Unlock()
 	for _, ack := range pending {
 		s.c.release()
-		ack.Finish(errStreamLost)
+		ack.Finish(why)
 	}
 }
 
