@@ -123,6 +123,9 @@ func ParseConfig(endpoint string, params pipeline.Params) (Config, error) {
 	if cfg.TLS.IsSet() && !cfg.Secure && ok {
 		s.Fail(errors.New("TLS settings need a grpcs:// endpoint"))
 	}
+	if cfg.Mode == Server && cfg.Secure && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {
+		s.Errorf("cert_file", "a grpcs server needs cert_file and key_file")
+	}
 	if cfg.Mode == Server && len(cfg.Addrs) > 1 {
 		s.Errorf("mode", "a server listens on one address (the endpoint names %d)", len(cfg.Addrs))
 	}
