@@ -167,8 +167,20 @@ func (s *server) ingest(stream flowpb.Flow_PublishServer) error {
 					return
 				}
 			case <-done:
-				sendErr <- nil
-				return
+				// Send what was settled before the end (a half-closed
+				// stream waits for its outstanding acks first).
+				for {
+					select {
+					case a := <-acks:
+						if err := stream.Send(a); err != nil {
+							sendErr <- err
+							return
+						}
+					default:
+						sendErr <- nil
+						return
+					}
+				}
 			}
 		}
 	}()
