@@ -210,6 +210,9 @@ func (a *args) codec() (pipeline.Codec, bool) {
 	if !ok {
 		return nil, false
 	}
+	if name == "protobuf" {
+		return a.protobufCodec(pos)
+	}
 	cd, err := a.c.opts.Codecs.Lookup(name)
 	if err != nil {
 		a.c.errorf(pos, "%v", err)

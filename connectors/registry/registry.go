@@ -11,6 +11,7 @@ import (
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/file"
 	"github.com/aimdb-dev/aimdb-flow/connectors/gen"
+	grpcconn "github.com/aimdb-dev/aimdb-flow/connectors/grpc"
 	httpconn "github.com/aimdb-dev/aimdb-flow/connectors/httpconn"
 	"github.com/aimdb-dev/aimdb-flow/connectors/kafka"
 	"github.com/aimdb-dev/aimdb-flow/connectors/knx"
@@ -43,6 +44,7 @@ func Default() Registry {
 	r["serial"] = serial.Factory
 	r["ws"], r["wss"] = ws.Factory, ws.Factory
 	r[knx.Scheme] = knx.Factory
+	r["grpc"], r["grpcs"] = grpcconn.Factory, grpcconn.Factory
 	r["modbus"], r["modbus+tls"], r["modbus+rtu"] = modbus.Factory, modbus.Factory, modbus.Factory
 	return r
 }
