@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 		return conntest.Peer{
 			Builder:  b,
 			Topic:    fmt.Sprintf("ns=2;s=Topic/t%d", n.Add(1)%40),
-			InParams: pipeline.Params{"payload": "value", "queue_size": "1000", "publishing_interval": "20ms"},
+			InParams: pipeline.Params{"payload": "value", "initial_value": "skip", "sampling_interval": "0", "queue_size": "1000", "publishing_interval": "20ms"},
 			Outage: func(t *testing.T) func() {
 				srv.stop()
 				return srv.restart

@@ -38,7 +38,7 @@ func (b *Builder) ValidateLinkOptions(dir pipeline.Direction, addr string, opts 
 }
 
 // Build implements pipeline.Builder. Nothing is dialled here: Serve
-// connects when there are inbound links, else the first Publish.
+// connects when there are inbound links, else a background supervisor.
 func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Connector, error) {
 	if err := b.cfg.check(); err != nil {
 		return nil, fmt.Errorf("opcua: %w", err)
@@ -55,6 +55,11 @@ func (b *Builder) Build(_ context.Context, env pipeline.BuildEnv) (pipeline.Conn
 		FailFast: true,
 		Log:      c.log,
 	})
+	if !c.inbound {
+		// Outbound links only: the session is kept from the start, so
+		// readiness follows it and the first write does not wait for it.
+		c.sup.Start()
+	}
 	return c, nil
 }
 
@@ -79,6 +84,9 @@ func (c *Conn) Ready() error { return c.sup.Ready() }
 // ack: the subscription's own acknowledgements are the client library's)
 // and reconnects after failures, until ctx ends.
 func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeline.Dispatcher) error {
+	if !c.inbound {
+		return fmt.Errorf("opcua: Serve on a connector built without inbound links (BuildEnv.Inbound)")
+	}
 	c.mu.Lock()
 	c.subs, c.d = subs, d
 	c.mu.Unlock()
@@ -92,9 +100,6 @@ func (c *Conn) Serve(ctx context.Context, subs []pipeline.Subscription, d pipeli
 // the node dest (or calls the link's method), and returns when the server
 // answered. A value the node cannot take is a pipeline.Permanent error.
 func (c *Conn) Publish(ctx context.Context, dest string, opts any, env *pipeline.Envelope) error {
-	if !c.inbound {
-		c.sup.Start()
-	}
 	s, err := c.sup.Session(ctx)
 	if err != nil {
 		return fmt.Errorf("opcua: publish to %s: %w", dest, err)

@@ -3,6 +3,7 @@ package opcua
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type In struct {
 	// DispatchBad dispatches data changes with a Bad status instead of
 	// dead-lettering them.
 	DispatchBad bool
+	// SkipInitial drops the first data change of every session: the
+	// node's current value, which the server sends when the item is
+	// created (again after each reconnect).
+	SkipInitial bool
 	// MaxValue is the largest String/ByteString value dispatched (default
 	// 1 MiB); a larger one is dead-lettered.
 	MaxValue int64
@@ -77,6 +82,9 @@ func checkAddress(addr string) error {
 	if strings.HasPrefix(addr, "/") {
 		_, err := parseBrowsePath(addr)
 		return err
+	}
+	if k, _, _ := strings.Cut(addr, "="); !slices.Contains([]string{"ns", "nsu", "i", "s", "g", "b"}, k) {
+		return fmt.Errorf("opcua link %q: not a node id (want ns=2;s=Name, ns=2;i=42, i=85 ...) or a browse path (/2:Machine/2:Temp)", addr)
 	}
 	if _, err := ua.ParseNodeID(addr); err != nil {
 		return fmt.Errorf("opcua link %q: not a node id (want ns=2;s=Name, ns=2;i=42, i=85 ...): %v", addr, err)
@@ -123,6 +131,7 @@ func parseLink(dir pipeline.Direction, addr string, p pipeline.Params) (any, err
 			DeadbandPercent:    s.Enum("deadband_type", "absolute", "absolute", "percent") == "percent",
 			ValueOnly:          s.Enum("payload", "envelope", "envelope", "value") == "value",
 			DispatchBad:        s.Enum("bad_status", "reject", "reject", "dispatch") == "dispatch",
+			SkipInitial:        s.Enum("initial_value", "dispatch", "dispatch", "skip") == "skip",
 			MaxValue:           s.SizeIn("max_value", DefaultMaxValue, 1, 1<<30),
 		}
 		if in.DeadbandPercent && in.Deadband > 100 {

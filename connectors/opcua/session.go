@@ -34,6 +34,7 @@ type item struct {
 	sub  pipeline.Subscription
 	in   In
 	node string // the resolved node id
+	seen *bool  // a data change arrived in this session
 }
 
 // connect opens a session and creates the subscriptions of every inbound
@@ -146,7 +147,10 @@ func (s *session) subscribe(ctx context.Context, subs []pipeline.Subscription) e
 		if st := res.Results[0].StatusCode; st != ua.StatusOK {
 			return fmt.Errorf("monitor %s: %w", sub.Filter, st)
 		}
-		s.links[h] = item{sub: sub, in: in, node: nid.String()}
+		s.log.Debug("opcua: monitoring", "link", sub.Filter, "node", nid.String(),
+			"sampling_ms", res.Results[0].RevisedSamplingInterval, "queue", res.Results[0].RevisedQueueSize,
+			"publishing", sb.RevisedPublishingInterval)
+		s.links[h] = item{sub: sub, in: in, node: nid.String(), seen: new(bool)}
 	}
 	return nil
 }
@@ -220,6 +224,12 @@ func (s *session) dispatch(ctx context.Context, mi *ua.MonitoredItemNotification
 		return nil
 	}
 	dv := mi.Value
+	if first := !*it.seen; first {
+		*it.seen = true
+		if it.in.SkipInitial {
+			return nil
+		}
+	}
 	env := &pipeline.Envelope{Topic: it.sub.Filter, Time: dv.SourceTimestamp}
 	if env.Time.IsZero() {
 		env.Time = time.Now()

@@ -67,6 +67,10 @@ func recordValue(p []byte) (v any, ok bool) {
 // toVariant converts a record payload to a value of type t.
 func toVariant(t ua.TypeID, p []byte) (*ua.Variant, error) {
 	v, isJSON := recordValue(p)
+	if _, obj := v.(map[string]any); t == ua.TypeIDString && (obj || isArray(v)) {
+		// An object without "value" or an array: its JSON text as written.
+		return ua.MustVariant(string(bytes.TrimSpace(p))), nil
+	}
 	if !isJSON {
 		switch t {
 		case ua.TypeIDString:
@@ -173,6 +177,8 @@ func convertInt(t ua.TypeID, n json.Number) (any, error) {
 	}
 	return i, nil
 }
+
+func isArray(v any) bool { _, ok := v.([]any); return ok }
 
 func jsonKind(v any) string {
 	switch v.(type) {

@@ -47,6 +47,8 @@ async function main() {
     serverCertificateManager,
     userManager: { isValidUser: (u, p) => user !== '' && u === user && p === pass },
     maxConnectionsPerEndpoint: 50,
+    // 0: every change of a variable is reported (exception-based), none coalesced.
+    serverCapabilities: { minSupportedSampleRate: 0 },
   });
   await server.initialize();
   const as = server.engine.addressSpace;
@@ -59,6 +61,7 @@ async function main() {
       accessLevel: 'CurrentRead | CurrentWrite', userAccessLevel: 'CurrentRead | CurrentWrite',
       minimumSamplingInterval: 0,
     });
+    v.minimumSamplingInterval = 0;
     v.setValueFromSource(new Variant({ dataType: DataType[type], value }));
     v.on('value_changed', (dv) => {
       if (dv.statusCode === StatusCodes.Good) {
