@@ -271,8 +271,7 @@ func (s *session) Close() error {
 // broken reports whether err shows the connection is unusable (not a
 // refusal of one value).
 func broken(err error) bool {
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) {
+	if pipeline.IsPermanent(err) {
 		return false
 	}
 	var st ua.StatusCode
