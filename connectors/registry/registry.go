@@ -17,6 +17,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/modbus"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
+	"github.com/aimdb-dev/aimdb-flow/connectors/opcua"
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
 	"github.com/aimdb-dev/aimdb-flow/connectors/ws"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -44,6 +45,7 @@ func Default() Registry {
 	r["ws"], r["wss"] = ws.Factory, ws.Factory
 	r[knx.Scheme] = knx.Factory
 	r["modbus"], r["modbus+tls"], r["modbus+rtu"] = modbus.Factory, modbus.Factory, modbus.Factory
+	r[opcua.Scheme] = opcua.Factory
 	return r
 }
 
