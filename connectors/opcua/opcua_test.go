@@ -167,7 +167,7 @@ func TestHostileValues(t *testing.T) {
 	}
 	srv.set("Machine/Temp", "Double", 99, "BadSensorFailure")
 	r.waitFor(t, "the bad status rejected", func() bool { return len(r.rej) > 0 })
-	if !strings.Contains(r.rej[0], "BadSensorFailure") {
+	if want := "data change with status BadSensorFailure (0x808C0000)"; !strings.Contains(r.rej[0], want) {
 		t.Errorf("reason %q does not name the status", r.rej[0])
 	}
 	if err := publish(t, c, name, nil, `"`+strings.Repeat("x", 4096)+`"`); err != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
@@ -274,7 +275,16 @@ func statusName(s ua.StatusCode) string {
 	if s == ua.StatusOK {
 		return "Good"
 	}
-	return s.Error()
+	// Error() is "Description. StatusBadName (0x...)": keep BadName.
+	msg := s.Error()
+	if i := strings.LastIndex(msg, " Status"); i >= 0 {
+		name := msg[i+len(" Status"):]
+		if j := strings.Index(name, " ("); j >= 0 {
+			name = name[:j]
+		}
+		return name
+	}
+	return msg
 }
 
 // isBad reports a Bad severity status (the top two bits 10).
