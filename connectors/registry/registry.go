@@ -18,6 +18,7 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	"github.com/aimdb-dev/aimdb-flow/connectors/modbus"
 	"github.com/aimdb-dev/aimdb-flow/connectors/mqtt"
+	"github.com/aimdb-dev/aimdb-flow/connectors/opcua"
 	"github.com/aimdb-dev/aimdb-flow/connectors/serial"
 	"github.com/aimdb-dev/aimdb-flow/connectors/ws"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
@@ -46,6 +47,7 @@ func Default() Registry {
 	r[knx.Scheme] = knx.Factory
 	r["grpc"], r["grpcs"] = grpcconn.Factory, grpcconn.Factory
 	r["modbus"], r["modbus+tls"], r["modbus+rtu"] = modbus.Factory, modbus.Factory, modbus.Factory
+	r[opcua.Scheme] = opcua.Factory
 	return r
 }
 
