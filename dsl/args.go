@@ -205,8 +205,13 @@ func (a *args) duration(what string) (time.Duration, bool) {
 	return d, true
 }
 
+// codecChoices lists the codecs a link may name, for error messages.
+func (a *args) codecChoices() string {
+	return strings.Join(a.c.opts.Codecs.Names(), ", ") + `, protobuf "FILE.proto" Message`
+}
+
 func (a *args) codec() (pipeline.Codec, bool) {
-	name, pos, ok := a.ident("a codec name (" + strings.Join(a.c.opts.Codecs.Names(), ", ") + ")")
+	name, pos, ok := a.ident("a codec name (" + a.codecChoices() + ")")
 	if !ok {
 		return nil, false
 	}
@@ -389,7 +394,7 @@ func (a *args) linkSettings(inbound, deadletter bool) *linkOpts {
 		if deadletter {
 			l.dec, l.enc = codec.JSON{}, codec.JSON{}
 		} else {
-			a.c.errorf(a.endPos(), "%s: missing %s CODEC (one of %s)", a.s.Kw.Text, codecKw, strings.Join(a.c.opts.Codecs.Names(), ", "))
+			a.c.errorf(a.endPos(), "%s: missing %s CODEC (one of %s)", a.s.Kw.Text, codecKw, a.codecChoices())
 			l.dec, l.enc = codec.JSON{}, codec.JSON{}
 		}
 	}

@@ -60,7 +60,7 @@ func TestProblems(t *testing.T) {
 		{"checker: unknown scheme", "connector x \"nope://\"\n",
 			[]string{"t.flow:1:13: connector x: unknown connector scheme \"nope\" (known: " + strings.Join(registry.Default().Schemes(), ", ") + ")"}, nil},
 		{"checker: missing codec", okHeader + "record r {\n  from \"gen://x\"\n}\n",
-			[]string{"t.flow:4:17: from: missing decode CODEC (one of json, msgpack, raw)"}, nil},
+			[]string{"t.flow:4:17: from: missing decode CODEC (one of json, msgpack, raw, protobuf \"FILE.proto\" Message)"}, nil},
 		{"checker: unknown codec", okHeader + "record r {\n  from \"gen://x\" decode jsn\n}\n",
 			[]string{"t.flow:4:25: unknown codec \"jsn\" (known: [json msgpack raw])"}, nil},
 		{"checker: expression syntax error points inside the expression", okHeader + "record r {\n  from \"gen://x\" decode json\n}\npipeline p {\n  from r\n  filter `temp > `\n  to \"stdio://stdout\" encode json\n}\n",
