@@ -1,0 +1,46 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collectLatency converts the hop histograms of the Latency recorder into
+// const histograms at scrape time. Histograms with the same labels
+// (parallel workers each have their own HopInfo per stage) are merged.
+func (c *collector) collectLatency(ch chan<- prometheus.Metric) {
+	type merged struct {
+		labels []string
+		counts []uint64
+		sum    uint64
+	}
+	byKey := map[[5]string]*merged{}
+	for _, h := range c.lat.snapshot() {
+		i := h.info
+		k := [5]string{i.Hop.String(), i.Pipeline, i.Stage, i.Record, i.Link}
+		m := byKey[k]
+		if m == nil {
+			m = &merged{labels: k[:], counts: make([]uint64, len(h.counts))}
+			byKey[k] = m
+		}
+		for j := range h.counts {
+			m.counts[j] += h.counts[j].Load()
+		}
+		m.sum += h.sumNano.Load()
+	}
+	for _, m := range byKey {
+		buckets := make(map[float64]uint64, len(Buckets))
+		var cum uint64
+		for j, b := range Buckets {
+			cum += m.counts[j]
+			buckets[b] = cum
+		}
+		// The count is the bucket total, so the histogram stays
+		// consistent while observations land concurrently.
+		cum += m.counts[len(Buckets)]
+		h, err := prometheus.NewConstHistogram(c.d.hop, cum, float64(m.sum)/1e9, buckets, m.labels...)
+		if err != nil {
+			h = prometheus.NewInvalidMetric(c.d.hop, err)
+		}
+		ch <- h
+	}
+}
