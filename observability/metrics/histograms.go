@@ -12,6 +12,7 @@ func (c *collector) collectLatency(ch chan<- prometheus.Metric) {
 		labels []string
 		counts []uint64
 		sum    uint64
+		ex     []exemplar
 	}
 	byKey := map[[5]string]*merged{}
 	for _, h := range c.lat.snapshot() {
@@ -19,13 +20,14 @@ func (c *collector) collectLatency(ch chan<- prometheus.Metric) {
 		k := [5]string{i.Hop.String(), i.Pipeline, i.Stage, i.Record, i.Link}
 		m := byKey[k]
 		if m == nil {
-			m = &merged{labels: k[:], counts: make([]uint64, len(h.counts))}
+			m = &merged{labels: k[:], counts: make([]uint64, len(h.counts)), ex: make([]exemplar, len(h.counts))}
 			byKey[k] = m
 		}
 		for j := range h.counts {
 			m.counts[j] += h.counts[j].Load()
 		}
 		m.sum += h.sumNano.Load()
+		h.ex.mergeInto(m.ex)
 	}
 	for _, m := range byKey {
 		buckets := make(map[float64]uint64, len(Buckets))
@@ -39,8 +41,11 @@ func (c *collector) collectLatency(ch chan<- prometheus.Metric) {
 		cum += m.counts[len(Buckets)]
 		h, err := prometheus.NewConstHistogram(c.d.hop, cum, float64(m.sum)/1e9, buckets, m.labels...)
 		if err != nil {
-			h = prometheus.NewInvalidMetric(c.d.hop, err)
+			ch <- prometheus.NewInvalidMetric(c.d.hop, err)
+			continue
 		}
-		ch <- h
+		// Exemplars (trace ids of sampled hops) appear in OpenMetrics
+		// output only.
+		ch <- withExemplars(h, m.ex)
 	}
 }
