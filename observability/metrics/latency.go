@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aimdb-dev/aimdb-flow/observability/otelflow"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
 )
 
@@ -20,6 +23,7 @@ type histogram struct {
 	counts  []atomic.Uint64 // per bucket (not cumulative); last is +Inf
 	sumNano atomic.Uint64
 	seen    atomic.Uint64 // hops started, for 1-in-N measurement
+	ex      exemplars     // latest sampled trace per bucket
 }
 
 func newHistogram(info *pipeline.HopInfo) *histogram {
@@ -28,7 +32,9 @@ func newHistogram(info *pipeline.HopInfo) *histogram {
 
 // observe records d as weight observations (1-in-N measurement: each
 // measured hop stands for N).
-func (h *histogram) observe(d time.Duration, weight uint64) {
+// A valid traceID (the hop ran under a sampled span) becomes the
+// bucket's exemplar.
+func (h *histogram) observe(d time.Duration, weight uint64, traceID trace.TraceID, end time.Time) {
 	s := d.Seconds()
 	i := 0
 	for i < len(Buckets) && s > Buckets[i] {
@@ -37,6 +43,9 @@ func (h *histogram) observe(d time.Duration, weight uint64) {
 	h.counts[i].Add(weight)
 	if d > 0 {
 		h.sumNano.Add(uint64(d) * weight)
+	}
+	if traceID.IsValid() {
+		h.ex.set(i, traceID, s, end)
 	}
 }
 
@@ -84,14 +93,16 @@ func NewLatency(next pipeline.Tracer, opts ...LatencyOption) *Latency {
 }
 
 type latSpan struct {
-	h      *histogram
-	start  time.Time
-	weight uint64
-	inner  pipeline.Span
+	h       *histogram
+	start   time.Time
+	weight  uint64
+	inner   pipeline.Span
+	traceID trace.TraceID // valid when the hop runs under a sampled span
 }
 
 func (s *latSpan) End(err error) {
-	s.h.observe(time.Since(s.start), s.weight)
+	now := time.Now()
+	s.h.observe(now.Sub(s.start), s.weight, s.traceID, now)
 	if s.inner != nil {
 		s.inner.End(err)
 	}
@@ -115,7 +126,15 @@ func (l *Latency) StartHop(ctx context.Context, env *pipeline.Envelope, info *pi
 	if l.every > 1 && h.seen.Add(1)%l.every != 0 {
 		return inner
 	}
-	return &latSpan{h: h, start: time.Now(), weight: l.every, inner: inner}
+	ls := &latSpan{h: h, start: time.Now(), weight: l.every, inner: inner}
+	if inner != nil {
+		// The OpenTelemetry tracer leaves the hop's span context in
+		// env.Trace: a sampled one becomes an exemplar.
+		if sc := otelflow.SpanContext(env); sc.IsSampled() {
+			ls.traceID = sc.TraceID()
+		}
+	}
+	return ls
 }
 
 // snapshot returns the histograms, unordered.

@@ -1,15 +1,12 @@
 package metrics_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,140 +18,6 @@ import (
 	"github.com/aimdb-dev/aimdb-flow/stages"
 	"github.com/aimdb-dev/aimdb-flow/stages/codec"
 )
-
-// series is one parsed sample: metric name plus sorted labels.
-type series struct {
-	name   string
-	labels map[string]string
-}
-
-func (s series) key() string {
-	ks := make([]string, 0, len(s.labels))
-	for k := range s.labels {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	var b strings.Builder
-	b.WriteString(s.name)
-	for _, k := range ks {
-		fmt.Fprintf(&b, ",%s=%s", k, s.labels[k])
-	}
-	return b.String()
-}
-
-// scrape is a parsed exposition.
-type scrape struct {
-	types   map[string]string
-	samples map[string]float64 // series key -> value
-	order   []series
-}
-
-// parseExposition parses the Prometheus text format strictly enough to
-// catch what Prometheus would reject: samples before their TYPE, a family
-// declared twice, duplicate series, malformed labels or values.
-func parseExposition(t *testing.T, r io.Reader) *scrape {
-	t.Helper()
-	s := &scrape{types: map[string]string{}, samples: map[string]float64{}}
-	family := func(name string) string {
-		for _, suf := range []string{"_bucket", "_sum", "_count"} {
-			if base, ok := strings.CutSuffix(name, suf); ok && s.types[base] == "histogram" {
-				return base
-			}
-		}
-		return name
-	}
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		txt := sc.Text()
-		if strings.HasPrefix(txt, "# TYPE ") {
-			f := strings.Fields(txt)
-			if len(f) != 4 {
-				t.Fatalf("line %d: bad TYPE: %q", line, txt)
-			}
-			if _, dup := s.types[f[2]]; dup {
-				t.Fatalf("line %d: family %s declared twice", line, f[2])
-			}
-			s.types[f[2]] = f[3]
-			continue
-		}
-		if strings.HasPrefix(txt, "#") || txt == "" {
-			continue
-		}
-		ser, rest := parseSeries(t, line, txt)
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		if err != nil {
-			t.Fatalf("line %d: bad value in %q: %v", line, txt, err)
-		}
-		if _, ok := s.types[family(ser.name)]; !ok {
-			t.Fatalf("line %d: sample %s before its TYPE", line, ser.name)
-		}
-		k := ser.key()
-		if _, dup := s.samples[k]; dup {
-			t.Fatalf("line %d: duplicate series %s", line, k)
-		}
-		s.samples[k] = v
-		s.order = append(s.order, ser)
-	}
-	return s
-}
-
-func parseSeries(t *testing.T, line int, txt string) (series, string) {
-	t.Helper()
-	i := strings.IndexAny(txt, "{ ")
-	if i <= 0 {
-		t.Fatalf("line %d: no metric name in %q", line, txt)
-	}
-	ser := series{name: txt[:i], labels: map[string]string{}}
-	for _, c := range ser.name {
-		if !(c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			t.Fatalf("line %d: bad metric name %q", line, ser.name)
-		}
-	}
-	rest := txt[i:]
-	if rest[0] != '{' {
-		return ser, rest
-	}
-	rest = rest[1:]
-	for {
-		if strings.HasPrefix(rest, "}") {
-			return ser, rest[1:]
-		}
-		eq := strings.Index(rest, `="`)
-		if eq <= 0 {
-			t.Fatalf("line %d: bad label in %q", line, txt)
-		}
-		name := rest[:eq]
-		rest = rest[eq+2:]
-		var val strings.Builder
-		for {
-			if rest == "" {
-				t.Fatalf("line %d: unterminated label value in %q", line, txt)
-			}
-			c := rest[0]
-			rest = rest[1:]
-			if c == '"' {
-				break
-			}
-			if c == '\\' {
-				switch rest[0] {
-				case '\\', '"':
-					val.WriteByte(rest[0])
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					t.Fatalf("line %d: bad escape in %q", line, txt)
-				}
-				rest = rest[1:]
-				continue
-			}
-			val.WriteByte(c)
-		}
-		ser.labels[name] = val.String()
-		rest = strings.TrimPrefix(rest, ",")
-	}
-}
 
 func (s *scrape) get(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
