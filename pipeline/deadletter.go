@@ -74,9 +74,17 @@ func newDeadLetter(env *Envelope, pipeline, stage, record, link string, err erro
 	dl.Error = ErrorText(err)
 	payload := env.Payload
 	if keep >= 0 && len(payload) > keep {
+		// A text payload is cut at a rune boundary (at most
+		// utf8.UTFMax-1 bytes before keep) so that it stays valid UTF-8;
+		// any other payload (binary, kept base64) is cut at keep exactly.
 		cut := keep
-		for cut > 0 && cut < len(payload) && !utf8.RuneStart(payload[cut]) {
-			cut--
+		if !utf8.Valid(payload[:cut]) {
+			for back := 1; back < utf8.UTFMax && back < cut; back++ {
+				if utf8.Valid(payload[:cut-back]) {
+					cut -= back
+					break
+				}
+			}
 		}
 		payload, dl.PayloadTruncated = payload[:cut], true
 	}

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -134,5 +135,35 @@ func TestDeadLetterNotHTMLEscaped(t *testing.T) {
 	}
 	if strings.HasSuffix(got, "\n") {
 		t.Error("dead letter ends in a newline")
+	}
+}
+
+// A payload over the kept size is cut at the size exactly when it is
+// binary, and at most 3 bytes earlier, at a rune boundary, when it is
+// text (found by FuzzPipelineAccountsForEveryPayload: a binary payload of
+// continuation bytes was cut to 1 byte).
+func TestDeadLetterCutKeepsBinaryAndRunes(t *testing.T) {
+	binary := append([]byte("r\x04"), bytes.Repeat([]byte{0xa5}, 2000)...)
+	text := append(bytes.Repeat([]byte("a"), 1023), []byte("€€€")...) // € is 3 bytes: byte 1024 is inside one
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		wantLen int
+		base64  bool
+	}{
+		{"binary", binary, 1024, true},
+		{"text", text, 1023, false},
+		{"ascii", bytes.Repeat([]byte("x"), 3000), 1024, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := pipeline.NewDeadLetter(&pipeline.Envelope{Payload: tc.payload}, "p", "receive", "r", "l", errors.New("too large"))
+			got := []byte(d.Payload)
+			if tc.base64 {
+				got = d.PayloadBase64
+			}
+			if len(got) != tc.wantLen || (d.PayloadBase64 != nil) != tc.base64 || !d.PayloadTruncated || !bytes.HasPrefix(tc.payload, got) {
+				t.Fatalf("kept %d bytes (base64 %v, truncated %v), want %d (base64 %v)", len(got), d.PayloadBase64 != nil, d.PayloadTruncated, tc.wantLen, tc.base64)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/mem"
 	dexpr "github.com/aimdb-dev/aimdb-flow/device/expr"
@@ -384,7 +385,10 @@ func checkDeadLetter(t *testing.T, payload, dl []byte) {
 			t.Fatalf("payload %q: %s dead letter carries payload %q", payload, d.Stage, orig)
 		}
 	case "receive":
-		if len(payload) <= rigMaxPayload || !bytes.Equal(orig, payload[:rigMaxPayload]) {
+		// The first rigMaxPayload bytes; a text payload may be cut up to
+		// 3 bytes earlier, at a rune boundary.
+		if len(payload) <= rigMaxPayload || !bytes.HasPrefix(payload, orig) || len(orig) > rigMaxPayload ||
+			len(orig) < rigMaxPayload-(utf8.UTFMax-1) || d.PayloadBase64 != nil && len(orig) != rigMaxPayload {
 			t.Fatalf("payload %q (%d bytes): receive dead letter carries %d bytes", payload, len(payload), len(orig))
 		}
 	case "encode mem://out":
