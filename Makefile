@@ -30,7 +30,7 @@ test: deps lint test-go tinygo-test fuzz
 
 # Every fuzz target for a bounded time (FUZZ_BUDGET seconds in all).
 fuzz:
-	FUZZ_BUDGET=$${FUZZ_BUDGET:-150} bash scripts/fuzz-ci.sh
+	FUZZ_BUDGET=$${FUZZ_BUDGET:-200} bash scripts/fuzz-ci.sh
 
 # Device subset under TinyGo: tinygo test on host, wasip1 and cortex-m-qemu, and the example's size.
 tinygo-test:
