@@ -55,6 +55,11 @@ func (s *Server) listWatchers(w http.ResponseWriter, _ *http.Request) {
 
 // watchPatterns reads ?records=P,Q&records=R.
 func watchPatterns(req *http.Request) ([]string, error) {
+	return checkPatterns(queryPatterns(req), "?records=sensor.temp or ?records=sensor.*")
+}
+
+// queryPatterns returns the patterns of ?records=P,Q&records=R, unchecked.
+func queryPatterns(req *http.Request) []string {
 	var pats []string
 	for _, v := range req.URL.Query()["records"] {
 		for _, p := range strings.Split(v, ",") {
@@ -63,8 +68,14 @@ func watchPatterns(req *http.Request) ([]string, error) {
 			}
 		}
 	}
+	return pats
+}
+
+// checkPatterns refuses no patterns (how to name them: example), too many
+// and malformed ones.
+func checkPatterns(pats []string, example string) ([]string, error) {
 	if len(pats) == 0 {
-		return nil, fmt.Errorf("name the records to watch: ?records=sensor.temp or ?records=sensor.*")
+		return nil, fmt.Errorf("name the records to watch: %s", example)
 	}
 	if len(pats) > maxPatterns {
 		return nil, fmt.Errorf("at most %d patterns per watch", maxPatterns)
@@ -77,25 +88,37 @@ func watchPatterns(req *http.Request) ([]string, error) {
 	return pats, nil
 }
 
-func (s *Server) watch(w http.ResponseWriter, req *http.Request) {
-	pats, err := watchPatterns(req)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
+// openFor opens the watch of a request on pats (their error, when
+// reading them failed), answering the request itself when it cannot: a
+// bad ?buffer or pattern (400), no record matched (404), too many watches
+// (503). The caller closes the watch.
+func (s *Server) openFor(w http.ResponseWriter, req *http.Request, pats []string, patErr error) (wt *watcher, names []string, capacity int, ok bool) {
+	if patErr != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", patErr.Error())
+		return nil, nil, 0, false
 	}
 	capacity, err := s.watchCapacity(req)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
+		return nil, nil, 0, false
 	}
-	names := s.matching(pats)
+	names = s.matching(pats)
 	if len(names) == 0 {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no record matches %s", strings.Join(pats, ", ")))
-		return
+		return nil, nil, 0, false
 	}
-	wt, ok := s.openWatch(pats, names, capacity)
+	wt, ok = s.openWatch(pats, names, capacity)
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "too_many_watchers", fmt.Sprintf("at most %d watches may be open", s.opts.MaxWatchers))
+		return nil, nil, 0, false
+	}
+	return wt, names, capacity, true
+}
+
+func (s *Server) watch(w http.ResponseWriter, req *http.Request) {
+	pats, err := watchPatterns(req)
+	wt, names, capacity, ok := s.openFor(w, req, pats, err)
+	if !ok {
 		return
 	}
 	defer s.closeWatch(wt)

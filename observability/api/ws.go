@@ -93,23 +93,8 @@ func (s *Server) wsStatsHandler(w http.ResponseWriter, _ *http.Request) {
 // ?records=P,Q) as a WebSocket stream; clients may set settable records.
 func (s *Server) ws(w http.ResponseWriter, req *http.Request) {
 	pats, err := wsPatterns(req)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	capacity, err := s.watchCapacity(req)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	names := s.matching(pats)
-	if len(names) == 0 {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no record matches %s", strings.Join(pats, ", ")))
-		return
-	}
-	wt, ok := s.openWatch(pats, names, capacity)
+	wt, names, capacity, ok := s.openFor(w, req, pats, err)
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, "too_many_watchers", fmt.Sprintf("at most %d watches may be open", s.opts.MaxWatchers))
 		return
 	}
 	defer s.closeWatch(wt)
@@ -255,25 +240,7 @@ func wsPatterns(req *http.Request) ([]string, error) {
 	if p := strings.TrimSpace(req.PathValue("pattern")); p != "" {
 		pats = append(pats, p)
 	}
-	if len(req.URL.Query()["records"]) > 0 {
-		more, err := watchPatterns(req)
-		if err != nil {
-			return nil, err
-		}
-		pats = append(pats, more...)
-	}
-	if len(pats) == 0 {
-		return nil, errors.New("name the records to watch: /ws/sensor.temp or /ws/sensor.*")
-	}
-	if len(pats) > maxPatterns {
-		return nil, fmt.Errorf("at most %d patterns per watch", maxPatterns)
-	}
-	for _, p := range pats {
-		if err := checkPattern(p); err != nil {
-			return nil, err
-		}
-	}
-	return pats, nil
+	return checkPatterns(append(pats, queryPatterns(req)...), "/ws/sensor.temp or /ws/sensor.*")
 }
 
 // watchCapacity reads ?buffer=N (default Options.WatchBuffer).
