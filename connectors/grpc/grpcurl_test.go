@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aimdb-dev/aimdb-flow/dsl"
-	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/tests/flowrun"
 )
 
 // grpcurlPath finds grpcurl (scripts/ensure-grpc.sh builds it): a
@@ -47,8 +46,7 @@ func grpcurlPath(t *testing.T) string {
 func TestGrpcurlInterop(t *testing.T) {
 	grpcurl := grpcurlPath(t)
 	addr := freePort(t)
-	flow := filepath.Join(t.TempDir(), "edge.flow")
-	if err := os.WriteFile(flow, []byte(`connector edge "grpc://`+addr+`" mode server
+	_, ctx := flowrun.Start(t, `connector edge "grpc://`+addr+`" mode server
 record readings {
   from "edge://readings" decode json
 }
@@ -57,27 +55,7 @@ pipeline hot {
   filter `+"`temp > 25`"+`
   to "edge://alerts" encode json
 }
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := dsl.LoadFiles(dsl.Options{}, flow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	waitFor(t, "runner ready", 10*time.Second, func() bool { return r.Ready() == nil })
+`, 10*time.Second)
 
 	run := func(args ...string) string {
 		t.Helper()

@@ -12,9 +12,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/grpc/flowpb"
-	"github.com/aimdb-dev/aimdb-flow/dsl"
-	"github.com/aimdb-dev/aimdb-flow/pipeline"
 	"github.com/aimdb-dev/aimdb-flow/stages/codec/protobuf"
+	"github.com/aimdb-dev/aimdb-flow/tests/flowrun"
 )
 
 // TestProtobufOverGRPC publishes protobuf readings to a server-mode
@@ -31,8 +30,7 @@ func TestProtobufOverGRPC(t *testing.T) {
 	}
 	addr := freePort(t)
 	out, dead := filepath.Join(dir, "hot.jsonl"), filepath.Join(dir, "dead.jsonl")
-	flow := filepath.Join(dir, "pb.flow")
-	if err := os.WriteFile(flow, []byte(`connector edge "grpc://`+addr+`" mode server max_message 2KiB
+	_, ctx := flowrun.Start(t, `connector edge "grpc://`+addr+`" mode server max_message 2KiB
 connector file "file://"
 deadletter "file://`+dead+`"
 record readings {
@@ -43,27 +41,7 @@ pipeline hot {
   filter `+"`temp > 25`"+`
   to "file://`+out+`" encode json
 }
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := dsl.LoadFiles(dsl.Options{}, flow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	waitFor(t, "runner ready", 10*time.Second, func() bool { return r.Ready() == nil })
+`, 10*time.Second)
 
 	pb, err := protobuf.Load(ctx, proto, "Reading")
 	if err != nil {

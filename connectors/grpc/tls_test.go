@@ -9,8 +9,8 @@ import (
 	"time"
 
 	grpcconn "github.com/aimdb-dev/aimdb-flow/connectors/grpc"
-	"github.com/aimdb-dev/aimdb-flow/dsl"
 	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/tests/flowrun"
 	"github.com/aimdb-dev/aimdb-flow/tests/mqtttest"
 )
 
@@ -24,35 +24,14 @@ func TestMTLSAndToken(t *testing.T) {
 	}
 	addr := freePort(t)
 	out := filepath.Join(dir, "out.jsonl")
-	flow := filepath.Join(dir, "tls.flow")
-	if err := os.WriteFile(flow, []byte(`connector edge "grpcs://`+addr+`" mode server token "s3cret" cert_file "`+certs.ServerCertFile+`" key_file "`+certs.ServerKeyFile+`" ca_file "`+certs.CAFile+`"
+	_, ctx := flowrun.Start(t, `connector edge "grpcs://`+addr+`" mode server token "s3cret" cert_file "`+certs.ServerCertFile+`" key_file "`+certs.ServerKeyFile+`" ca_file "`+certs.CAFile+`"
 connector file "file://"
 record readings { from "edge://readings" decode raw }
 pipeline p {
   from readings
   to "file://`+out+`" encode raw
 }
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := dsl.LoadFiles(dsl.Options{}, flow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	waitFor(t, "runner ready", 10*time.Second, func() bool { return r.Ready() == nil })
+`, 10*time.Second)
 
 	full := pipeline.Params{"token": "s3cret", "ca_file": certs.CAFile, "cert_file": certs.ClientCertFile, "key_file": certs.ClientKeyFile}
 	without := func(k string) pipeline.Params {

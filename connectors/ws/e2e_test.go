@@ -2,17 +2,14 @@ package ws_test
 
 import (
 	"bufio"
-	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aimdb-dev/aimdb-flow/connectors/ws"
-	"github.com/aimdb-dev/aimdb-flow/dsl"
-	"github.com/aimdb-dev/aimdb-flow/pipeline"
+	"github.com/aimdb-dev/aimdb-flow/tests/flowrun"
 )
 
 // client runs testdata/client.js (npm ws) against url, sending msgs once
@@ -51,8 +48,6 @@ func client(t *testing.T, url string, msgs ...string) <-chan string {
 // it publishes reach the other.
 func TestFlowBetweenWebSocketClients(t *testing.T) {
 	h := ws.StartHub(t)
-	dir := t.TempDir()
-	flow := filepath.Join(dir, "ws.flow")
 	src := `connector hub "` + h.URL() + `" ping_interval 1s
 record readings {
   from "hub://ticker" decode json subscribe ` + "`" + `{"subscribe":"ticker"}` + "`" + `
@@ -64,33 +59,7 @@ pipeline alerts {
   to "hub://alerts" encode json
 }
 `
-	if err := os.WriteFile(flow, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := dsl.LoadFiles(dsl.Options{}, flow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := pipeline.NewRunner(g, pipeline.RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Ready() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v", r.Ready())
-		}
-		time.Sleep(5 * time.Millisecond) // readiness has no change notification
-	}
+	flowrun.Start(t, src, 10*time.Second)
 	alerts := client(t, h.URL()+"/alerts")
 	client(t, h.URL()+"/ticker", `{"price":5}`, `{"price":12.5}`, `{"price":9}`, `{"price":30}`)
 	want := []string{`{"price":12.5,"alert":true}`, `{"price":30,"alert":true}`}
